@@ -1,0 +1,85 @@
+# Tribune: a plain Makefile with pkg-config (see README.md).
+#   make            build build/tribune and build/tribune-load
+#   make test       install missing packages, build, run every test (also under ASan+UBSan)
+#   make demo       install missing packages, build, run the demo space
+#   make SAN=1 BUILD=build/asan   a sanitizer build
+BUILD ?= build
+SAN ?= 0
+CC ?= cc
+PKGS := opus ogg inih libcjson sqlite3 libcrypto
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+OPT ?= -O2
+CFLAGS := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+	-D_GNU_SOURCE -Isrc $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+LDLIBS := $(PKG_LIBS) -lhttp_parser -lm
+LDFLAGS :=
+ifeq ($(SAN),1)
+CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+OPT := -O1
+endif
+
+LIB_SRC := $(filter-out src/main.c,$(shell find src -name '*.c' | sort))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+UNIT_SRC := $(shell find tests/unit -name '*_test.c' 2>/dev/null | sort)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
+FUZZ_SRC := $(shell find tests/fuzz -name '*_fuzz.c' 2>/dev/null | sort)
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/fuzz/%)
+
+.PHONY: all units test demo deps clean format format-check bench
+
+all: $(BUILD)/tribune $(BUILD)/tribune-load
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libtribune.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/tribune: $(BUILD)/obj/src/main.o $(BUILD)/libtribune.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tribune-load: $(BUILD)/obj/tools/tribune-load.o $(BUILD)/libtribune.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Unit tests (Check): one binary per source module, tests/unit mirrors src/.
+$(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libtribune.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(shell pkg-config --cflags check) $(LDFLAGS) -o $@ $< $(BUILD)/libtribune.a \
+		$(LDLIBS) $(shell pkg-config --libs check)
+
+# Fuzz drivers, built as corpus replayers (tests/fuzz/replay.c supplies main).
+$(BUILD)/tests/fuzz/%: tests/fuzz/%.c tests/fuzz/replay.c $(BUILD)/libtribune.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< tests/fuzz/replay.c $(BUILD)/libtribune.a $(LDLIBS)
+
+units: $(UNIT_BIN) $(FUZZ_BIN)
+
+deps:
+	@./scripts/deps.sh
+
+test: deps
+	$(MAKE) all units
+	$(MAKE) SAN=1 BUILD=build/asan all units
+	./tests/run.sh
+
+demo: deps
+	$(MAKE) all
+	./$(BUILD)/tribune demo $(DEMO_ARGS)
+
+bench: deps all
+	./bench/run.sh
+
+format:
+	clang-format -i $$(find src tools tests -name '*.[ch]')
+
+format-check:
+	clang-format --dry-run -Werror $$(find src tools tests -name '*.[ch]')
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d) $(BUILD)/obj/src/main.d $(BUILD)/obj/tools/tribune-load.d

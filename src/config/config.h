@@ -1,0 +1,57 @@
+/* Settings: one typed table, read from an INI file (libinih) and from flags.
+ *
+ * Every setting has a name (the flag is --name, the INI key is `name` in the
+ * [tribune] section, or in a section named by the part before the first '_'
+ * is NOT used: keep one flat [tribune] section), a type, a default and a line
+ * of help. Precedence: defaults < config file < flags.
+ *
+ * Thread: main thread, at start-up only. Errors: 0 or negative errno, with a
+ * message written to `err` (size `errlen`) that names the setting and the value.
+ */
+#ifndef TRIBUNE_CONFIG_CONFIG_H
+#define TRIBUNE_CONFIG_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct config {
+    char listen[64];          /* ADDR:PORT, default 127.0.0.1:8000 */
+    char data[256];           /* data directory, default ./tribune-data */
+    int workers;              /* delivery worker processes, default 0 = auto */
+    int burst_ms;             /* audio sent at once to a new listener, default 1500 */
+    int ring_ms;              /* audio kept per space for catching up, default 10000 */
+    int chunk_ms;             /* audio per chunk (Ogg page), default 100 */
+    int header_timeout_ms;    /* whole request head must arrive within, default 10000 */
+    int max_header_bytes;     /* request line + headers, default 8192 (431 above) */
+    int max_url_bytes;        /* request target, default 2048 (414 above) */
+    int max_listeners;        /* per node, default 100000 */
+    int sndbuf_bytes;         /* listener socket send buffer, default 32768 */
+    int stall_timeout_ms;     /* a listener making no progress is dropped, default 30000 */
+    int publisher_timeout_ms; /* a silent publisher is dropped, default 10000 */
+    char log_level[16];       /* error|warn|info|debug, default info */
+    char config_file[256];    /* where settings came from, if any */
+};
+
+/* Fills `c` with the defaults. */
+void config_defaults(struct config *c);
+
+/* Loads an INI file into `c`. Unknown keys and bad values are errors. */
+int config_load_file(struct config *c, const char *path, char *err, size_t errlen);
+
+/* Sets one setting by name ("burst_ms", or with dashes "burst-ms") from text. */
+int config_set(struct config *c, const char *name, const char *value, char *err, size_t errlen);
+
+/* Parses argv[first..argc) as --name value or --name=value flags, applying a
+ * --config FILE first wherever it appears. Returns 0, or -EINVAL for an unknown
+ * flag or bad value. "--help" is not handled here. */
+int config_parse_args(struct config *c, int argc, char **argv, int first, char *err,
+                      size_t errlen);
+
+/* Prints every setting with its default and help, one per line. */
+void config_print_help(FILE *out);
+
+/* Splits "ADDR:PORT" (or "[v6]:PORT") into a sockaddr-ready host and port. */
+int config_split_listen(const char *listen, char *host, size_t hostlen, uint16_t *port);
+
+#endif
