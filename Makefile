@@ -42,7 +42,8 @@ $(BUILD)/libtribune.a: $(LIB_OBJ)
 $(BUILD)/tribune: $(BUILD)/obj/src/main.o $(BUILD)/libtribune.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tribune-load: $(BUILD)/obj/tools/tribune-load.o $(BUILD)/libtribune.a
+$(BUILD)/tribune-load: $(BUILD)/obj/tools/tribune-load.o \
+		$(patsubst %.c,$(BUILD)/obj/%.o,$(sort $(wildcard tools/load/*.c))) $(BUILD)/libtribune.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Unit tests (Check): one binary per source module, tests/unit mirrors src/.

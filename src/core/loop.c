@@ -147,6 +147,11 @@ int loop_run(struct loop *loop)
     return 0;
 }
 
+void loop_run_once(struct loop *loop)
+{
+    run_deferred(loop);
+}
+
 void loop_stop(struct loop *loop)
 {
     loop->is_running = false;

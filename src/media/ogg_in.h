@@ -13,10 +13,12 @@
  *     version major 0, 1..2 channels with mapping family 0 or up to 8 with
  *     family 1, 48 kHz-compatible), the second a valid OpusTags (5.2, lengths
  *     in bounds); a stream that starts with Vorbis/FLAC/Speex/... headers is
- *     -EMEDIUMTYPE with `error` naming what it found;
- *   - every audio packet parses with opus_packet_parse, lasts 2.5..120 ms and
- *     is at most OGG_IN_MAX_PACKET bytes (-EMSGSIZE otherwise; an oversized
- *     page is -EMSGSIZE too).
+ *     -EMEDIUMTYPE with `error` naming what it found; a malformed OpusHead or
+ *     OpusTags is -EBADMSG;
+ *   - every audio packet parses with opus_packet_parse and lasts 2.5..120 ms
+ *     (-EBADMSG otherwise), and is at most OGG_IN_MAX_PACKET bytes (-EMSGSIZE
+ *     otherwise; a packet still growing past that across pages is -EMSGSIZE
+ *     too, before it is buffered further).
  * Memory: bounded; at most OGG_IN_MAX_BUFFER bytes are buffered without a page.
  * Thread: any, one instance per publisher. No I/O.
  */
@@ -27,8 +29,8 @@
 #include <stdint.h>
 
 enum {
-    OGG_IN_MAX_PACKET = 8192,         /* bytes of one Opus packet */
-    OGG_IN_MAX_BUFFER = 256 * 1024,   /* buffered bytes without a complete page */
+    OGG_IN_MAX_PACKET = 8192,       /* bytes of one Opus packet */
+    OGG_IN_MAX_BUFFER = 256 * 1024, /* buffered bytes without a complete page */
 };
 
 struct opus_head {
@@ -43,8 +45,8 @@ struct opus_head {
 struct ogg_in_packet {
     const uint8_t *data; /* borrowed: valid until the next ogg_in_* call */
     size_t len;
-    int samples;         /* duration at 48 kHz (120..5760) */
-    uint32_t serial;     /* logical stream it came from */
+    int samples;     /* duration at 48 kHz (120..5760) */
+    uint32_t serial; /* logical stream it came from */
 };
 
 struct ogg_in; /* opaque */
@@ -53,7 +55,10 @@ struct ogg_in *ogg_in_new(void);
 void ogg_in_free(struct ogg_in *in);
 
 /* Appends `len` bytes received from the publisher. Returns 0, or -ENOBUFS if
- * more than OGG_IN_MAX_BUFFER bytes are pending without a complete page. */
+ * more than OGG_IN_MAX_BUFFER bytes are pending without a complete page, or
+ * -ENOMEM. Bytes stay pending until ogg_in_next takes them, so call
+ * ogg_in_next until it returns 0 between feeds. Once the stream has failed
+ * for another reason, bytes are discarded and 0 is returned. */
 int ogg_in_feed(struct ogg_in *in, const void *buf, size_t len);
 
 /* Takes the next audio packet. Returns 1 with *out filled, 0 when more bytes are
@@ -64,7 +69,7 @@ int ogg_in_next(struct ogg_in *in, struct ogg_in_packet *out);
 
 /* The OpusHead of the current stream; NULL before one was seen. */
 const struct opus_head *ogg_in_head(const struct ogg_in *in);
-const char *ogg_in_error(const struct ogg_in *in);
+const char *ogg_in_error(const struct ogg_in *in); /* "" while no error */
 /* True once the first OpusHead and OpusTags were validated. */
 int ogg_in_is_ready(const struct ogg_in *in);
 uint64_t ogg_in_skipped_bytes(const struct ogg_in *in);

@@ -1,0 +1,184 @@
+#include "api/api.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/node.h"
+#include "core/log.h"
+#include "http/route.h"
+
+int api_base64_decode(const char *in, size_t len, char *out, size_t cap)
+{
+    if (len == 0 || len % 4 != 0 || len / 4 * 3 > cap || len > 4096) return -1;
+    int n = EVP_DecodeBlock((unsigned char *)out, (const unsigned char *)in, (int)len);
+    if (n < 0) return -1;
+    if (in[len - 1] == '=') n--;
+    if (in[len - 2] == '=') n--;
+    return n;
+}
+
+static void respond_json(struct conn *c, int status, cJSON *obj)
+{
+    char *text = obj ? cJSON_PrintUnformatted(obj) : NULL;
+    cJSON_Delete(obj);
+    if (!text) {
+        conn_respond_error(c, 500, "out of memory");
+        return;
+    }
+    size_t len = strlen(text);
+    text[len] = '\0';
+    conn_respond(c, status, "application/json", "Access-Control-Allow-Origin: *\r\n", text, len);
+    free(text);
+}
+
+/* The public view of a space: never holds a key. */
+static cJSON *space_json(struct node *n, const struct space_record *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddStringToObject(o, "id", r->id);
+    cJSON_AddStringToObject(o, "title", r->title);
+    cJSON_AddStringToObject(o, "state", space_state_name(r->state));
+    if (r->starts_at) cJSON_AddNumberToObject(o, "starts_at", (double)r->starts_at);
+    else cJSON_AddNullToObject(o, "starts_at");
+    cJSON_AddNumberToObject(o, "created_at", (double)r->created_at);
+    char url[128];
+    snprintf(url, sizeof(url), "/spaces/%s/live.opus", r->id);
+    cJSON_AddStringToObject(o, "listen", url);
+    struct space *s = spaces_peek(&n->spaces, r->id, strlen(r->id));
+    cJSON *l = cJSON_AddObjectToObject(o, "listeners");
+    if (l) cJSON_AddNumberToObject(l, "connected", s ? (double)s->ogg.stats.listeners : 0);
+    cJSON_AddBoolToObject(o, "has_publisher", s && (s->publisher || s->builtin));
+    return o;
+}
+
+struct list_ctx {
+    struct node *n;
+    cJSON *arr;
+};
+
+static int add_one(const struct space_record *r, void *arg)
+{
+    struct list_ctx *ctx = arg;
+    cJSON *o = space_json(ctx->n, r);
+    if (o) cJSON_AddItemToArray(ctx->arr, o);
+    return 0;
+}
+
+static void list_spaces(struct node *n, struct conn *c)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *arr = root ? cJSON_AddArrayToObject(root, "spaces") : NULL;
+    if (!arr) {
+        cJSON_Delete(root);
+        conn_respond_error(c, 500, "out of memory");
+        return;
+    }
+    struct list_ctx ctx = {n, arr};
+    if (registry_list(n->reg, add_one, &ctx) < 0) {
+        cJSON_Delete(root);
+        conn_respond_error(c, 500, "registry unavailable");
+        return;
+    }
+    respond_json(c, 200, root);
+}
+
+/* Validates the body of POST /api/spaces; returns NULL or an error text. */
+static const char *parse_create(cJSON *body, const char **title, int64_t *starts_at)
+{
+    if (!cJSON_IsObject(body)) return "body must be a JSON object";
+    cJSON *t = cJSON_GetObjectItemCaseSensitive(body, "title");
+    if (!cJSON_IsString(t) || !t->valuestring[0]) return "title must be a non-empty string";
+    if (strlen(t->valuestring) > SPACE_TITLE_MAX) return "title longer than 200 bytes";
+    cJSON *s = cJSON_GetObjectItemCaseSensitive(body, "starts_at");
+    *starts_at = 0;
+    if (s && !cJSON_IsNull(s)) {
+        if (!cJSON_IsNumber(s) || s->valuedouble < 0 || s->valuedouble > 1e11)
+            return "starts_at must be unix seconds";
+        *starts_at = (int64_t)s->valuedouble;
+    }
+    *title = t->valuestring;
+    return NULL;
+}
+
+static void create_space(struct node *n, struct conn *c)
+{
+    cJSON *body = c->body ? cJSON_ParseWithLength(c->body, c->body_len) : NULL;
+    const char *title = NULL;
+    int64_t starts_at = 0;
+    const char *err = body ? parse_create(body, &title, &starts_at) : "body must be JSON";
+    if (err) {
+        cJSON_Delete(body);
+        conn_respond_error(c, 400, err);
+        return;
+    }
+    struct space_record rec;
+    char key[SPACE_KEY_HEX + 1];
+    int rc = registry_create(n->reg, NULL, title, starts_at, &rec, key);
+    cJSON_Delete(body);
+    if (rc < 0) {
+        conn_respond_error(c, rc == -EINVAL ? 400 : 500, "could not create the space");
+        return;
+    }
+    log_info("space %s created", rec.id);
+    cJSON *o = space_json(n, &rec);
+    if (o) cJSON_AddStringToObject(o, "host_key", key);
+    respond_json(c, 201, o);
+}
+
+void api_spaces(struct node *n, struct conn *c)
+{
+    if (c->method == ROUTE_POST) create_space(n, c);
+    else list_spaces(n, c);
+}
+
+void api_space(struct node *n, struct conn *c, const char *id, size_t len)
+{
+    struct space_record rec;
+    char key[SPACE_ID_MAX + 1];
+    if (!space_id_is_valid(id, len)) {
+        conn_respond_error(c, 404, "no such space");
+        return;
+    }
+    memcpy(key, id, len);
+    key[len] = '\0';
+    if (registry_get(n->reg, key, &rec) < 0) {
+        conn_respond_error(c, 404, "no such space");
+        return;
+    }
+    respond_json(c, 200, space_json(n, &rec));
+}
+
+static const char index_html[] =
+    "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+    "<title>Tribune</title>\n"
+    "<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem}"
+    "audio{width:100%}li{margin:.5rem 0}</style></head>\n<body>\n"
+    "<h1>Tribune</h1>\n"
+    "<section><h2>Demo space</h2>\n"
+    "<audio id=\"player\" controls preload=\"none\" src=\"/spaces/demo/live.opus\"></audio>\n"
+    "<p>Press play to hear the demo space live.</p></section>\n"
+    "<section><h2>Spaces</h2><ul id=\"spaces\"><li>Loading&hellip;</li></ul></section>\n"
+    "<script type=\"module\">\n"
+    "const ul = document.getElementById('spaces');\n"
+    "const r = await fetch('/api/spaces');\n"
+    "const {spaces} = await r.json();\n"
+    "ul.replaceChildren(...spaces.map(s => {\n"
+    "  const li = document.createElement('li');\n"
+    "  const b = document.createElement('button'); b.textContent = 'Listen';\n"
+    "  b.onclick = () => { const p = document.getElementById('player');"
+    " p.src = s.listen; p.play(); };\n"
+    "  li.append(b, ' ', s.title + ' (' + s.state + ')');\n"
+    "  return li; }));\n"
+    "if (!spaces.length) ul.textContent = 'No spaces yet.';\n"
+    "</script>\n</body></html>\n";
+
+void api_index(struct node *n, struct conn *c)
+{
+    conn_respond(c, 200, "text/html; charset=utf-8", NULL, index_html, sizeof(index_html) - 1);
+}

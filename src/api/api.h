@@ -1,0 +1,21 @@
+/* JSON API and web handlers. Each answers the request (conn_respond*) before
+ * returning. Thread: the media loop. */
+#ifndef TRIBUNE_API_API_H
+#define TRIBUNE_API_API_H
+
+#include <stddef.h>
+
+struct node;
+struct conn;
+
+void api_index(struct node *n, struct conn *c);
+/* GET /api/spaces (list) and POST /api/spaces (create). */
+void api_spaces(struct node *n, struct conn *c);
+/* GET /api/spaces/{id}. */
+void api_space(struct node *n, struct conn *c, const char *id, size_t len);
+
+/* Decodes standard base64 (OpenSSL's decoder). Returns the decoded length or
+ * -1 when the input is invalid or does not fit `cap`. */
+int api_base64_decode(const char *in, size_t len, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,132 @@
+#include "api/node.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "deliver/chunk.h"
+
+static void on_accept(struct acceptor *a, int fd)
+{
+    struct node *n = a->owner;
+    if (conn_start(n->loop, fd, &n->limits, node_on_request, n) < 0) close(fd);
+}
+
+static void on_signal(struct io *io, uint32_t events)
+{
+    struct node *n = list_entry(io, struct node, sigio);
+    struct signalfd_siginfo si;
+    if (read(io->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        log_info("signal %u: shutting down", si.ssi_signo);
+        loop_stop(n->loop);
+    }
+}
+
+/* SIGINT and SIGTERM stop the loop through a signalfd; SIGPIPE is ignored
+ * (every send uses MSG_NOSIGNAL anyway). */
+static int setup_signals(struct node *n)
+{
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    if (sigprocmask(SIG_BLOCK, &set, NULL) < 0) return -errno;
+    n->sigio.fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (n->sigio.fd < 0) return -errno;
+    return loop_add(n->loop, &n->sigio, EPOLLIN, on_signal);
+}
+
+static int open_registry(struct node *n)
+{
+    if (mkdir(n->cfg.data, 0750) < 0 && errno != EEXIST) {
+        log_error("cannot create data directory %s: %s", n->cfg.data, strerror(errno));
+        return -errno;
+    }
+    char path[512];
+    snprintf(path, sizeof(path), "%s/tribune.db", n->cfg.data);
+    n->reg = registry_open(path);
+    return n->reg ? 0 : -EIO;
+}
+
+static int open_listener(struct node *n)
+{
+    char host[64];
+    uint16_t port;
+    if (config_split_listen(n->cfg.listen, host, sizeof(host), &port) < 0) {
+        log_error("bad listen address %s", n->cfg.listen);
+        return -EINVAL;
+    }
+    int fd = listen_open(host, port, 4096);
+    if (fd < 0) {
+        log_error("cannot listen on %s: %s", n->cfg.listen, strerror(-fd));
+        return fd;
+    }
+    return acceptor_start(&n->acceptor, n->loop, fd, on_accept, n);
+}
+
+int node_open(struct node *n, const struct config *cfg)
+{
+    memset(n, 0, sizeof(*n));
+    n->cfg = *cfg;
+    n->sigio.fd = -1;
+    n->acceptor.io.fd = -1;
+    n->limits.max_head = (size_t)cfg->max_header_bytes;
+    n->limits.max_url = (size_t)cfg->max_url_bytes;
+    n->limits.head_timeout_ms = (uint64_t)cfg->header_timeout_ms;
+    n->loop = loop_new();
+    if (!n->loop) return -ENOMEM;
+    conn_module_init(n->loop);
+    int err = open_registry(n);
+    if (err == 0) err = spaces_init(&n->spaces, n->loop, n->reg, &n->cfg);
+    if (err == 0) err = open_listener(n);
+    if (err == 0) err = setup_signals(n);
+    return err;
+}
+
+int node_setup_demo(struct node *n)
+{
+    struct space_record rec;
+    int err = registry_get(n->reg, "demo", &rec);
+    if (err == -ENOENT)
+        err = registry_create(n->reg, "demo", "Tribune demo", 0, &rec, n->demo_key);
+    else if (err == 0)
+        err = registry_rotate_host_key(n->reg, "demo", n->demo_key);
+    if (err < 0) return err;
+    struct space *s = spaces_get(&n->spaces, "demo", 4);
+    if (!s) return -ENOMEM;
+    n->is_demo = true;
+    return space_add_builtin_speaker(s);
+}
+
+int node_run(struct node *n)
+{
+    log_info("listening on http://%s", n->cfg.listen);
+    return loop_run(n->loop);
+}
+
+void node_close(struct node *n)
+{
+    if (n->acceptor.io.fd >= 0) acceptor_stop(&n->acceptor);
+    if (n->sigio.fd >= 0) {
+        loop_del(n->loop, &n->sigio);
+        close(n->sigio.fd);
+    }
+    if (n->reg) spaces_fini(&n->spaces);
+    conn_module_fini();
+    /* Run the deferred frees queued by the closes above. */
+    if (n->loop) {
+        loop_stop(n->loop);
+        loop_run_once(n->loop);
+    }
+    registry_close(n->reg);
+    loop_free(n->loop);
+    if (chunks_live() != 0)
+        log_error("shutdown: %llu chunks still referenced", (unsigned long long)chunks_live());
+}

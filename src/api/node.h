@@ -1,0 +1,46 @@
+/* struct node: one Tribune server process: its loop, settings, registry,
+ * spaces, listening socket, and the HTTP routes that tie them together.
+ *
+ *   accept -> conn (head) -> router -> api handler      (JSON, answered here)
+ *                                   -> listener_start   (fd handed to a feed)
+ *                                   -> space_publish    (fd handed to ingest)
+ * Thread: one loop (the master). Signals (SIGINT, SIGTERM) arrive through a
+ * signalfd and stop the loop; shutdown frees everything.
+ */
+#ifndef TRIBUNE_API_NODE_H
+#define TRIBUNE_API_NODE_H
+
+#include <stdbool.h>
+
+#include "config/config.h"
+#include "core/loop.h"
+#include "http/conn.h"
+#include "net/listen.h"
+#include "space/registry.h"
+#include "space/space.h"
+
+struct node {
+    struct loop *loop;
+    struct config cfg;
+    struct registry *reg;
+    struct spaces spaces;
+    struct acceptor acceptor;
+    struct conn_limits limits;
+    struct io sigio;
+    bool is_demo;
+    char demo_key[SPACE_KEY_HEX + 1];
+};
+
+/* Opens the data directory, registry and listening socket. 0 or negative
+ * errno (logged). */
+int node_open(struct node *n, const struct config *cfg);
+/* Creates (if needed) the space "demo" with a built-in speaker. */
+int node_setup_demo(struct node *n);
+/* Runs until SIGINT/SIGTERM. */
+int node_run(struct node *n);
+void node_close(struct node *n);
+
+/* HTTP entry point (router.c). */
+void node_on_request(struct conn *c);
+
+#endif

@@ -1,0 +1,72 @@
+/* struct feed: one delivery format of one space: its ring, its header chunk
+ * and its listeners. The fan-out hot path lives here and in listener.c.
+ *
+ *   packager --feed_publish(chunk)--> ring --> for each listener on `ready`:
+ *                                               writev(chunks from its cursor)
+ *                                        full? -> `blocked` (EPOLLOUT wakes it)
+ *
+ * - `ready` holds listeners whose cursor is at the ring's head: a new chunk is
+ *   written to each of them at once (one writev per listener per chunk).
+ * - `blocked` holds listeners whose socket was full; they resume on EPOLLOUT
+ *   (edge-triggered, registered once: no epoll_ctl per write) and rejoin
+ *   `ready` once caught up. Behind the ring's tail they skip to live.
+ * - A listener making no progress for `stall_timeout_ms` is dropped by the
+ *   1-second sweep.
+ * Thread: one loop. A feed outlives its listeners (feed_fini closes them).
+ */
+#ifndef TRIBUNE_DELIVER_FEED_H
+#define TRIBUNE_DELIVER_FEED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/list.h"
+#include "core/loop.h"
+#include "deliver/ring.h"
+
+struct chunk;
+
+struct feed_stats {
+    uint64_t listeners;    /* connected now */
+    uint64_t joined;       /* since start */
+    uint64_t left;         /* since start */
+    uint64_t skips;        /* skip-to-live events */
+    uint64_t skipped_chunks;
+    uint64_t dropped;      /* removed for making no progress */
+    uint64_t bytes;        /* audio and headers written */
+};
+
+struct feed {
+    struct ring ring;            /* read-only outside deliver/ */
+    struct chunk *header;        /* read-only: format header (Ogg: OpusHead+OpusTags pages) */
+    struct list ready, blocked;  /* private */
+    struct loop *loop;           /* private */
+    const char *response_head;   /* private: the HTTP response head, static */
+    size_t response_head_len;
+    size_t burst_chunks;         /* chunks of recent audio sent on join */
+    uint64_t stall_timeout_ms;
+    int sndbuf;                  /* SO_SNDBUF for listener sockets, 0 = leave */
+    struct feed_stats stats;     /* read-only */
+};
+
+int feed_init(struct feed *f, struct loop *loop, size_t ring_chunks, size_t burst_chunks,
+              const char *response_head);
+/* Closes every listener and drops every chunk reference. */
+void feed_fini(struct feed *f);
+/* Sets the header chunk (takes the caller's reference) and starts listeners
+ * that were waiting for it. A feed's header is set once. */
+void feed_set_header(struct feed *f, struct chunk *header);
+/* Appends `c` to the ring (takes the caller's reference) and writes it to
+ * every ready listener. */
+void feed_publish(struct feed *f, struct chunk *c);
+/* Drops listeners stalled for longer than stall_timeout_ms. Call about once
+ * per second. */
+void feed_sweep(struct feed *f);
+
+/* Makes `fd` (a socket whose request was routed here) a listener of `f`:
+ * the response head, then the header, a burst, then live chunks. With
+ * `is_head_only` (HEAD requests) only the response head is sent. Returns 0 or
+ * a negative errno (the caller then closes fd). */
+int listener_start(struct feed *f, int fd, int is_head_only);
+
+#endif

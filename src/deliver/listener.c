@@ -1,0 +1,306 @@
+/* The listener: a cursor into a feed's ring, and its socket.
+ *
+ * A listener writes three kinds of pieces, in order:
+ *   phase HEAD    the HTTP response head (static bytes of the feed)
+ *   phase HEADER  the feed's header chunk (borrowed: the feed outlives us)
+ *   phase AUDIO   ring chunks from `next_seq`; `partial` holds a reference to
+ *                 a chunk written only up to `offset`
+ * All pending pieces go out in one sendmsg() (scatter-gather, no copy), so a
+ * caught-up listener costs one system call per chunk.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "deliver/chunk.h"
+#include "deliver/feed.h"
+
+enum { IOV_BATCH = 32, NO_SEQ = 0 };
+
+enum listener_phase { PHASE_HEAD, PHASE_HEADER, PHASE_AUDIO, PHASE_DONE };
+
+struct listener {
+    struct io io;
+    struct list node;          /* in feed->ready or feed->blocked */
+    struct feed *feed;
+    struct chunk *partial;     /* reference while a ring chunk is half written */
+    uint64_t next_seq;         /* next ring chunk to write after `partial` */
+    uint64_t last_progress_ms; /* last time the socket accepted bytes */
+    uint32_t offset;           /* bytes of the current piece already written */
+    uint8_t phase;             /* enum listener_phase */
+    bool is_blocked;
+    bool is_head_only;
+    bool has_cursor;           /* next_seq is set (the header existed) */
+    struct deferred dfr;
+};
+
+static void on_listener_event(struct io *io, uint32_t events);
+static void listener_flush(struct listener *l);
+
+static void listener_free(struct deferred *d)
+{
+    free(list_entry(d, struct listener, dfr));
+}
+
+static void listener_close(struct listener *l)
+{
+    if (l->io.fd < 0) return;
+    struct feed *f = l->feed;
+    loop_del(f->loop, &l->io);
+    close(l->io.fd);
+    l->io.fd = -1;
+    list_remove(&l->node);
+    chunk_unref(&l->partial);
+    f->stats.listeners--;
+    f->stats.left++;
+    loop_defer(f->loop, &l->dfr, listener_free);
+}
+
+static void set_blocked(struct listener *l, bool blocked)
+{
+    if (l->is_blocked == blocked) return;
+    l->is_blocked = blocked;
+    list_remove(&l->node);
+    list_push_back(blocked ? &l->feed->blocked : &l->feed->ready, &l->node);
+}
+
+int listener_start(struct feed *f, int fd, int is_head_only)
+{
+    struct listener *l = calloc(1, sizeof(*l));
+    if (!l) return -ENOMEM;
+    l->io.fd = fd;
+    l->feed = f;
+    l->is_head_only = is_head_only;
+    l->last_progress_ms = loop_now_ms(f->loop);
+    list_init(&l->node);
+    deferred_init(&l->dfr);
+    if (f->sndbuf > 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &f->sndbuf, sizeof(f->sndbuf));
+    int err = loop_add(f->loop, &l->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, on_listener_event);
+    if (err < 0) {
+        free(l);
+        return err;
+    }
+    list_push_back(&f->ready, &l->node);
+    f->stats.listeners++;
+    f->stats.joined++;
+    listener_flush(l);
+    return 0;
+}
+
+/* Picks the listener's first audio chunk: a burst of recent audio. */
+static void place_cursor(struct listener *l)
+{
+    if (l->has_cursor) return;
+    l->next_seq = ring_burst_start(&l->feed->ring, l->feed->burst_chunks);
+    l->has_cursor = true;
+}
+
+/* Skips a listener that fell behind the ring's tail to the newest chunk. */
+static void skip_if_behind(struct listener *l)
+{
+    struct ring *r = &l->feed->ring;
+    if (l->partial || l->next_seq >= r->tail) return;
+    uint64_t live = r->head ? r->head - 1 : 0;
+    l->feed->stats.skips++;
+    l->feed->stats.skipped_chunks += live - l->next_seq;
+    l->next_seq = live;
+}
+
+struct piece {
+    struct chunk *chunk; /* NULL for the response head */
+    enum listener_phase phase;
+};
+
+/* Collects what is pending for `l` into iov; returns the count. */
+static int gather(struct listener *l, struct iovec *iov, struct piece *pc)
+{
+    struct feed *f = l->feed;
+    int n = 0;
+    uint32_t off = l->offset;
+    if (l->phase == PHASE_HEAD) {
+        iov[n] = (struct iovec){(void *)(f->response_head + off), f->response_head_len - off};
+        pc[n++] = (struct piece){NULL, PHASE_HEAD};
+        off = 0;
+        if (l->is_head_only) return n;
+    }
+    if (l->phase <= PHASE_HEADER) {
+        if (!f->header) return n;
+        iov[n] = (struct iovec){f->header->data + off, f->header->len - off};
+        pc[n++] = (struct piece){f->header, PHASE_HEADER};
+        off = 0;
+        place_cursor(l);
+    }
+    if (l->partial) {
+        iov[n] = (struct iovec){l->partial->data + off, l->partial->len - off};
+        pc[n++] = (struct piece){l->partial, PHASE_AUDIO};
+    } else {
+        skip_if_behind(l);
+    }
+    for (uint64_t s = l->next_seq; n < IOV_BATCH; s++) {
+        struct chunk *c = ring_get(&f->ring, s);
+        if (!c) break;
+        iov[n] = (struct iovec){c->data, c->len};
+        pc[n++] = (struct piece){c, PHASE_AUDIO};
+    }
+    return n;
+}
+
+/* Moves the cursor past `written` bytes of the gathered pieces. */
+static void advance(struct listener *l, const struct iovec *iov, const struct piece *pc, int n,
+                    size_t written)
+{
+    for (int i = 0; i < n; i++) {
+        if (written < iov[i].iov_len) {
+            if (written == 0) return;
+            if (pc[i].phase == PHASE_AUDIO && l->partial != pc[i].chunk) {
+                l->partial = chunk_ref(pc[i].chunk);
+                l->next_seq = pc[i].chunk->seq + 1;
+                l->offset = 0;
+            }
+            l->phase = pc[i].phase;
+            l->offset += (uint32_t)written;
+            return;
+        }
+        written -= iov[i].iov_len;
+        l->offset = 0;
+        if (pc[i].phase == PHASE_HEAD) {
+            l->phase = l->is_head_only ? PHASE_DONE : PHASE_HEADER;
+        } else if (pc[i].phase == PHASE_HEADER) {
+            l->phase = PHASE_AUDIO;
+        } else {
+            if (l->partial == pc[i].chunk) chunk_unref(&l->partial);
+            l->next_seq = pc[i].chunk->seq + 1;
+            l->phase = PHASE_AUDIO;
+        }
+    }
+}
+
+/* Writes everything pending, as far as the socket takes it. */
+static void listener_flush(struct listener *l)
+{
+    struct iovec iov[IOV_BATCH + 2];
+    struct piece pc[IOV_BATCH + 2];
+    for (;;) {
+        int n = gather(l, iov, pc);
+        if (n == 0) break;
+        size_t want = 0;
+        for (int i = 0; i < n; i++) want += iov[i].iov_len;
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t w = sendmsg(l->io.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0 && errno == EAGAIN) {
+            set_blocked(l, true);
+            return;
+        }
+        if (w < 0) {
+            listener_close(l);
+            return;
+        }
+        l->feed->stats.bytes += (uint64_t)w;
+        l->last_progress_ms = loop_now_ms(l->feed->loop);
+        advance(l, iov, pc, n, (size_t)w);
+        if ((size_t)w < want) {
+            set_blocked(l, true);
+            return;
+        }
+    }
+    if (l->phase == PHASE_DONE) {
+        listener_close(l);
+        return;
+    }
+    set_blocked(l, false);
+}
+
+/* Listeners send nothing after their request: input is drained and dropped;
+ * end of stream or an error closes. */
+static void on_listener_event(struct io *io, uint32_t events)
+{
+    struct listener *l = list_entry(io, struct listener, io);
+    if (events & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) {
+        listener_close(l);
+        return;
+    }
+    if (events & EPOLLIN) {
+        char scratch[512];
+        for (int i = 0; i < 8; i++) {
+            ssize_t n = recv(l->io.fd, scratch, sizeof(scratch), 0);
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+                listener_close(l);
+                return;
+            }
+            if (n < 0) break;
+        }
+    }
+    if ((events & EPOLLOUT) && l->is_blocked) listener_flush(l);
+}
+
+int feed_init(struct feed *f, struct loop *loop, size_t ring_chunks, size_t burst_chunks,
+              const char *response_head)
+{
+    memset(f, 0, sizeof(*f));
+    int err = ring_init(&f->ring, ring_chunks);
+    if (err < 0) return err;
+    list_init(&f->ready);
+    list_init(&f->blocked);
+    f->loop = loop;
+    f->burst_chunks = burst_chunks;
+    f->response_head = response_head;
+    f->response_head_len = strlen(response_head);
+    f->stall_timeout_ms = 30000;
+    return 0;
+}
+
+static void close_all(struct list *head)
+{
+    struct list *pos, *tmp;
+    list_for_each_safe(pos, tmp, head) listener_close(list_entry(pos, struct listener, node));
+}
+
+void feed_fini(struct feed *f)
+{
+    close_all(&f->ready);
+    close_all(&f->blocked);
+    ring_fini(&f->ring);
+    chunk_unref(&f->header);
+}
+
+static void flush_ready(struct feed *f)
+{
+    struct list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &f->ready) listener_flush(list_entry(pos, struct listener, node));
+}
+
+void feed_set_header(struct feed *f, struct chunk *header)
+{
+    chunk_unref(&f->header);
+    f->header = header;
+    flush_ready(f);
+}
+
+void feed_publish(struct feed *f, struct chunk *c)
+{
+    ring_append(&f->ring, c);
+    flush_ready(f);
+}
+
+void feed_sweep(struct feed *f)
+{
+    uint64_t now = loop_now_ms(f->loop);
+    struct list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &f->blocked)
+    {
+        struct listener *l = list_entry(pos, struct listener, node);
+        if (now - l->last_progress_ms > f->stall_timeout_ms) {
+            f->stats.dropped++;
+            listener_close(l);
+        }
+    }
+}

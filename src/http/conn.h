@@ -1,0 +1,105 @@
+/* struct conn: one HTTP connection from accept until its request is handled.
+ *
+ *   accept -> READING (head parsed by http_parser, deadline, size limits)
+ *          -> on_request(conn)   the node routes it and either
+ *               a) answers: conn_respond() -> WRITING -> LINGERING -> closed
+ *               b) takes the socket: conn_detach() -> a listener or publisher
+ *                  owns the fd; the conn (and its head buffer) is freed
+ *
+ * Limits: the request target over `max_url` bytes is 414, a head over
+ * `max_head` bytes or over CONN_MAX_HEADERS fields is 431, a malformed request
+ * is 400, and a head not complete within the deadline is closed silently (a
+ * 408 would be wasted on a slow-loris). Bodies (POST) are collected up to
+ * CONN_MAX_BODY bytes (413 above).
+ * Thread: the loop that accepted it. Memory: one allocation for the struct plus
+ * one for the head buffer, both released once the request is handled.
+ */
+#ifndef TRIBUNE_HTTP_CONN_H
+#define TRIBUNE_HTTP_CONN_H
+
+#include <http_parser.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/list.h"
+#include "core/loop.h"
+
+enum { CONN_MAX_HEADERS = 100, CONN_MAX_BODY = 64 * 1024 };
+
+struct conn_limits {
+    size_t max_head;
+    size_t max_url;
+    uint64_t head_timeout_ms;
+};
+
+struct span {
+    uint32_t off, len; /* into conn->buf */
+};
+
+struct conn;
+typedef void (*conn_request_cb)(struct conn *c);
+
+enum conn_state { CONN_READING, CONN_WRITING, CONN_LINGERING, CONN_CLOSED };
+
+struct conn {
+    struct io io;               /* private */
+    struct loop *loop;          /* read-only */
+    struct deferred dfr;        /* private */
+    struct list node;           /* private: in the deadline list */
+    enum conn_state state;      /* read-only */
+    uint64_t deadline_ms;       /* private */
+    const struct conn_limits *limits;
+    conn_request_cb on_request; /* private */
+    void *owner;                /* public: the node's context */
+    http_parser parser;         /* private */
+    char *buf;                  /* head bytes, then the response */
+    size_t cap, len, parsed;    /* private */
+    size_t out_off;             /* private: bytes of the response written */
+    struct span url, path;      /* read-only after on_request */
+    struct span header_names[CONN_MAX_HEADERS], header_values[CONN_MAX_HEADERS];
+    unsigned nheaders;          /* read-only */
+    char *body;                 /* read-only: POST body (NUL-terminated) */
+    size_t body_len;            /* read-only */
+    size_t body_start;          /* private: first byte after the head */
+    unsigned method;            /* read-only: enum route_method bit */
+    bool is_head_done, is_message_done, is_body_pending, is_too_large;
+    bool has_expect_continue;   /* read-only */
+    char peer[48];              /* read-only: "addr:port" for logs */
+};
+
+/* Initialises the deadline list and its sweep timer for `loop`. */
+void conn_module_init(struct loop *loop);
+void conn_module_fini(void);
+
+/* Takes over `fd` (a just-accepted non-blocking socket). Returns 0 or a
+ * negative errno, in which case the caller closes `fd`. */
+int conn_start(struct loop *loop, int fd, const struct conn_limits *limits, conn_request_cb cb,
+               void *owner);
+
+/* Finds header `name` (case-insensitive). Returns its value or NULL; *len set. */
+const char *conn_header(const struct conn *c, const char *name, size_t *len);
+static inline const char *conn_str(const struct conn *c, struct span s)
+{
+    return c->buf + s.off;
+}
+
+/* Sends a complete response and closes after it (lingering to drain input).
+ * `extra_headers` is either NULL or CRLF-terminated header lines. The body is
+ * copied. */
+void conn_respond(struct conn *c, int status, const char *content_type, const char *extra_headers,
+                  const void *body, size_t len);
+/* A JSON error body {"error": msg}. */
+void conn_respond_error(struct conn *c, int status, const char *msg);
+
+/* Gives the socket to a new owner: unregisters it from the loop, copies the
+ * bytes already received after the head (at most `cap`) to `rest`, stores
+ * their count in *rest_len, and frees the conn later. Returns the fd. */
+int conn_detach(struct conn *c, void *rest, size_t cap, size_t *rest_len);
+
+/* Closes without a response. */
+void conn_close(struct conn *c);
+
+const char *http_status_text(int status);
+
+#endif

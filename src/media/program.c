@@ -1,0 +1,107 @@
+#include "media/program.h"
+
+#include <errno.h>
+#include <opus.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+
+enum { SAMPLES_PER_MS = 48, FRAME_SAMPLES = 960 };
+
+static void on_tick(struct timer *t);
+
+int program_init(struct program *p, struct loop *loop, struct feed *feed, int chunk_ms)
+{
+    memset(p, 0, sizeof(*p));
+    p->loop = loop;
+    timer_init(&p->tick, on_tick);
+    uint32_t serial = (uint32_t)(clock_us() * 2654435761u);
+    return ogg_pkg_init(&p->pkg, feed, serial, chunk_ms);
+}
+
+void program_fini(struct program *p)
+{
+    timer_stop(&p->tick);
+    ogg_pkg_fini(&p->pkg);
+}
+
+/* Encodes 20 ms of digital silence once, with the program's channel count. */
+static int make_silence(struct program *p, int channels)
+{
+    int err;
+    OpusEncoder *enc = opus_encoder_create(48000, channels, OPUS_APPLICATION_AUDIO, &err);
+    if (!enc) return -ENOMEM;
+    opus_int16 pcm[FRAME_SAMPLES * 2] = {0};
+    opus_int32 n = opus_encode(enc, pcm, FRAME_SAMPLES, p->silence, sizeof(p->silence));
+    opus_encoder_destroy(enc);
+    if (n <= 0) return -EINVAL;
+    p->silence_len = (size_t)n;
+    return 0;
+}
+
+static int program_start(struct program *p, int channels)
+{
+    if (channels < 1 || channels > 2) channels = channels > 2 ? 2 : 1;
+    int err = make_silence(p, channels);
+    if (err < 0) return err;
+    err = ogg_pkg_start(&p->pkg, channels, "Tribune");
+    if (err < 0) return err;
+    p->is_started = true;
+    p->start_ms = loop_now_ms(p->loop);
+    p->samples = 0;
+    timer_start(p->loop, &p->tick, p->start_ms + PROGRAM_TICK_MS);
+    return 0;
+}
+
+static void emit(struct program *p, const uint8_t *data, size_t len, int samples)
+{
+    p->samples += (uint64_t)samples;
+    if (ogg_pkg_packet(&p->pkg, data, len, samples) < 0) log_error("program: out of memory");
+}
+
+/* Pulls from the source (or the fallback) until the program reaches `now`. */
+static void catch_up(struct program *p, uint64_t now)
+{
+    uint64_t due = (now - p->start_ms) * SAMPLES_PER_MS;
+    while (p->samples < due) {
+        struct program_source *s = p->source ? p->source : p->fallback;
+        const uint8_t *data;
+        size_t len;
+        int samples;
+        if (s && s->ops->pull(s, &data, &len, &samples) > 0) {
+            p->starved_since_ms = 0;
+            emit(p, data, len, samples);
+            continue;
+        }
+        if (s && s->ops->on_drained) s->ops->on_drained(s);
+        if (!p->starved_since_ms) p->starved_since_ms = now;
+        /* A late source gets UNDERRUN_MS of grace before silence fills in. */
+        if (s && now - p->starved_since_ms < PROGRAM_UNDERRUN_MS) return;
+        p->silence_samples += FRAME_SAMPLES;
+        emit(p, p->silence, p->silence_len, FRAME_SAMPLES);
+    }
+}
+
+static void on_tick(struct timer *t)
+{
+    struct program *p = list_entry(t, struct program, tick);
+    uint64_t now = loop_now_ms(p->loop);
+    catch_up(p, now);
+    timer_start(p->loop, t, now + PROGRAM_TICK_MS);
+}
+
+int program_attach(struct program *p, struct program_source *s)
+{
+    p->source = s;
+    p->starved_since_ms = 0;
+    if (s && !p->is_started) return program_start(p, s->channels);
+    return 0;
+}
+
+int program_set_fallback(struct program *p, struct program_source *s)
+{
+    p->fallback = s;
+    if (s && !p->is_started) return program_start(p, s->channels);
+    return 0;
+}

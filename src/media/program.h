@@ -1,0 +1,66 @@
+/* struct program: a space's program clock and its current source.
+ *
+ * Every 20 ms the program pulls packets from its source until the program's
+ * sample count reaches wall-clock time, and hands them to the Ogg packager.
+ * Pulling (rather than pushing on arrival) paces publishers that send faster
+ * than real time: a source that has nothing due simply is not read, and TCP
+ * flow control slows the publisher down. When the source has nothing for
+ * longer than UNDERRUN_MS (a publisher gone, or late) the program fills with
+ * silence, so listeners stay connected and hear a continuous stream.
+ *
+ *   source (publisher queue, demo generator) --pull--> program --> ogg_pkg --> feed
+ *
+ * The program starts (emits its header) when its first source attaches; its
+ * channel count is that source's (1 or 2) for the program's whole life.
+ * Thread: the media loop.
+ */
+#ifndef TRIBUNE_MEDIA_PROGRAM_H
+#define TRIBUNE_MEDIA_PROGRAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/loop.h"
+#include "pkg/ogg_pkg.h"
+
+struct program_source;
+
+struct program_source_ops {
+    /* Returns 1 with a packet in *data, *len and *samples (borrowed until the next
+     * call), 0 when nothing is available now. */
+    int (*pull)(struct program_source *s, const uint8_t **data, size_t *len, int *samples);
+    /* Called when the program wants more data than is buffered (optional). */
+    void (*on_drained)(struct program_source *s);
+};
+
+struct program_source {
+    const struct program_source_ops *ops;
+    int channels;
+};
+
+enum { PROGRAM_TICK_MS = 20, PROGRAM_UNDERRUN_MS = 400 };
+
+struct program {
+    struct loop *loop;                /* private */
+    struct ogg_pkg pkg;               /* private */
+    struct timer tick;                /* private */
+    struct program_source *source;    /* read-only: current source or NULL */
+    struct program_source *fallback;  /* read-only: used when no source (demo) */
+    uint64_t start_ms;                /* read-only */
+    uint64_t samples;                 /* read-only: program samples emitted */
+    uint64_t silence_samples;         /* read-only: silence inserted */
+    uint64_t starved_since_ms;        /* private */
+    uint8_t silence[64];              /* private: one 20 ms silent packet */
+    size_t silence_len;               /* private */
+    bool is_started;                  /* read-only */
+};
+
+int program_init(struct program *p, struct loop *loop, struct feed *feed, int chunk_ms);
+void program_fini(struct program *p);
+/* Makes `s` the source (NULL detaches). Starts the program on first use. */
+int program_attach(struct program *p, struct program_source *s);
+/* A fallback source used whenever no source is attached (the demo speaker). */
+int program_set_fallback(struct program *p, struct program_source *s);
+
+#endif

@@ -1,0 +1,35 @@
+/* Listening sockets and the accept loop.
+ *
+ * A listener socket is non-blocking, SO_REUSEADDR and SO_REUSEPORT (so that
+ * several worker processes can share a port later). Each readiness event
+ * accepts at most ACCEPT_BATCH connections (work per wake-up is capped). On
+ * EMFILE/ENFILE/ENOBUFS accepting pauses for ACCEPT_PAUSE_MS instead of
+ * spinning. Thread: one loop.
+ */
+#ifndef TRIBUNE_NET_LISTEN_H
+#define TRIBUNE_NET_LISTEN_H
+
+#include <stdint.h>
+
+#include "core/loop.h"
+
+enum { ACCEPT_BATCH = 128, ACCEPT_PAUSE_MS = 100 };
+
+struct acceptor {
+    struct io io;                               /* private */
+    struct loop *loop;                          /* private */
+    struct timer pause;                         /* private */
+    void (*on_accept)(struct acceptor *a, int fd); /* takes ownership of fd */
+    void *owner;                                /* public */
+    uint64_t accepted, paused;                  /* read-only counters */
+};
+
+/* Opens a listening TCP socket on host:port (host "" or "0.0.0.0" = any
+ * IPv4, "::" = any IPv6). Returns the fd or a negative errno. */
+int listen_open(const char *host, uint16_t port, int backlog);
+/* Starts accepting on `fd` (taken over). 0 or negative errno. */
+int acceptor_start(struct acceptor *a, struct loop *loop, int fd,
+                   void (*on_accept)(struct acceptor *a, int fd), void *owner);
+void acceptor_stop(struct acceptor *a);
+
+#endif

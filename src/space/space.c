@@ -1,0 +1,144 @@
+#include "space/space.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "deliver/chunk.h"
+#include "media/demo.h"
+#include "media/ingest.h"
+
+enum { SWEEP_MS = 1000 };
+
+static const char ogg_response_head[] =
+    "HTTP/1.1 200 OK\r\n"
+    "Content-Type: audio/ogg\r\n"
+    "Cache-Control: no-cache, no-store\r\n"
+    "Access-Control-Allow-Origin: *\r\n"
+    "X-Content-Type-Options: nosniff\r\n"
+    "Connection: close\r\n"
+    "\r\n";
+
+static void on_sweep(struct timer *t)
+{
+    struct spaces *ss = list_entry(t, struct spaces, sweep);
+    struct list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &ss->all)
+    {
+        struct space *s = list_entry(pos, struct space, node);
+        feed_sweep(&s->ogg);
+        if (s->publisher) publisher_sweep(s->publisher);
+    }
+    timer_start(ss->loop, t, loop_now_ms(ss->loop) + SWEEP_MS);
+}
+
+int spaces_init(struct spaces *ss, struct loop *loop, struct registry *reg,
+                const struct config *cfg)
+{
+    list_init(&ss->all);
+    ss->loop = loop;
+    ss->reg = reg;
+    ss->cfg = cfg;
+    timer_init(&ss->sweep, on_sweep);
+    timer_start(loop, &ss->sweep, loop_now_ms(loop) + SWEEP_MS);
+    return 0;
+}
+
+static void space_free(struct space *s)
+{
+    if (s->publisher) publisher_close(s->publisher);
+    program_fini(&s->program);
+    feed_fini(&s->ogg);
+    demo_source_free(s->builtin);
+    list_remove(&s->node);
+    free(s);
+}
+
+void spaces_fini(struct spaces *ss)
+{
+    timer_stop(&ss->sweep);
+    struct list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &ss->all) space_free(list_entry(pos, struct space, node));
+}
+
+static struct space *space_new(struct spaces *ss, const struct space_record *rec)
+{
+    const struct config *cfg = ss->cfg;
+    struct space *s = calloc(1, sizeof(*s));
+    if (!s) return NULL;
+    s->owner = ss;
+    s->rec = *rec;
+    size_t chunk_ms = cfg->chunk_ms > 0 ? (size_t)cfg->chunk_ms : 100;
+    if (feed_init(&s->ogg, ss->loop, (size_t)cfg->ring_ms / chunk_ms,
+                  ((size_t)cfg->burst_ms + chunk_ms - 1) / chunk_ms, ogg_response_head) < 0 ||
+        program_init(&s->program, ss->loop, &s->ogg, (int)chunk_ms) < 0) {
+        free(s);
+        return NULL;
+    }
+    s->ogg.stall_timeout_ms = (uint64_t)cfg->stall_timeout_ms;
+    s->ogg.sndbuf = cfg->sndbuf_bytes;
+    list_push_back(&ss->all, &s->node);
+    return s;
+}
+
+struct space *spaces_peek(struct spaces *ss, const char *id, size_t len)
+{
+    struct list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &ss->all)
+    {
+        struct space *s = list_entry(pos, struct space, node);
+        if (strlen(s->rec.id) == len && memcmp(s->rec.id, id, len) == 0) return s;
+    }
+    return NULL;
+}
+
+struct space *spaces_get(struct spaces *ss, const char *id, size_t len)
+{
+    if (!space_id_is_valid(id, len)) return NULL;
+    struct space *found = spaces_peek(ss, id, len);
+    if (found) return found;
+    char key[SPACE_ID_MAX + 1];
+    memcpy(key, id, len);
+    key[len] = '\0';
+    struct space_record rec;
+    if (registry_get(ss->reg, key, &rec) < 0) return NULL;
+    return space_new(ss, &rec);
+}
+
+int space_add_builtin_speaker(struct space *s)
+{
+    if (s->builtin) return 0;
+    s->builtin = demo_source_new();
+    if (!s->builtin) return -ENOMEM;
+    space_set_state(s, SPACE_LIVE);
+    return program_set_fallback(&s->program, s->builtin);
+}
+
+void space_set_state(struct space *s, enum space_state st)
+{
+    if (s->rec.state == st) return;
+    if (registry_set_state(s->owner->reg, s->rec.id, st) == 0) {
+        log_info("space %s: %s -> %s", s->rec.id, space_state_name(s->rec.state),
+                 space_state_name(st));
+        s->rec.state = st;
+    }
+}
+
+static void on_publisher_gone(struct publisher *pub, void *arg)
+{
+    struct space *s = arg;
+    if (s->publisher == pub) s->publisher = NULL;
+}
+
+int space_publish(struct space *s, int fd, const void *rest, size_t rest_len, int expect_continue,
+                  int is_legacy, const char *peer)
+{
+    if (s->publisher) return -EBUSY;
+    struct publisher_events ev = {.on_gone = on_publisher_gone, .arg = s};
+    s->publisher = publisher_start(s->owner->loop, fd, &s->program, rest, rest_len,
+                                   expect_continue, is_legacy,
+                                   (uint64_t)s->owner->cfg->publisher_timeout_ms, &ev, peer);
+    if (s->publisher && s->rec.state != SPACE_LIVE) space_set_state(s, SPACE_LIVE);
+    return 0;
+}

@@ -1,0 +1,59 @@
+/* Runtime spaces: the in-memory side of a space (its program, its feeds, its
+ * publisher), created on first use from the registry's record.
+ *
+ *   struct spaces --list--> struct space { record, program -> ogg_pkg -> feed, publisher }
+ *
+ * Thread: the media loop. A space object lives until shutdown (spaces are few;
+ * an idle space costs one ring and one timer).
+ */
+#ifndef TRIBUNE_SPACE_SPACE_H
+#define TRIBUNE_SPACE_SPACE_H
+
+#include <stddef.h>
+
+#include "config/config.h"
+#include "core/list.h"
+#include "core/loop.h"
+#include "deliver/feed.h"
+#include "media/program.h"
+#include "space/registry.h"
+
+struct publisher;
+
+struct space {
+    struct list node;               /* private */
+    struct spaces *owner;           /* private */
+    struct space_record rec;        /* read-only copy of the registry row */
+    struct feed ogg;                /* progressive Ogg/Opus listeners */
+    struct program program;         /* the program clock and source */
+    struct publisher *publisher;    /* the connected publisher, or NULL */
+    struct program_source *builtin; /* the demo speaker, or NULL */
+};
+
+struct spaces {
+    struct list all;             /* private */
+    struct loop *loop;           /* private */
+    struct registry *reg;        /* private */
+    const struct config *cfg;    /* private */
+    struct timer sweep;          /* private */
+};
+
+int spaces_init(struct spaces *ss, struct loop *loop, struct registry *reg,
+                const struct config *cfg);
+/* Closes every listener and publisher and frees every space. */
+void spaces_fini(struct spaces *ss);
+/* Returns the runtime space `id` (loading it from the registry on first use),
+ * or NULL when no such space exists. */
+struct space *spaces_get(struct spaces *ss, const char *id, size_t len);
+/* Returns the runtime space `id` only if it is already loaded. */
+struct space *spaces_peek(struct spaces *ss, const char *id, size_t len);
+/* Gives the space a built-in speaker (the demo). 0 or negative errno. */
+int space_add_builtin_speaker(struct space *s);
+/* Hands `fd` (an authenticated PUT/SOURCE request) to a new publisher.
+ * Returns 0, or -EBUSY when a publisher is already connected (409). */
+int space_publish(struct space *s, int fd, const void *rest, size_t rest_len, int expect_continue,
+                  int is_legacy, const char *peer);
+/* Marks the space live in the registry (and the record). */
+void space_set_state(struct space *s, enum space_state st);
+
+#endif

@@ -1,0 +1,86 @@
+/* The split between the connection driver (worker.c) and the protocol a
+ * simulated client speaks (player.c today; WebSocket, HLS and attack modes
+ * later).
+ *
+ * The driver owns sockets, timing and accounting of connection failures. A
+ * client_ops owns what goes over the wire once TCP is up and what the bytes
+ * mean. Each connection is one struct load_conn in a table preallocated per
+ * worker; its protocol state lives in `priv`, which the ops cast to their own
+ * struct (at most LOAD_CONN_PRIV bytes, checked at compile time by each
+ * client). Nothing is allocated per connection.
+ *
+ *   struct load_conn (<= 200 bytes)
+ *   +-------------------------------+--------------------------------+
+ *   | fd, index, times, state, ...  | priv: e.g. struct player       |
+ *   | (driver)                      | (head parser, Ogg scan, meter) |
+ *   +-------------------------------+--------------------------------+
+ */
+#ifndef TRIBUNE_TOOLS_LOAD_CLIENT_H
+#define TRIBUNE_TOOLS_LOAD_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "load.h"
+
+#define LOAD_CONN_PRIV 128
+
+enum conn_state {
+    CONN_IDLE,       /* slot not used yet */
+    CONN_CONNECTING, /* nonblocking connect() in flight */
+    CONN_SENDING,    /* request partly written */
+    CONN_READING,    /* request written, reading */
+    CONN_CLOSED,     /* see close_reason */
+};
+
+/* Why a connection ended; CLOSE_NONE while it is open. */
+enum close_reason {
+    CLOSE_NONE,
+    CLOSE_CONNECT, /* socket(), bind() or connect() failed */
+    CLOSE_RESET,   /* read or write error after connecting */
+    CLOSE_EOF,     /* the server closed the connection */
+    CLOSE_PROTO,   /* the client could not make sense of the bytes */
+    CLOSE_REFUSED, /* the server answered with a refusal (status in `status`) */
+};
+
+struct load_conn {
+    int64_t start_us; /* connect() started */
+    int fd;           /* -1 when closed */
+    uint32_t index;   /* listener number across the whole run */
+    int32_t err;      /* errno of a failure, 0 otherwise */
+    uint16_t req_off; /* request bytes written */
+    uint16_t status;  /* response status, set by the client */
+    uint8_t state;    /* enum conn_state */
+    uint8_t reason;   /* enum close_reason */
+    _Alignas(8) unsigned char priv[LOAD_CONN_PRIV];
+};
+
+_Static_assert(sizeof(struct load_conn) <= 200, "per-connection state must stay small");
+
+/* What one kind of client does. All hooks are called from the worker's loop. */
+struct client_ops {
+    const char *name;
+    /* Renders the request every connection sends (the same for all); returns
+     * its length, or -ENOSPC if `cap` is too small. */
+    int (*render_request)(const struct load_target *t, char *buf, size_t cap);
+    /* Resets `c->priv` for a new connection. */
+    void (*on_open)(struct load_conn *c);
+    /* Bytes arrived at `now_us`; `buf` is the worker's scratch and may be
+     * modified. Returns CLOSE_NONE to continue, or the reason to close. */
+    int (*on_data)(struct load_conn *c, uint8_t *buf, size_t len, int64_t now_us);
+    /* Called every ~100 ms for open connections, with or without data. */
+    void (*on_tick)(struct load_conn *c, int64_t now_us);
+    /* Adds this connection's protocol state to `k` (the driver counts the
+     * connection states and close reasons itself). */
+    void (*tally)(const struct load_conn *c, struct load_counts *k, int64_t now_us);
+    /* Join-to-first-audio in microseconds, or -1 if no audio arrived. */
+    int64_t (*join_us)(const struct load_conn *c);
+};
+
+/* The progressive Ogg/Opus player (GET /spaces/{id}/live.opus). */
+extern const struct client_ops player_ops;
+/* Its configuration; set once by the worker before the first connection. */
+void player_configure(const struct load_opts *o);
+
+#endif

@@ -1,0 +1,99 @@
+/* tribune-load: the types shared by the parent process and its workers.
+ *
+ * The parent parses the command line into a struct load_opts and a struct
+ * load_target, forks the workers, and reads struct load_msg records from one
+ * pipe per worker. Everything here is plain data: it crosses fork() and pipes.
+ * Thread: each process is single-threaded.
+ */
+#ifndef TRIBUNE_TOOLS_LOAD_H
+#define TRIBUNE_TOOLS_LOAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+#include <sys/socket.h>
+
+#define LOAD_MAX_PROCS 256
+#define LOAD_MAX_SRC_ADDRS 65536
+#define LOAD_STATUS_MIN 100
+#define LOAD_STATUS_MAX 599
+
+/* Where the listeners go. Loopback only: url_parse() refuses anything else. */
+struct load_target {
+    struct sockaddr_storage addr; /* resolved loopback address and port */
+    socklen_t addr_len;
+    char host[96]; /* Host header value, as written in the URL (with port) */
+    char path[512];
+    char url[640];
+};
+
+/* The run, as the user asked for it (defaults filled in by the parent). */
+struct load_opts {
+    uint32_t listeners;        /* -n */
+    double joins_per_s;        /* -r */
+    uint32_t duration_s;       /* -d: the whole run, joins included */
+    uint32_t procs;            /* -p */
+    uint32_t src_addrs;        /* --src-addrs */
+    uint32_t bitrate_bps;      /* --bitrate */
+    uint32_t warmup_ms;        /* --warmup */
+    uint32_t max_gap_ms;       /* largest tolerated gap between complete pages */
+    uint32_t min_pct;          /* share of the bitrate each window must carry */
+    uint32_t read_interval_ms; /* 0: read as data comes; else at most one pass per interval */
+    const char *json_path;
+    bool is_quiet;
+};
+
+/* Counts of one worker (or, summed, of the run) at one instant. A listener is
+ * in exactly one of: connecting, waiting (response head not done or no audio
+ * yet), warming, hearing, stalled, or closed (failed_* or refused). */
+struct load_counts {
+    uint32_t joined;     /* connection attempts started */
+    uint32_t connecting; /* TCP handshake or request not finished */
+    uint32_t connected;  /* TCP connection open now */
+    uint32_t streaming;  /* open and answered 2xx */
+    uint32_t waiting;    /* open, no complete audio page yet */
+    uint32_t got_audio;  /* ever received a complete audio page */
+    uint32_t warming;    /* open, audio flowing, still in warm-up */
+    uint32_t hearing;    /* open and meeting the bar now */
+    uint32_t stalled;    /* open, past warm-up, not meeting the bar now */
+    uint32_t ever_stalled;
+    uint32_t hearing_clean; /* open, and every window since warm-up met the bar */
+    uint32_t failed_connect;
+    uint32_t failed_reset;
+    uint32_t failed_eof;   /* the server closed a stream that had been answered */
+    uint32_t failed_proto; /* malformed response or not Ogg */
+    uint32_t refused;      /* answered with a non-2xx status */
+    uint32_t max_gap_ms;   /* largest gap between complete pages, any listener */
+    int32_t last_connect_errno;
+    uint64_t bytes;       /* every byte read */
+    uint64_t audio_bytes; /* body bytes of complete audio pages */
+    uint64_t pages;
+    uint64_t resyncs;                                       /* Ogg capture pattern lost */
+    uint32_t status[LOAD_STATUS_MAX - LOAD_STATUS_MIN + 1]; /* refusals by status code */
+};
+
+enum load_msg_kind { LOAD_MSG_TICK = 1, LOAD_MSG_FINAL = 2 };
+
+/* One record on a worker's pipe. A FINAL record is followed by n_joins
+ * uint32_t join-to-first-audio times in microseconds. A record is smaller than
+ * PIPE_BUF, so it is written atomically. */
+struct load_msg {
+    uint32_t kind;
+    uint32_t worker;
+    uint32_t n_joins;
+    uint32_t pad;
+    struct load_counts counts;
+};
+
+_Static_assert(sizeof(struct load_msg) <= 4096, "a load_msg must fit in PIPE_BUF");
+
+/* Microseconds on CLOCK_MONOTONIC, shared by all processes of a run. */
+static inline int64_t load_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+#endif

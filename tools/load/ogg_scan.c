@@ -1,0 +1,99 @@
+/* Incremental Ogg page scanner; see ogg_scan.h for the contract. */
+#include "ogg_scan.h"
+
+#include <string.h>
+
+enum ogg_stage { STAGE_CAPTURE, STAGE_HEADER, STAGE_SEGS, STAGE_BODY };
+
+#define OGG_HEADER_LEN 27
+
+void ogg_scan_init(struct ogg_scan *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+/* Lost sync: count the episode once, then hunt for the next "OggS". */
+static void lose_sync(struct ogg_scan *s, uint8_t b)
+{
+    if (!s->is_resyncing) s->resyncs++;
+    s->is_resyncing = true;
+    s->stage = STAGE_CAPTURE;
+    s->pos = b == 'O' ? 1 : 0;
+}
+
+static void start_header(struct ogg_scan *s)
+{
+    s->stage = STAGE_HEADER;
+    s->granule = 0;
+    s->body_len = 0;
+    s->body_seen = 0;
+    s->segs_seen = 0;
+}
+
+/* One byte of capture pattern or fixed header. */
+static void header_byte(struct ogg_scan *s, uint8_t b)
+{
+    static const char capture[4] = {'O', 'g', 'g', 'S'};
+
+    if (s->stage == STAGE_CAPTURE) {
+        if (b != (uint8_t)capture[s->pos]) return lose_sync(s, b);
+        if (++s->pos == 4) start_header(s);
+        return;
+    }
+    if (s->pos == 4 && b != 0) return lose_sync(s, b);
+    if (s->pos == 5) s->type = b;
+    if (s->pos >= 6 && s->pos < 14) s->granule |= (int64_t)((uint64_t)b << (8 * (s->pos - 6)));
+    if (s->pos == 26) s->nsegs = b;
+    if (++s->pos == OGG_HEADER_LEN) s->stage = s->nsegs > 0 ? STAGE_SEGS : STAGE_BODY;
+}
+
+static void finish_page(struct ogg_scan *s, struct ogg_page *page)
+{
+    size_t n = s->body_len < sizeof(s->magic) ? s->body_len : sizeof(s->magic);
+    bool is_header =
+        n == 8 && (memcmp(s->magic, "OpusHead", 8) == 0 || memcmp(s->magic, "OpusTags", 8) == 0);
+
+    page->granule = s->granule;
+    page->body_len = s->body_len;
+    page->type = s->type;
+    page->is_audio = !is_header && s->granule != 0;
+    s->stage = STAGE_CAPTURE;
+    s->pos = 0;
+    s->is_resyncing = false;
+}
+
+/* Consumes body bytes in bulk; returns how many. */
+static size_t body_bytes(struct ogg_scan *s, const uint8_t *buf, size_t len)
+{
+    size_t n = s->body_len - s->body_seen;
+
+    if (n > len) n = len;
+    for (size_t i = 0; i < n && s->body_seen + i < sizeof(s->magic); i++)
+        s->magic[s->body_seen + i] = buf[i];
+    s->body_seen += (uint32_t)n;
+    return n;
+}
+
+size_t ogg_scan_feed(struct ogg_scan *s, const uint8_t *buf, size_t len, struct ogg_page *page,
+                     bool *has_page)
+{
+    size_t i = 0;
+
+    *has_page = false;
+    while (i < len || (s->stage == STAGE_BODY && s->body_seen == s->body_len)) {
+        if (s->stage == STAGE_BODY) {
+            i += body_bytes(s, buf + i, len - i);
+            if (s->body_seen < s->body_len) break;
+            finish_page(s, page);
+            *has_page = true;
+            return i;
+        }
+        if (s->stage == STAGE_SEGS) {
+            s->body_len += buf[i++];
+            if (++s->segs_seen == s->nsegs) s->stage = STAGE_BODY;
+            continue;
+        }
+        header_byte(s, buf[i++]);
+    }
+    return i;
+}

@@ -1,0 +1,50 @@
+/* An incremental Ogg page scanner: finds page boundaries in a byte stream.
+ *
+ *   page = "OggS" | version 0 | type | granule (8, LE) | serial | seqno | crc
+ *          | nsegs | lacing[nsegs] | body (sum of lacing values)
+ *          '------------- 27-byte header -------------'
+ *
+ * It keeps no page bytes, only counters and the first 8 body bytes (enough to
+ * tell "OpusHead" and "OpusTags" from audio), so one scanner costs 32 bytes and
+ * pages may cross any read boundary. CRCs are not checked. A wrong capture
+ * pattern or version starts a resync: bytes are skipped until the next "OggS",
+ * and each such episode counts once in `resyncs`.
+ *
+ * Contract: pure, no allocation. ogg_scan_feed() consumes bytes up to and
+ * including the end of the first page that completes in `buf`, fills `*page`,
+ * and returns the count consumed with `*has_page` set; if no page completes it
+ * consumes everything and clears `*has_page`. Callers loop until `len` is used.
+ */
+#ifndef TRIBUNE_TOOLS_LOAD_OGG_SCAN_H
+#define TRIBUNE_TOOLS_LOAD_OGG_SCAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct ogg_scan {
+    int64_t granule;    /* of the page being read */
+    uint32_t body_len;  /* sum of lacing values read so far */
+    uint32_t body_seen; /* body bytes consumed */
+    uint32_t resyncs;   /* lost-sync episodes since init */
+    uint8_t stage;      /* private: enum in ogg_scan.c */
+    uint8_t pos;        /* private: byte index in the header */
+    uint8_t nsegs;
+    uint8_t segs_seen;
+    uint8_t type;
+    bool is_resyncing;
+    uint8_t magic[8]; /* first body bytes */
+};
+
+struct ogg_page {
+    int64_t granule;
+    uint32_t body_len;
+    uint8_t type;  /* header_type flags: 1 continued, 2 BOS, 4 EOS */
+    bool is_audio; /* not OpusHead/OpusTags and granule != 0 */
+};
+
+void ogg_scan_init(struct ogg_scan *s);
+size_t ogg_scan_feed(struct ogg_scan *s, const uint8_t *buf, size_t len, struct ogg_page *page,
+                     bool *has_page);
+
+#endif

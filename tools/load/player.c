@@ -1,0 +1,172 @@
+/* The progressive Ogg/Opus player: sends a GET, reads the response head, then
+ * reads the body as fast as it comes, finds Ogg pages and feeds the hearing
+ * meter. One struct player per connection, inside load_conn.priv.
+ */
+#include "client.h"
+
+#include <errno.h>
+#include <stdio.h>
+
+#include "http_resp.h"
+#include "meter.h"
+#include "ogg_scan.h"
+
+struct player {
+    struct ogg_scan scan;
+    struct meter meter;
+    struct http_head head;
+    struct http_chunked chunked;
+    uint32_t pages;
+    uint32_t audio_bytes;
+};
+
+_Static_assert(sizeof(struct player) <= LOAD_CONN_PRIV, "struct player must fit in priv");
+
+static struct meter_cfg cfg;
+
+void player_configure(const struct load_opts *o)
+{
+    cfg.warmup_us = (int64_t)o->warmup_ms * 1000;
+    cfg.max_gap_us = (int64_t)o->max_gap_ms * 1000;
+    cfg.min_window_bytes = (uint32_t)((uint64_t)o->bitrate_bps / 8 * o->min_pct / 100);
+}
+
+static struct player *player_of(struct load_conn *c)
+{
+    return (struct player *)c->priv;
+}
+
+static const struct player *cplayer_of(const struct load_conn *c)
+{
+    return (const struct player *)c->priv;
+}
+
+static int render_request(const struct load_target *t, char *buf, size_t cap)
+{
+    int n = snprintf(buf, cap,
+                     "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: tribune-load\r\n"
+                     "Icy-MetaData: 0\r\n\r\n",
+                     t->path, t->host);
+    return n < 0 || (size_t)n >= cap ? -ENOSPC : n;
+}
+
+static void on_open(struct load_conn *c)
+{
+    struct player *p = player_of(c);
+
+    ogg_scan_init(&p->scan);
+    meter_init(&p->meter);
+    http_head_init(&p->head);
+    http_chunked_init(&p->chunked);
+    p->pages = 0;
+    p->audio_bytes = 0;
+}
+
+/* Body bytes (already de-chunked): every complete page goes to the meter. */
+static void on_body(struct player *p, const uint8_t *buf, size_t len, int64_t now_us)
+{
+    while (len > 0) {
+        struct ogg_page page;
+        bool has_page;
+        size_t n = ogg_scan_feed(&p->scan, buf, len, &page, &has_page);
+
+        buf += n;
+        len -= n;
+        if (!has_page) continue;
+        p->pages++;
+        if (page.is_audio) p->audio_bytes += page.body_len;
+        meter_on_page(&p->meter, &cfg, now_us, page.body_len, page.is_audio);
+    }
+}
+
+/* Reads the head; returns the bytes it used, or -1 with c->reason set. */
+static ssize_t read_head(struct load_conn *c, struct player *p, const uint8_t *buf, size_t len)
+{
+    ssize_t n = http_head_parse(&p->head, buf, len);
+
+    if (n == -2) return (ssize_t)len;
+    if (n < 0) {
+        c->reason = CLOSE_PROTO;
+        return -1;
+    }
+    c->status = p->head.status;
+    if (c->status < 200 || c->status > 299) {
+        c->reason = CLOSE_REFUSED;
+        return -1;
+    }
+    return n;
+}
+
+static int on_data(struct load_conn *c, uint8_t *buf, size_t len, int64_t now_us)
+{
+    struct player *p = player_of(c);
+
+    if (c->status == 0) {
+        ssize_t n = read_head(c, p, buf, len);
+        if (n < 0) return c->reason;
+        buf += n;
+        len -= (size_t)n;
+    }
+    if (p->head.is_chunked && len > 0) {
+        ssize_t n = http_chunked_decode(&p->chunked, buf, len);
+        if (n < 0) return CLOSE_PROTO;
+        len = (size_t)n;
+    }
+    on_body(p, buf, len, now_us);
+    return p->chunked.is_done ? CLOSE_EOF : CLOSE_NONE;
+}
+
+static void on_tick(struct load_conn *c, int64_t now_us)
+{
+    meter_tick(&player_of(c)->meter, &cfg, now_us);
+}
+
+static void tally_open(const struct player *p, struct load_counts *k)
+{
+    switch (p->meter.state) {
+    case METER_WAITING:
+        k->waiting++;
+        break;
+    case METER_WARMING:
+        k->warming++;
+        break;
+    case METER_HEARING:
+        k->hearing++;
+        if (!p->meter.has_stalled) k->hearing_clean++;
+        break;
+    default:
+        k->stalled++;
+    }
+}
+
+static void tally(const struct load_conn *c, struct load_counts *k, int64_t now_us)
+{
+    const struct player *p = cplayer_of(c);
+    uint32_t gap = meter_max_gap_ms(&p->meter, now_us);
+
+    if (c->state == CONN_CLOSED) gap = p->meter.max_gap_ms;
+    if (c->state == CONN_READING && c->status != 0) tally_open(p, k);
+    if (p->meter.first_audio_us != 0) k->got_audio++;
+    if (p->meter.has_stalled) k->ever_stalled++;
+    if (gap > k->max_gap_ms) k->max_gap_ms = gap;
+    k->pages += p->pages;
+    k->audio_bytes += p->audio_bytes;
+    k->resyncs += p->scan.resyncs;
+}
+
+static int64_t join_us(const struct load_conn *c)
+{
+    const struct player *p = cplayer_of(c);
+
+    return p->meter.first_audio_us != 0 ? p->meter.first_audio_us - c->start_us : -1;
+}
+
+const struct client_ops player_ops = {
+    .name = "ogg",
+    .render_request = render_request,
+    .on_open = on_open,
+    .on_data = on_data,
+    .on_tick = on_tick,
+    .tally = tally,
+    .join_us = join_us,
+};

@@ -1,0 +1,185 @@
+/* Run results; see report.h for the contract. */
+#include "report.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Join-time summary, in milliseconds. */
+struct join_stats {
+    size_t n;
+    double p50_ms, p99_ms, max_ms;
+};
+
+void report_add(struct load_counts *dst, const struct load_counts *src)
+{
+#define ADD(field) dst->field += src->field
+    ADD(joined), ADD(connecting), ADD(connected), ADD(streaming), ADD(waiting), ADD(got_audio);
+    ADD(warming), ADD(hearing), ADD(stalled), ADD(ever_stalled), ADD(hearing_clean);
+    ADD(failed_connect), ADD(failed_reset), ADD(failed_eof), ADD(failed_proto), ADD(refused);
+#undef ADD
+    if (src->max_gap_ms > dst->max_gap_ms) dst->max_gap_ms = src->max_gap_ms;
+    if (src->last_connect_errno != 0) dst->last_connect_errno = src->last_connect_errno;
+    dst->bytes += src->bytes;
+    dst->audio_bytes += src->audio_bytes;
+    dst->pages += src->pages;
+    dst->resyncs += src->resyncs;
+    for (size_t i = 0; i < sizeof(dst->status) / sizeof(dst->status[0]); i++)
+        dst->status[i] += src->status[i];
+}
+
+uint32_t report_failed(const struct load_counts *k)
+{
+    return k->failed_connect + k->failed_reset + k->failed_eof + k->failed_proto;
+}
+
+void report_progress(FILE *out, double t_s, const struct load_counts *k)
+{
+    fprintf(out, "t=%.0fs joined=%u hearing=%u stalled=%u failed=%u refused=%u\n", t_s, k->joined,
+            k->hearing, k->stalled, report_failed(k), k->refused);
+    fflush(out);
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+    return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile of sorted `v`. */
+static double percentile_ms(const uint32_t *v, size_t n, double pct)
+{
+    size_t rank = (size_t)(pct / 100.0 * (double)n + 0.999999);
+
+    if (n == 0) return 0;
+    if (rank < 1) rank = 1;
+    if (rank > n) rank = n;
+    return v[rank - 1] / 1000.0;
+}
+
+static struct join_stats join_stats(uint32_t *joins, size_t n)
+{
+    struct join_stats j = {.n = n};
+
+    qsort(joins, n, sizeof(*joins), cmp_u32);
+    j.p50_ms = percentile_ms(joins, n, 50);
+    j.p99_ms = percentile_ms(joins, n, 99);
+    j.max_ms = n > 0 ? joins[n - 1] / 1000.0 : 0;
+    return j;
+}
+
+static double pct_of(uint32_t part, uint32_t whole)
+{
+    return whole > 0 ? 100.0 * part / whole : 0.0;
+}
+
+static void print_refusals(FILE *out, const struct load_counts *k, bool is_json)
+{
+    const char *sep = "";
+
+    for (int i = 0; i <= LOAD_STATUS_MAX - LOAD_STATUS_MIN; i++) {
+        if (k->status[i] == 0) continue;
+        if (is_json)
+            fprintf(out, "%s\"%d\": %u", sep, i + LOAD_STATUS_MIN, k->status[i]);
+        else
+            fprintf(out, "%s%d x%u", sep, i + LOAD_STATUS_MIN, k->status[i]);
+        sep = is_json ? ", " : ", ";
+    }
+    if (!is_json && *sep == '\0') fputs("none", out);
+}
+
+static void print_text(FILE *out, const struct report_run *r, const struct load_counts *k,
+                       const struct join_stats *j)
+{
+    const struct load_opts *o = r->o;
+
+    fprintf(out, "tribune-load: %s\n", r->t->url);
+    fprintf(out,
+            "  target      %u listeners at %.0f joins/s, %u s, %u processes, %u source addrs\n",
+            o->listeners, o->joins_per_s, o->duration_s, o->procs, o->src_addrs);
+    fprintf(out, "  joined      %u (connected %u, streaming %u, still connecting %u)\n", k->joined,
+            k->connected, k->streaming, k->connecting);
+    fprintf(out, "  hearing     %u of %u (%.2f %%), hearing now %u, warming %u, waiting %u\n",
+            k->hearing_clean, o->listeners, pct_of(k->hearing_clean, o->listeners), k->hearing,
+            k->warming, k->waiting);
+    fprintf(out, "  stalled     %u now, %u ever\n", k->stalled, k->ever_stalled);
+    fprintf(out, "  failed      %u (connect %u, reset %u, closed early %u, bad data %u)\n",
+            report_failed(k), k->failed_connect, k->failed_reset, k->failed_eof, k->failed_proto);
+    if (k->failed_connect > 0)
+        fprintf(out, "  last connect error: %s\n", strerror(k->last_connect_errno));
+    fprintf(out, "  refused     %u (", k->refused);
+    print_refusals(out, k, false);
+    fprintf(out, ")\n  join ms     p50 %.1f  p99 %.1f  max %.1f  (over %zu with audio)\n",
+            j->p50_ms, j->p99_ms, j->max_ms, j->n);
+    fprintf(out, "  bytes       %llu (audio bodies %llu, pages %llu, resyncs %llu)\n",
+            (unsigned long long)k->bytes, (unsigned long long)k->audio_bytes,
+            (unsigned long long)k->pages, (unsigned long long)k->resyncs);
+    fprintf(out, "  max gap ms  %u\n  duration    %.1f s%s\n", k->max_gap_ms, r->duration_s,
+            r->workers_lost > 0 ? " (some workers lost)" : "");
+}
+
+/* Writes `s` as a JSON string (URLs and paths are ASCII; escape the rest). */
+static void json_string(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (; *s != '\0'; s++) {
+        if (*s == '"' || *s == '\\')
+            fprintf(out, "\\%c", *s);
+        else if ((unsigned char)*s < 0x20)
+            fprintf(out, "\\u%04x", (unsigned char)*s);
+        else
+            fputc(*s, out);
+    }
+    fputc('"', out);
+}
+
+static void print_json(FILE *out, const struct report_run *r, const struct load_counts *k,
+                       const struct join_stats *j)
+{
+    const struct load_opts *o = r->o;
+
+    fputs("{\n  \"url\": ", out);
+    json_string(out, r->t->url);
+    fprintf(out,
+            ",\n  \"target\": %u,\n  \"joins_per_s\": %.1f,\n  \"processes\": %u,\n"
+            "  \"src_addrs\": %u,\n  \"bitrate\": %u,\n  \"warmup_s\": %.1f,\n"
+            "  \"joined\": %u,\n  \"connected\": %u,\n  \"streaming\": %u,\n"
+            "  \"got_audio\": %u,\n  \"hearing\": %u,\n  \"hearing_pct\": %.3f,\n"
+            "  \"hearing_now\": %u,\n  \"warming\": %u,\n  \"waiting\": %u,\n"
+            "  \"stalled\": %u,\n  \"ever_stalled\": %u,\n",
+            o->listeners, o->joins_per_s, o->procs, o->src_addrs, o->bitrate_bps,
+            o->warmup_ms / 1000.0, k->joined, k->connected, k->streaming, k->got_audio,
+            k->hearing_clean, pct_of(k->hearing_clean, o->listeners), k->hearing, k->warming,
+            k->waiting, k->stalled, k->ever_stalled);
+    fprintf(out,
+            "  \"failed\": %u,\n  \"failed_by_kind\": {\"connect\": %u, \"reset\": %u, "
+            "\"closed_early\": %u, \"bad_data\": %u},\n  \"refused\": %u,\n"
+            "  \"refused_by_status\": {",
+            report_failed(k), k->failed_connect, k->failed_reset, k->failed_eof, k->failed_proto,
+            k->refused);
+    print_refusals(out, k, true);
+    fprintf(out,
+            "},\n  \"join_ms\": {\"n\": %zu, \"p50\": %.1f, \"p99\": %.1f, \"max\": %.1f},\n"
+            "  \"bytes\": %llu,\n  \"audio_bytes\": %llu,\n  \"pages\": %llu,\n"
+            "  \"resyncs\": %llu,\n  \"max_gap_ms\": %u,\n  \"duration_s\": %.2f,\n"
+            "  \"workers_lost\": %u\n}\n",
+            j->n, j->p50_ms, j->p99_ms, j->max_ms, (unsigned long long)k->bytes,
+            (unsigned long long)k->audio_bytes, (unsigned long long)k->pages,
+            (unsigned long long)k->resyncs, k->max_gap_ms, r->duration_s, r->workers_lost);
+}
+
+int report_final(FILE *out, const struct report_run *run, const struct load_counts *k,
+                 uint32_t *joins, size_t n)
+{
+    struct join_stats j = join_stats(joins, n);
+    FILE *f;
+
+    print_text(out, run, k, &j);
+    fflush(out);
+    if (run->o->json_path == NULL) return 0;
+    f = fopen(run->o->json_path, "w");
+    if (f == NULL) return -errno;
+    print_json(f, run, k, &j);
+    return fclose(f) == 0 ? 0 : -errno;
+}

@@ -1,0 +1,31 @@
+/* The run's results: summing workers' counts, the live progress line, and the
+ * final report as text and as JSON.
+ *
+ * Contract: report_add() sums `src` into `dst` (max_gap_ms takes the maximum).
+ * report_final() sorts `joins` (microseconds, n of them) in place to find the
+ * percentiles, prints the text report to `out` and, if `json_path` is set,
+ * writes the JSON report there; returns 0 or -errno if the JSON file could not
+ * be written (the text report is printed regardless).
+ */
+#ifndef TRIBUNE_TOOLS_LOAD_REPORT_H
+#define TRIBUNE_TOOLS_LOAD_REPORT_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "load.h"
+
+struct report_run {
+    const struct load_opts *o;
+    const struct load_target *t;
+    double duration_s;     /* measured, start to final counts */
+    uint32_t workers_lost; /* workers that never sent final counts */
+};
+
+void report_add(struct load_counts *dst, const struct load_counts *src);
+uint32_t report_failed(const struct load_counts *k);
+void report_progress(FILE *out, double t_s, const struct load_counts *k);
+int report_final(FILE *out, const struct report_run *run, const struct load_counts *k,
+                 uint32_t *joins, size_t n);
+
+#endif

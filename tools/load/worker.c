@@ -1,0 +1,382 @@
+/* The load worker's connection driver; see worker.h for the contract.
+ *
+ * Loop shape (one iteration): start the joins that are due (at most
+ * JOIN_BATCH), sweep open connections every TICK_US for the meter, report
+ * counts every second, then wait in epoll_wait() until the next of those. Reads
+ * go into one scratch buffer per worker; a connection keeps only its struct
+ * load_conn. Level-triggered epoll: a connection with more data than one
+ * wake-up's cap is simply seen again.
+ */
+#include "worker.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#define SCRATCH_SIZE 65536
+#define READS_PER_WAKE 4
+#define JOIN_BATCH 512
+#define MAX_EVENTS 1024
+#define TICK_US 100000
+#define REPORT_US 1000000
+
+struct worker {
+    const struct load_opts *o;
+    const struct load_target *t;
+    const struct client_ops *ops;
+    struct load_conn *conns; /* n slots; [0, started) are in use */
+    uint8_t *scratch;
+    uint32_t id;
+    uint32_t n;
+    uint32_t started;
+    int ep;
+    int pipe_fd;
+    int req_len;
+    int32_t last_connect_errno;
+    double rate; /* joins per second for this worker */
+    int64_t t0_us, end_us, next_tick_us, next_report_us;
+    uint64_t bytes;
+    char req[1024];
+};
+
+static volatile sig_atomic_t is_stop_requested;
+
+static void on_sigterm(int sig)
+{
+    (void)sig;
+    is_stop_requested = 1;
+}
+
+/* Signals, parent death, and the fd limit raised to its hard maximum. */
+static void setup_process(void)
+{
+    struct sigaction sa = {.sa_handler = on_sigterm};
+    struct rlimit rl;
+
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static int worker_init(struct worker *w, uint32_t id, int pipe_fd, int64_t t0_us)
+{
+    const struct load_opts *o = w->o;
+
+    w->id = id;
+    w->pipe_fd = pipe_fd;
+    w->n = o->listeners / o->procs + (id < o->listeners % o->procs ? 1 : 0);
+    w->rate = o->joins_per_s / o->procs;
+    w->t0_us = t0_us;
+    w->end_us = t0_us + (int64_t)o->duration_s * 1000000;
+    w->next_tick_us = t0_us + TICK_US;
+    w->next_report_us = t0_us + REPORT_US;
+    w->req_len = w->ops->render_request(w->t, w->req, sizeof(w->req));
+    if (w->req_len < 0) return w->req_len;
+    w->conns = calloc(w->n > 0 ? w->n : 1, sizeof(*w->conns));
+    w->scratch = malloc(SCRATCH_SIZE);
+    w->ep = epoll_create1(EPOLL_CLOEXEC);
+    if (w->conns == NULL || w->scratch == NULL) return -ENOMEM;
+    return w->ep < 0 ? -errno : 0;
+}
+
+static void worker_fini(struct worker *w)
+{
+    for (uint32_t i = 0; i < w->started; i++)
+        if (w->conns[i].fd >= 0) close(w->conns[i].fd);
+    free(w->conns);
+    w->conns = NULL;
+    free(w->scratch);
+    w->scratch = NULL;
+    if (w->ep >= 0) close(w->ep);
+    w->ep = -1;
+}
+
+static void conn_close(struct load_conn *c, int reason, int err)
+{
+    if (c->fd >= 0) close(c->fd);
+    c->fd = -1;
+    c->state = CONN_CLOSED;
+    c->reason = (uint8_t)reason;
+    c->err = err;
+}
+
+static void connect_failed(struct worker *w, struct load_conn *c, int err)
+{
+    w->last_connect_errno = err;
+    conn_close(c, CLOSE_CONNECT, err);
+}
+
+/* Source address k of the run: 127.0.0.1 + k. IPv6 targets use ::1 only. */
+static int bind_source(const struct worker *w, int fd, uint32_t index)
+{
+    struct sockaddr_in src = {.sin_family = AF_INET};
+    int one = 1;
+
+    if (w->t->addr.ss_family != AF_INET) return 0;
+    src.sin_addr.s_addr = htonl(0x7f000001u + index % w->o->src_addrs);
+    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+    return bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0 ? -errno : 0;
+}
+
+/* Starts connection slot `slot`: a nonblocking connect, watched for EPOLLOUT. */
+static void conn_start(struct worker *w, uint32_t slot, int64_t now_us)
+{
+    struct load_conn *c = &w->conns[slot];
+    struct epoll_event ev = {.events = EPOLLOUT, .data.u32 = slot};
+    int rc;
+
+    c->index = w->id + slot * w->o->procs;
+    c->start_us = now_us;
+    c->state = CONN_CONNECTING;
+    w->ops->on_open(c);
+    c->fd = socket(w->t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0) return connect_failed(w, c, errno);
+    rc = bind_source(w, c->fd, c->index);
+    if (rc == 0 && connect(c->fd, (const struct sockaddr *)&w->t->addr, w->t->addr_len) < 0 &&
+        errno != EINPROGRESS)
+        rc = -errno;
+    if (rc == 0 && epoll_ctl(w->ep, EPOLL_CTL_ADD, c->fd, &ev) < 0) rc = -errno;
+    if (rc < 0) connect_failed(w, c, -rc);
+}
+
+/* Writes what is left of the request; switches to reading once it is out. */
+static void send_request(struct worker *w, struct load_conn *c, uint32_t slot)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = slot};
+
+    while (c->req_off < w->req_len) {
+        ssize_t n =
+            send(c->fd, w->req + c->req_off, (size_t)(w->req_len - c->req_off), MSG_NOSIGNAL);
+        if (n < 0 && errno == EAGAIN) return;
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return conn_close(c, CLOSE_RESET, errno);
+        c->req_off += (uint16_t)n;
+    }
+    c->state = CONN_READING;
+    if (epoll_ctl(w->ep, EPOLL_CTL_MOD, c->fd, &ev) < 0) conn_close(c, CLOSE_RESET, errno);
+}
+
+static void on_writable(struct worker *w, struct load_conn *c, uint32_t slot)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    if (c->state == CONN_CONNECTING) {
+        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+        if (err != 0) return connect_failed(w, c, err);
+        c->state = CONN_SENDING;
+    }
+    send_request(w, c, slot);
+}
+
+static void on_readable(struct worker *w, struct load_conn *c, int64_t now_us)
+{
+    for (int i = 0; i < READS_PER_WAKE; i++) {
+        ssize_t n = read(c->fd, w->scratch, SCRATCH_SIZE);
+        int reason;
+
+        if (n == 0) return conn_close(c, CLOSE_EOF, 0);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+        if (n < 0) return conn_close(c, CLOSE_RESET, errno);
+        w->bytes += (uint64_t)n;
+        reason = w->ops->on_data(c, w->scratch, (size_t)n, now_us);
+        if (reason != CLOSE_NONE) return conn_close(c, reason, 0);
+        if (n < SCRATCH_SIZE) return;
+    }
+}
+
+static void on_event(struct worker *w, const struct epoll_event *ev, int64_t now_us)
+{
+    uint32_t slot = ev->data.u32;
+    struct load_conn *c = &w->conns[slot];
+
+    if (slot >= w->started || c->state == CONN_CLOSED) return;
+    if (c->state == CONN_READING)
+        on_readable(w, c, now_us);
+    else
+        on_writable(w, c, slot);
+}
+
+/* Starts the joins due by `now_us`; returns true if more are already due. */
+static bool join_due(struct worker *w, int64_t now_us)
+{
+    double elapsed = (double)(now_us - w->t0_us) / 1e6;
+    double due = elapsed * w->rate + 1.0;
+    uint32_t target = due >= w->n ? w->n : (uint32_t)due;
+    uint32_t batch = 0;
+
+    while (w->started < target && batch++ < JOIN_BATCH)
+        conn_start(w, w->started++, now_us);
+    return w->started < target;
+}
+
+/* The driver's part of the counts: connection states and close reasons. */
+static void tally_conn(const struct load_conn *c, struct load_counts *k)
+{
+    if (c->state == CONN_CONNECTING || c->state == CONN_SENDING) k->connecting++;
+    if (c->state == CONN_SENDING || c->state == CONN_READING) k->connected++;
+    if (c->state == CONN_READING && c->status != 0) k->streaming++;
+    if (c->state == CONN_READING && c->status == 0) k->waiting++;
+    if (c->state != CONN_CLOSED) return;
+    if (c->reason == CLOSE_CONNECT) k->failed_connect++;
+    if (c->reason == CLOSE_RESET) k->failed_reset++;
+    if (c->reason == CLOSE_EOF) k->failed_eof++;
+    if (c->reason == CLOSE_PROTO) k->failed_proto++;
+    if (c->reason != CLOSE_REFUSED) return;
+    k->refused++;
+    if (c->status >= LOAD_STATUS_MIN && c->status <= LOAD_STATUS_MAX)
+        k->status[c->status - LOAD_STATUS_MIN]++;
+}
+
+static void tally_all(const struct worker *w, struct load_counts *k, int64_t now_us)
+{
+    memset(k, 0, sizeof(*k));
+    k->joined = w->started;
+    k->bytes = w->bytes;
+    k->last_connect_errno = w->last_connect_errno;
+    for (uint32_t i = 0; i < w->started; i++) {
+        tally_conn(&w->conns[i], k);
+        w->ops->tally(&w->conns[i], k, now_us);
+    }
+}
+
+static int write_full(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return -errno;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int send_counts(const struct worker *w, uint32_t kind, uint32_t n_joins, int64_t now_us)
+{
+    struct load_msg msg = {.kind = kind, .worker = w->id, .n_joins = n_joins};
+
+    tally_all(w, &msg.counts, now_us);
+    return write_full(w->pipe_fd, &msg, sizeof(msg));
+}
+
+/* The final record, then the join times of the listeners that got audio. */
+static int send_final(const struct worker *w, int64_t now_us)
+{
+    uint32_t *joins = malloc(sizeof(*joins) * (w->started > 0 ? w->started : 1));
+    uint32_t n = 0;
+    int rc;
+
+    if (joins == NULL) return send_counts(w, LOAD_MSG_FINAL, 0, now_us);
+    for (uint32_t i = 0; i < w->started; i++) {
+        int64_t us = w->ops->join_us(&w->conns[i]);
+        if (us >= 0) joins[n++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+    }
+    rc = send_counts(w, LOAD_MSG_FINAL, n, now_us);
+    if (rc == 0) rc = write_full(w->pipe_fd, joins, sizeof(*joins) * n);
+    free(joins);
+    return rc;
+}
+
+static void tick_all(struct worker *w, int64_t now_us)
+{
+    for (uint32_t i = 0; i < w->started; i++)
+        if (w->conns[i].state == CONN_READING && w->conns[i].status != 0)
+            w->ops->on_tick(&w->conns[i], now_us);
+}
+
+/* Timers due at `now_us`; returns the epoll_wait() timeout in ms. */
+static int run_timers(struct worker *w, int64_t now_us, bool is_join_behind)
+{
+    int64_t next = w->end_us;
+
+    if (now_us >= w->next_tick_us) {
+        tick_all(w, now_us);
+        w->next_tick_us += TICK_US * ((now_us - w->next_tick_us) / TICK_US + 1);
+    }
+    if (now_us >= w->next_report_us) {
+        send_counts(w, LOAD_MSG_TICK, 0, now_us);
+        w->next_report_us += REPORT_US * ((now_us - w->next_report_us) / REPORT_US + 1);
+    }
+    if (w->next_tick_us < next) next = w->next_tick_us;
+    if (w->next_report_us < next) next = w->next_report_us;
+    if (w->started < w->n) {
+        int64_t join_at = w->t0_us + (int64_t)(w->started / w->rate * 1e6);
+        if (join_at < next) next = join_at;
+    }
+    if (is_join_behind || next <= now_us) return 0;
+    return (int)((next - now_us + 999) / 1000);
+}
+
+/* With --read-interval, sleeps out the rest of the interval since the last
+ * pass (or until the next timer), so that each pass drains several server
+ * writes per read. Returns the time after the sleep. */
+static int64_t pace_reads(const struct worker *w, int64_t last_pass_us, int64_t now_us)
+{
+    int64_t wake = last_pass_us + (int64_t)w->o->read_interval_ms * 1000;
+    struct timespec ts;
+
+    if (w->next_tick_us < wake) wake = w->next_tick_us;
+    if (w->next_report_us < wake) wake = w->next_report_us;
+    if (w->o->read_interval_ms == 0 || wake <= now_us || is_stop_requested) return now_us;
+    ts.tv_sec = (time_t)(wake / 1000000);
+    ts.tv_nsec = (long)(wake % 1000000) * 1000;
+    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+    return load_now_us();
+}
+
+static void run_loop(struct worker *w)
+{
+    struct epoll_event events[MAX_EVENTS];
+    int64_t now_us = load_now_us(), last_pass_us = 0;
+
+    while (!is_stop_requested && now_us < w->end_us) {
+        bool is_join_behind = join_due(w, now_us);
+        int timeout = run_timers(w, now_us, is_join_behind);
+        int n = epoll_wait(w->ep, events, MAX_EVENTS, timeout);
+
+        now_us = load_now_us();
+        for (int i = 0; i < n; i++) {
+            if ((i & 127) == 127) now_us = load_now_us();
+            on_event(w, &events[i], now_us);
+        }
+        now_us = load_now_us();
+        if (n > 0 && n < MAX_EVENTS) {
+            now_us = pace_reads(w, last_pass_us, now_us);
+            last_pass_us = now_us;
+        }
+    }
+}
+
+int worker_run(const struct load_opts *o, const struct load_target *t, const struct client_ops *ops,
+               uint32_t worker, int pipe_fd, int64_t t0_us)
+{
+    struct worker w = {.o = o, .t = t, .ops = ops, .ep = -1};
+    int rc;
+
+    setup_process();
+    rc = worker_init(&w, worker, pipe_fd, t0_us);
+    if (rc == 0) {
+        run_loop(&w);
+        tick_all(&w, load_now_us());
+        rc = send_final(&w, load_now_us());
+    }
+    worker_fini(&w);
+    return rc;
+}

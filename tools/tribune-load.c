@@ -1,0 +1,407 @@
+/* tribune-load: joins many listeners to a live stream and measures, without
+ * asking the server, how many of them actually hear it.
+ *
+ *   parent: argv, URL (loopback only), fork workers, progress line, report
+ *      |  one pipe per worker: struct load_msg every second, a final one with
+ *      v  join times at the end
+ *   workers x P (load/worker.c): epoll loop, nonblocking connects from many
+ *      source addresses, a client_ops per protocol (load/player.c: Ogg/Opus)
+ *
+ * The run is bounded: joins stop at N, workers stop at the duration, and the
+ * parent kills any worker that has not reported a few seconds later.
+ * Exit status: 0 when the run completed (whatever the hearing figure), 1 when
+ * it could not run or lost a worker, 2 on usage errors.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "load/client.h"
+#include "load/load.h"
+#include "load/report.h"
+#include "load/url.h"
+#include "load/worker.h"
+
+#define EXIT_USAGE 2
+#define CONNS_PER_PROC 15000 /* default; a process may hold at most 20,000 fds here */
+#define CONNS_PER_SRC_ADDR 10000
+#define FD_RESERVE 32
+#define KILL_GRACE_US 5000000
+#define PROGRESS_LAG_US 200000 /* print after the workers' once-a-second counts arrive */
+
+/* One worker process as the parent sees it. */
+struct proc {
+    pid_t pid;
+    int fd; /* read end of its pipe, -1 once at EOF */
+    bool has_final;
+    uint32_t n_joins;
+    uint32_t *joins;
+    struct load_counts last;
+};
+
+static volatile sig_atomic_t is_interrupted;
+
+static void on_interrupt(int sig)
+{
+    (void)sig;
+    is_interrupted = 1;
+}
+
+static void usage(FILE *out)
+{
+    fputs("usage: tribune-load URL [-n LISTENERS] [-r JOINS_PER_S] [-d SECONDS] [-p PROCESSES]\n"
+          "                    [--json FILE] [--bitrate BPS] [--warmup SECONDS] [--src-addrs N]\n"
+          "                    [--max-gap-ms MS] [--min-pct PCT] [--read-interval MS] [--quiet]\n"
+          "  URL          http://HOST:PORT/PATH, HOST in 127.0.0.0/8, ::1 or localhost\n"
+          "  -n           listeners to join (default 100)\n"
+          "  -r           joins per second, over all processes (default 1000)\n"
+          "  -d           run length in seconds, joins included (default 30)\n"
+          "  -p           worker processes (default: at most 15,000 listeners each)\n"
+          "  --json       write the final report as JSON to FILE\n"
+          "  --bitrate    the stream's bitrate in bit/s (default 48000)\n"
+          "  --warmup     seconds after first audio before a listener is judged (default 2)\n"
+          "  --src-addrs  source addresses 127.0.0.1 and up (default: one per 10,000)\n"
+          "  --max-gap-ms longest tolerated gap between complete pages (default 1000)\n"
+          "  --min-pct    share of the bitrate every 1 s window must carry (default 90)\n"
+          "  --read-interval  read sockets at most once per MS (default 0: as data comes);\n"
+          "               saves load-generator CPU, coarsens gaps and join times by up to MS\n"
+          "  --quiet      no progress line\n",
+          out);
+}
+
+static int parse_num(const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    double v;
+
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno != 0 || end == s || *end != '\0' || !(v >= lo && v <= hi)) return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+static int parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+    double v;
+
+    if (parse_num(s, lo, hi, &v) < 0 || v != floor(v)) return -EINVAL;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static int parse_option(int ch, const char *arg, struct load_opts *o)
+{
+    double v;
+
+    switch (ch) {
+    case 'n':
+        return parse_u32(arg, 1, 1000000, &o->listeners);
+    case 'r':
+        return parse_num(arg, 0.001, 1e7, &o->joins_per_s);
+    case 'd':
+        return parse_u32(arg, 1, 86400, &o->duration_s);
+    case 'p':
+        return parse_u32(arg, 1, LOAD_MAX_PROCS, &o->procs);
+    case 'j':
+        o->json_path = arg;
+        return 0;
+    case 'b':
+        return parse_u32(arg, 1000, 10000000, &o->bitrate_bps);
+    case 'w':
+        if (parse_num(arg, 0, 3600, &v) < 0) return -EINVAL;
+        o->warmup_ms = (uint32_t)(v * 1000);
+        return 0;
+    case 's':
+        return parse_u32(arg, 1, LOAD_MAX_SRC_ADDRS, &o->src_addrs);
+    case 'g':
+        return parse_u32(arg, 1, 3600000, &o->max_gap_ms);
+    case 'm':
+        return parse_u32(arg, 1, 100, &o->min_pct);
+    case 'i':
+        return parse_u32(arg, 0, 1000, &o->read_interval_ms);
+    case 'q':
+        o->is_quiet = true;
+        return 0;
+    default:
+        return -EINVAL;
+    }
+}
+
+/* Most connections one worker may hold: its fd hard limit, less a reserve. */
+static uint32_t conns_per_proc_max(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_max == RLIM_INFINITY) return 1000000;
+    return rl.rlim_max > FD_RESERVE ? (uint32_t)(rl.rlim_max - FD_RESERVE) : 1;
+}
+
+/* Fills in the defaults that depend on N, and checks the fd budget. */
+static int finish_opts(struct load_opts *o)
+{
+    uint32_t cap = conns_per_proc_max();
+    uint32_t per = cap < CONNS_PER_PROC ? cap : CONNS_PER_PROC;
+
+    if (o->procs == 0) o->procs = (o->listeners + per - 1) / per;
+    if (o->procs > o->listeners) o->procs = o->listeners;
+    if (o->src_addrs == 0)
+        o->src_addrs = (o->listeners + CONNS_PER_SRC_ADDR - 1) / CONNS_PER_SRC_ADDR;
+    if ((o->listeners + o->procs - 1) / o->procs > cap) {
+        fprintf(stderr, "tribune-load: %u listeners over %u processes exceeds %u fds per process\n",
+                o->listeners, o->procs, cap);
+        return -EINVAL;
+    }
+    if (o->procs > LOAD_MAX_PROCS) {
+        fprintf(stderr, "tribune-load: would need %u processes (max %d)\n", o->procs,
+                LOAD_MAX_PROCS);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, struct load_opts *o, struct load_target *t)
+{
+    static const struct option longs[] = {{"json", required_argument, NULL, 'j'},
+                                          {"bitrate", required_argument, NULL, 'b'},
+                                          {"warmup", required_argument, NULL, 'w'},
+                                          {"src-addrs", required_argument, NULL, 's'},
+                                          {"max-gap-ms", required_argument, NULL, 'g'},
+                                          {"min-pct", required_argument, NULL, 'm'},
+                                          {"read-interval", required_argument, NULL, 'i'},
+                                          {"quiet", no_argument, NULL, 'q'},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {NULL, 0, NULL, 0}};
+    char err[256];
+    int ch;
+
+    *o = (struct load_opts){.listeners = 100,
+                            .joins_per_s = 1000,
+                            .duration_s = 30,
+                            .bitrate_bps = 48000,
+                            .warmup_ms = 2000,
+                            .max_gap_ms = 1000,
+                            .min_pct = 90};
+    while ((ch = getopt_long(argc, argv, "n:r:d:p:qh", longs, NULL)) != -1) {
+        if (ch == 'h') return usage(stdout), 1;
+        if (ch == '?' || parse_option(ch, optarg, o) < 0) {
+            if (ch != '?') fprintf(stderr, "tribune-load: bad value '%s'\n", optarg);
+            return usage(stderr), -EINVAL;
+        }
+    }
+    if (optind != argc - 1) return usage(stderr), -EINVAL;
+    if (url_parse(argv[optind], t, err, sizeof(err)) < 0) {
+        fprintf(stderr, "tribune-load: %s\n", err);
+        return -EINVAL;
+    }
+    return finish_opts(o);
+}
+
+/* Forks worker `w`; in the child, runs it and exits. */
+static int spawn(struct proc *procs, uint32_t w, const struct load_opts *o,
+                 const struct load_target *t, int64_t t0_us)
+{
+    int fds[2];
+
+    if (pipe2(fds, O_CLOEXEC) < 0) return -errno;
+    fflush(NULL);
+    procs[w].pid = fork();
+    if (procs[w].pid < 0) return -errno;
+    if (procs[w].pid == 0) {
+        close(fds[0]);
+        for (uint32_t i = 0; i < w; i++)
+            close(procs[i].fd);
+        _exit(worker_run(o, t, &player_ops, w, fds[1], t0_us) == 0 ? 0 : 1);
+    }
+    close(fds[1]);
+    procs[w].fd = fds[0];
+    return 0;
+}
+
+/* Reads exactly `len` bytes, waiting at most ~2 s for each part. */
+static int read_full(int fd, void *buf, size_t len)
+{
+    char *p = buf;
+
+    while (len > 0) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        ssize_t n;
+
+        if (poll(&pfd, 1, 2000) == 0) return -ETIMEDOUT;
+        n = read(fd, p, len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return n == 0 ? -EPIPE : -errno;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* One record from worker `p`; a final one brings its join times along. */
+static void read_record(struct proc *p)
+{
+    struct load_msg msg;
+
+    if (read_full(p->fd, &msg, sizeof(msg)) < 0) goto eof;
+    p->last = msg.counts;
+    if (msg.kind != LOAD_MSG_FINAL) return;
+    p->joins = calloc(msg.n_joins > 0 ? msg.n_joins : 1, sizeof(*p->joins));
+    if (p->joins == NULL || read_full(p->fd, p->joins, msg.n_joins * sizeof(*p->joins)) < 0)
+        goto eof;
+    p->n_joins = msg.n_joins;
+    p->has_final = true;
+eof:
+    close(p->fd);
+    p->fd = -1;
+}
+
+static void sum_counts(const struct proc *procs, uint32_t n, struct load_counts *k)
+{
+    memset(k, 0, sizeof(*k));
+    for (uint32_t i = 0; i < n; i++)
+        report_add(k, &procs[i].last);
+}
+
+static bool is_any_open(const struct proc *procs, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (procs[i].fd >= 0) return true;
+    return false;
+}
+
+static void signal_all(const struct proc *procs, uint32_t n, int sig)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (procs[i].pid > 0 && (sig == SIGTERM || !procs[i].has_final)) kill(procs[i].pid, sig);
+}
+
+/* Waits for every worker's pipe to deliver its final record (or close). */
+static void poll_workers(struct proc *procs, uint32_t n, int timeout_ms)
+{
+    struct pollfd pfds[LOAD_MAX_PROCS];
+
+    for (uint32_t i = 0; i < n; i++)
+        pfds[i] = (struct pollfd){.fd = procs[i].fd, .events = POLLIN};
+    if (poll(pfds, n, timeout_ms) <= 0) return;
+    for (uint32_t i = 0; i < n; i++)
+        if (pfds[i].revents != 0 && procs[i].fd >= 0) read_record(&procs[i]);
+}
+
+/* The parent's loop: progress each second until every worker has reported. */
+static void collect(struct proc *procs, uint32_t n, const struct load_opts *o, int64_t t0_us)
+{
+    int64_t deadline = t0_us + (int64_t)o->duration_s * 1000000 + KILL_GRACE_US;
+    int64_t next_progress = t0_us + 1000000 + PROGRESS_LAG_US;
+    bool has_term = false;
+
+    while (is_any_open(procs, n)) {
+        int64_t now = load_now_us();
+        int64_t next = next_progress < deadline ? next_progress : deadline;
+        struct load_counts k;
+
+        if (now >= deadline) break;
+        if (is_interrupted && !has_term) {
+            signal_all(procs, n, SIGTERM);
+            has_term = true;
+            if (now + 3000000 < deadline) deadline = now + 3000000;
+        }
+        poll_workers(procs, n, next > now ? (int)((next - now + 999) / 1000) : 0);
+        now = load_now_us();
+        if (now < next_progress) continue;
+        next_progress += 1000000;
+        if (o->is_quiet || now > t0_us + (int64_t)o->duration_s * 1000000 + PROGRESS_LAG_US)
+            continue;
+        sum_counts(procs, n, &k);
+        report_progress(stderr, (double)((now - t0_us + 500000) / 1000000), &k);
+    }
+}
+
+/* Kills workers that did not report, reaps all; returns how many were lost. */
+static uint32_t reap(struct proc *procs, uint32_t n)
+{
+    uint32_t lost = 0;
+
+    signal_all(procs, n, SIGKILL);
+    for (uint32_t i = 0; i < n; i++) {
+        if (procs[i].pid > 0) waitpid(procs[i].pid, NULL, 0);
+        if (procs[i].fd >= 0) close(procs[i].fd);
+        procs[i].fd = -1;
+        if (!procs[i].has_final) lost++;
+    }
+    return lost;
+}
+
+/* Gathers every worker's join times into one array (taken by the caller). */
+static uint32_t *gather_joins(struct proc *procs, uint32_t n, size_t *count)
+{
+    size_t total = 0, at = 0;
+    uint32_t *all;
+
+    for (uint32_t i = 0; i < n; i++)
+        total += procs[i].n_joins;
+    all = malloc((total > 0 ? total : 1) * sizeof(*all));
+    if (all == NULL) total = 0;
+    for (uint32_t i = 0; i < n && all != NULL; i++) {
+        memcpy(all + at, procs[i].joins, procs[i].n_joins * sizeof(*all));
+        at += procs[i].n_joins;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        free(procs[i].joins);
+        procs[i].joins = NULL;
+    }
+    *count = total;
+    return all;
+}
+
+static int run(const struct load_opts *o, const struct load_target *t)
+{
+    struct proc procs[LOAD_MAX_PROCS] = {0};
+    struct report_run r = {.o = o, .t = t};
+    struct load_counts k;
+    int64_t t0_us = load_now_us();
+    uint32_t n = 0, *joins;
+    size_t n_joins;
+    int rc = 0;
+
+    for (; n < o->procs && rc == 0; n++)
+        rc = spawn(procs, n, o, t, t0_us);
+    if (rc < 0) {
+        fprintf(stderr, "tribune-load: cannot start workers: %s\n", strerror(-rc));
+        is_interrupted = 1;
+    }
+    collect(procs, n, o, t0_us);
+    r.duration_s = (double)(load_now_us() - t0_us) / 1e6;
+    r.workers_lost = reap(procs, n);
+    sum_counts(procs, n, &k);
+    joins = gather_joins(procs, n, &n_joins);
+    if (report_final(stdout, &r, &k, joins, n_joins) < 0) {
+        fprintf(stderr, "tribune-load: cannot write %s: %s\n", o->json_path, strerror(errno));
+        rc = -EIO;
+    }
+    free(joins);
+    return rc == 0 && r.workers_lost == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    struct sigaction sa = {.sa_handler = on_interrupt};
+    struct load_opts o;
+    struct load_target t;
+    int rc = parse_args(argc, argv, &o, &t);
+
+    if (rc != 0) return rc > 0 ? 0 : EXIT_USAGE;
+    player_configure(&o);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    return run(&o, &t);
+}
