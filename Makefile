@@ -83,4 +83,5 @@ format-check:
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(BUILD)/obj/src/main.d $(BUILD)/obj/tools/tribune-load.d
+-include $(LIB_OBJ:.o=.d) $(BUILD)/obj/src/main.d $(BUILD)/obj/tools/tribune-load.d \
+	$(patsubst %.c,$(BUILD)/obj/%.d,$(wildcard tools/load/*.c))

@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "deliver/feed.h"
 #include "http/route.h"
+#include "media/ingest.h"
 
 enum route_id { R_INDEX, R_LISTEN, R_PUBLISH, R_SPACES, R_SPACE };
 
@@ -73,7 +74,7 @@ static void handle_publish(struct node *n, struct conn *c, const struct route_ma
         conn_respond(c, 401, "application/json", challenge, body, sizeof(body) - 1);
         return;
     }
-    if (s->publisher) {
+    if (s->publisher && !publisher_is_draining(s->publisher)) {
         conn_respond_error(c, 409, "space already has a publisher");
         return;
     }

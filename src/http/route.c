@@ -42,7 +42,7 @@ int route_find(const struct route *table, size_t n, unsigned method, const char 
                struct route_match *m)
 {
     memset(m, 0, sizeof(*m));
-    struct route_match tmp;
+    struct route_match tmp = {0};
     for (size_t i = 0; i < n; i++) {
         if (!match_path(table[i].pattern, path, len, &tmp)) continue;
         if (table[i].methods & method) {
@@ -53,8 +53,12 @@ int route_find(const struct route *table, size_t n, unsigned method, const char 
             m->allowed = allowed;
             return 0;
         }
-        if (!m->route) *m = tmp;
+        if (!m->route) {
+            m->ncaptures = tmp.ncaptures;
+            memcpy(m->captures, tmp.captures, sizeof(m->captures));
+        }
         m->route = &table[i];
+        m->is_method_allowed = 0;
         m->allowed |= table[i].methods;
     }
     return 0;

@@ -13,9 +13,14 @@
 #include "media/ogg_in.h"
 #include "media/program.h"
 
-/* Packets buffered between the socket and the program: about 2.5 s of 20 ms
- * frames at most; reading stops at QUEUE_HIGH (about 1 s ahead). */
-enum { QUEUE_CAP = 128, QUEUE_HIGH = 50, READ_CHUNK = 16384, LINGER_MS = 2000 };
+/* Packets buffered between the socket and the program: about 5 s of 20 ms
+ * frames at most; reading stops at QUEUE_HIGH (3 s ahead), which leaves TCP
+ * flow control to pace a publisher that sends faster than real time. The
+ * queue must hold more than one Ogg page of the largest kind encoders write
+ * (ffmpeg flushes a page per second), so that a real-time publisher's bytes
+ * never wait in the kernel: a client that closes with our response unread
+ * resets the connection, and the kernel then discards what we had not read. */
+enum { QUEUE_CAP = 256, QUEUE_HIGH = 150, READ_CHUNK = 16384, LINGER_MS = 2000 };
 
 struct queued_packet {
     uint8_t *data;
@@ -23,7 +28,10 @@ struct queued_packet {
     int samples;
 };
 
-enum publisher_state { PUB_STREAMING, PUB_LINGERING, PUB_CLOSED };
+/* STREAMING: reading. DRAINING: the publisher ended its stream (EOF); the
+ * socket is closed and the queued packets still play out, so the last second
+ * is not lost. LINGERING: rejected, draining input so the client reads why. */
+enum publisher_state { PUB_STREAMING, PUB_DRAINING, PUB_LINGERING, PUB_CLOSED };
 
 struct publisher {
     struct io io;
@@ -60,9 +68,11 @@ void publisher_close(struct publisher *pub)
     if (pub->state == PUB_CLOSED) return;
     bool was_streaming = pub->state == PUB_STREAMING;
     pub->state = PUB_CLOSED;
-    loop_del(pub->loop, &pub->io);
-    close(pub->io.fd);
-    pub->io.fd = -1;
+    if (pub->io.fd >= 0) {
+        loop_del(pub->loop, &pub->io);
+        close(pub->io.fd);
+        pub->io.fd = -1;
+    }
     if (pub->is_attached) program_attach(pub->prog, NULL);
     pub->is_attached = false;
     if (was_streaming)
@@ -145,6 +155,28 @@ static int ingest_bytes(struct publisher *pub, const void *buf, size_t len)
     return 0;
 }
 
+/* The stream ended: play out what is queued, then go. */
+static void publisher_eof(struct publisher *pub)
+{
+    if (!pub->is_attached || pub->qcount == 0) {
+        publisher_close(pub);
+        return;
+    }
+    log_info("publisher %s ended after %llu bytes; playing out %zu queued packets", pub->peer,
+             (unsigned long long)pub->bytes, pub->qcount);
+    pub->state = PUB_DRAINING;
+    pub->is_paused = false;
+    pub->last_data_ms = loop_now_ms(pub->loop);
+    loop_del(pub->loop, &pub->io);
+    close(pub->io.fd);
+    pub->io.fd = -1;
+}
+
+int publisher_is_draining(const struct publisher *pub)
+{
+    return pub->state == PUB_DRAINING;
+}
+
 /* Reads while the queue is short; otherwise leaves the bytes in the socket so
  * that TCP flow control paces the publisher. */
 static void publisher_read(struct publisher *pub)
@@ -152,8 +184,9 @@ static void publisher_read(struct publisher *pub)
     uint8_t buf[READ_CHUNK];
     while (pub->state == PUB_STREAMING && pub->qcount < QUEUE_HIGH) {
         ssize_t n = recv(pub->io.fd, buf, sizeof(buf), 0);
+        /* End of stream or a reset: what was validated still plays out. */
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-            publisher_close(pub);
+            publisher_eof(pub);
             return;
         }
         if (n < 0) {
@@ -170,6 +203,7 @@ static int pull(struct program_source *s, const uint8_t **data, size_t *len, int
     struct publisher *pub = list_entry(s, struct publisher, src);
     free(pub->current);
     pub->current = NULL;
+    if (pub->qcount < QUEUE_HIGH && pub->state == PUB_DRAINING) fill_queue(pub);
     if (pub->qcount < QUEUE_HIGH && pub->state == PUB_STREAMING) {
         if (fill_queue(pub) < 0) return 0;
         if (pub->is_paused) publisher_read(pub);
@@ -185,7 +219,15 @@ static int pull(struct program_source *s, const uint8_t **data, size_t *len, int
     return 1;
 }
 
-static const struct program_source_ops publisher_source_ops = {.pull = pull};
+/* The program found the queue empty: a drained publisher is done. */
+static void on_drained(struct program_source *s)
+{
+    struct publisher *pub = list_entry(s, struct publisher, src);
+    if (pub->state == PUB_DRAINING) publisher_close(pub);
+}
+
+static const struct program_source_ops publisher_source_ops = {.pull = pull,
+                                                               .on_drained = on_drained};
 
 static void drain_lingering(struct publisher *pub)
 {

@@ -36,6 +36,9 @@ struct publisher *publisher_start(struct loop *loop, int fd, struct program *pro
                                   const void *rest, size_t rest_len, int is_expect_continue,
                                   int is_legacy_source, uint64_t timeout_ms,
                                   const struct publisher_events *ev, const char *peer);
+/* 1 when the publisher's stream ended and its queue is playing out: a new
+ * publisher may replace it (publisher_close it first). */
+int publisher_is_draining(const struct publisher *pub);
 /* Closes the publisher (e.g. at shutdown); on_gone is called. */
 void publisher_close(struct publisher *pub);
 /* Closes the publisher if it sent nothing for its timeout. Call each second. */

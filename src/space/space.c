@@ -134,6 +134,7 @@ static void on_publisher_gone(struct publisher *pub, void *arg)
 int space_publish(struct space *s, int fd, const void *rest, size_t rest_len, int expect_continue,
                   int is_legacy, const char *peer)
 {
+    if (s->publisher && publisher_is_draining(s->publisher)) publisher_close(s->publisher);
     if (s->publisher) return -EBUSY;
     struct publisher_events ev = {.on_gone = on_publisher_gone, .arg = s};
     s->publisher = publisher_start(s->owner->loop, fd, &s->program, rest, rest_len,

@@ -1,0 +1,274 @@
+/* tribune: the command line (a contract, see DESIGN.md "Command line").
+ *
+ *   tribune serve [--config FILE] [--listen ADDR:PORT] [--data DIR] [flags]
+ *   tribune demo  [--listen ADDR:PORT] [flags]
+ *   tribune space create --title T [--starts-at UNIX] [--server URL]
+ *   tribune relay | top        (not yet implemented)
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "api/node.h"
+#include "config/config.h"
+#include "core/log.h"
+
+static void usage(FILE *out)
+{
+    fputs("Tribune: a live-audio server for a few speakers and millions of listeners.\n"
+          "\n"
+          "Usage:\n"
+          "  tribune serve [--config FILE] [--listen ADDR:PORT] [--data DIR] [SETTINGS]\n"
+          "      Run the server. Settings come from defaults, then the INI file, then flags.\n"
+          "      `tribune serve --help` lists every setting with its default.\n"
+          "  tribune demo [--listen ADDR:PORT] [--data DIR] [SETTINGS]\n"
+          "      Run the server with a ready space \"demo\" whose speaker is built in;\n"
+          "      open the printed URL in a browser or a player to hear it.\n"
+          "  tribune space create --title TITLE [--starts-at UNIX_TIME] [--server URL]\n"
+          "      Create a space on a running server (default http://127.0.0.1:8000);\n"
+          "      prints its id and host key (the key is shown once: keep it).\n"
+          "  tribune --help | --version\n"
+          "\n"
+          "Publish (Icecast source protocol, works with ffmpeg, OBS, butt, liquidsoap):\n"
+          "  ffmpeg -re -i talk.wav -c:a libopus -b:a 48k -f ogg \\\n"
+          "      icecast://source:HOST_KEY@127.0.0.1:8000/spaces/ID/live.opus\n"
+          "Listen (any player, or a browser):\n"
+          "  ffplay http://127.0.0.1:8000/spaces/ID/live.opus\n",
+          out);
+}
+
+static int run_server(int argc, char **argv, bool demo)
+{
+    struct config cfg;
+    char err[256];
+    config_defaults(&cfg);
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("Usage: tribune %s [--config FILE] [--NAME VALUE]...\n\n"
+                   "Every setting can be given as a flag (--name VALUE or --name=VALUE) or as\n"
+                   "`name = value` in the [tribune] section of an INI file named by --config.\n"
+                   "Flags win over the file, the file wins over the defaults.\n\n",
+                   demo ? "demo" : "serve");
+            config_print_help(stdout);
+            return 0;
+        }
+    }
+    if (config_parse_args(&cfg, argc, argv, 2, err, sizeof(err)) < 0) {
+        fprintf(stderr, "tribune %s: %s\n(try `tribune %s --help`)\n", argv[1], err, argv[1]);
+        return 2;
+    }
+    if (log_set_level(cfg.log_level) < 0) {
+        fprintf(stderr, "tribune: bad log_level %s\n", cfg.log_level);
+        return 2;
+    }
+    struct node n;
+    int rc = node_open(&n, &cfg);
+    if (rc == 0 && demo) rc = node_setup_demo(&n);
+    if (rc == 0 && demo) {
+        fprintf(stderr,
+                "\n"
+                "  Tribune demo is live.\n"
+                "  Open in a browser:   http://%s/\n"
+                "  Or in any player:    ffplay http://%s/spaces/demo/live.opus\n"
+                "  Publish over it:     ffmpeg -re -i FILE -c:a libopus -b:a 48k -f ogg \\\n"
+                "                         icecast://source:%s@%s/spaces/demo/live.opus\n"
+                "  Stop with Ctrl-C.\n\n",
+                cfg.listen, cfg.listen, n.demo_key, cfg.listen);
+    }
+    if (rc == 0) rc = node_run(&n);
+    node_close(&n);
+    return rc == 0 ? 0 : 1;
+}
+
+/* --- tribune space create: a small blocking HTTP client ----------------- */
+
+static int split_url(const char *url, char *host, size_t hostlen, char *port, size_t portlen)
+{
+    const char *p = url;
+    if (strncmp(p, "http://", 7) == 0) p += 7;
+    else if (strstr(p, "://")) return -EINVAL;
+    size_t n = strcspn(p, "/");
+    char hostport[256];
+    if (n == 0 || n >= sizeof(hostport)) return -EINVAL;
+    memcpy(hostport, p, n);
+    hostport[n] = '\0';
+    const char *h = hostport;
+    char *colon;
+    if (hostport[0] == '[') {
+        char *end = strchr(hostport, ']');
+        if (!end) return -EINVAL;
+        *end = '\0';
+        h = hostport + 1;
+        colon = end[1] == ':' ? end + 1 : NULL;
+    } else {
+        colon = strrchr(hostport, ':');
+        if (colon) *colon = '\0';
+    }
+    snprintf(host, hostlen, "%s", h);
+    snprintf(port, portlen, "%s", colon ? colon + 1 : "80");
+    return 0;
+}
+
+static int http_post_json(const char *url, const char *path, const char *body, char *resp,
+                          size_t cap, int *status)
+{
+    char host[256], port[16];
+    if (split_url(url, host, sizeof(host), port, sizeof(port)) < 0) {
+        fprintf(stderr, "tribune: bad server URL %s (expected http://HOST:PORT)\n", url);
+        return -EINVAL;
+    }
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+    int gerr = getaddrinfo(host, port, &hints, &ai);
+    if (gerr != 0) {
+        fprintf(stderr, "tribune: cannot resolve %s: %s\n", host, gai_strerror(gerr));
+        return -EHOSTUNREACH;
+    }
+    int fd = -1;
+    for (struct addrinfo *a = ai; a; a = a->ai_next) {
+        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+        if (fd < 0) continue;
+        struct timeval tv = {.tv_sec = 10};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) break;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(ai);
+    if (fd < 0) {
+        fprintf(stderr, "tribune: cannot connect to %s: %s\n", url, strerror(errno));
+        return -ECONNREFUSED;
+    }
+    char req[2048];
+    int len = snprintf(req, sizeof(req),
+                       "POST %s HTTP/1.1\r\nHost: %s:%s\r\nContent-Type: application/json\r\n"
+                       "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                       path, host, port, strlen(body), body);
+    if (len < 0 || (size_t)len >= sizeof(req) || write(fd, req, (size_t)len) != len) {
+        fprintf(stderr, "tribune: cannot send the request to %s\n", url);
+        close(fd);
+        return -EIO;
+    }
+    size_t got = 0;
+    for (;;) {
+        ssize_t r = read(fd, resp + got, cap - 1 - got);
+        if (r <= 0) break;
+        got += (size_t)r;
+        if (got == cap - 1) break;
+    }
+    close(fd);
+    resp[got] = '\0';
+    if (sscanf(resp, "HTTP/1.%*d %d", status) != 1) {
+        fprintf(stderr, "tribune: %s did not answer HTTP\n", url);
+        return -EPROTO;
+    }
+    return 0;
+}
+
+static int cmd_space(int argc, char **argv)
+{
+    if (argc < 3 || strcmp(argv[2], "create") != 0) {
+        fprintf(stderr, "Usage: tribune space create --title TITLE [--starts-at UNIX_TIME] "
+                        "[--server URL]\n");
+        return 2;
+    }
+    const char *title = NULL, *server = "http://127.0.0.1:8000";
+    double starts_at = 0;
+    for (int i = 3; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--help") == 0) {
+            printf("Usage: tribune space create --title TITLE [--starts-at UNIX_TIME] "
+                   "[--server URL]\n");
+            return 0;
+        }
+        if (!v) {
+            fprintf(stderr, "tribune space create: %s needs a value\n", a);
+            return 2;
+        }
+        if (strcmp(a, "--title") == 0) title = v;
+        else if (strcmp(a, "--server") == 0) server = v;
+        else if (strcmp(a, "--starts-at") == 0 || strcmp(a, "--starts_at") == 0) {
+            char *end;
+            starts_at = strtod(v, &end);
+            if (*end != '\0' || starts_at < 0) {
+                fprintf(stderr, "tribune space create: bad --starts-at %s\n", v);
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "tribune space create: unknown flag %s\n", a);
+            return 2;
+        }
+        i++;
+    }
+    if (!title) {
+        fprintf(stderr, "tribune space create: --title is required\n");
+        return 2;
+    }
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "title", title);
+    if (starts_at > 0) cJSON_AddNumberToObject(req, "starts_at", starts_at);
+    char *body = cJSON_PrintUnformatted(req);
+    cJSON_Delete(req);
+    if (!body) return 1;
+    static char resp[65536];
+    int status = 0;
+    int rc = http_post_json(server, "/api/spaces", body, resp, sizeof(resp), &status);
+    free(body);
+    if (rc < 0) return 1;
+    const char *json = strstr(resp, "\r\n\r\n");
+    cJSON *obj = json ? cJSON_Parse(json + 4) : NULL;
+    if (status != 201 || !obj) {
+        const cJSON *e = obj ? cJSON_GetObjectItemCaseSensitive(obj, "error") : NULL;
+        fprintf(stderr, "tribune space create: server answered %d%s%s\n", status,
+                cJSON_IsString(e) ? ": " : "", cJSON_IsString(e) ? e->valuestring : "");
+        cJSON_Delete(obj);
+        return 1;
+    }
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(obj, "id");
+    const cJSON *key = cJSON_GetObjectItemCaseSensitive(obj, "host_key");
+    if (!cJSON_IsString(id) || !cJSON_IsString(key)) {
+        fprintf(stderr, "tribune space create: the answer lacks id or host_key\n");
+        cJSON_Delete(obj);
+        return 1;
+    }
+    char host[256], port[16];
+    split_url(server, host, sizeof(host), port, sizeof(port));
+    printf("id: %s\nhost_key: %s\n", id->valuestring, key->valuestring);
+    printf("listen: http://%s:%s/spaces/%s/live.opus\n", host, port, id->valuestring);
+    printf("publish: icecast://source:%s@%s:%s/spaces/%s/live.opus\n", key->valuestring, host,
+           port, id->valuestring);
+    printf("(the host key is shown once: keep it)\n");
+    cJSON_Delete(obj);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("tribune 0.1\n");
+        return 0;
+    }
+    if (strcmp(argv[1], "serve") == 0) return run_server(argc, argv, false);
+    if (strcmp(argv[1], "demo") == 0) return run_server(argc, argv, true);
+    if (strcmp(argv[1], "space") == 0) return cmd_space(argc, argv);
+    if (strcmp(argv[1], "relay") == 0 || strcmp(argv[1], "top") == 0) {
+        fprintf(stderr, "tribune %s: not yet implemented\n", argv[1]);
+        return 2;
+    }
+    fprintf(stderr, "tribune: unknown command %s\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
