@@ -10,6 +10,9 @@ PKGS := opus ogg inih libcjson sqlite3 libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 OPT ?= -O2
+ifeq ($(SAN),1)
+OPT := -O1
+endif
 CFLAGS := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
 	-D_GNU_SOURCE -Isrc $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS := $(PKG_LIBS) -lhttp_parser -lm
@@ -17,7 +20,6 @@ LDFLAGS :=
 ifeq ($(SAN),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
-OPT := -O1
 endif
 
 LIB_SRC := $(filter-out src/main.c,$(shell find src -name '*.c' | sort))
@@ -63,6 +65,7 @@ deps:
 	@./scripts/deps.sh
 
 test: deps
+	$(MAKE) format-check
 	$(MAKE) all units
 	$(MAKE) SAN=1 BUILD=build/asan all units
 	./tests/run.sh
@@ -78,6 +81,7 @@ format:
 	clang-format -i $$(find src tools tests -name '*.[ch]')
 
 format-check:
+	@command -v clang-format >/dev/null || { echo "clang-format missing: run scripts/deps.sh"; exit 1; }
 	clang-format --dry-run -Werror $$(find src tools tests -name '*.[ch]')
 
 clean:

@@ -92,8 +92,10 @@ static int run_server(int argc, char **argv, bool demo)
 static int split_url(const char *url, char *host, size_t hostlen, char *port, size_t portlen)
 {
     const char *p = url;
-    if (strncmp(p, "http://", 7) == 0) p += 7;
-    else if (strstr(p, "://")) return -EINVAL;
+    if (strncmp(p, "http://", 7) == 0)
+        p += 7;
+    else if (strstr(p, "://"))
+        return -EINVAL;
     size_t n = strcspn(p, "/");
     char hostport[256];
     if (n == 0 || n >= sizeof(hostport)) return -EINVAL;
@@ -193,8 +195,10 @@ static int cmd_space(int argc, char **argv)
             fprintf(stderr, "tribune space create: %s needs a value\n", a);
             return 2;
         }
-        if (strcmp(a, "--title") == 0) title = v;
-        else if (strcmp(a, "--server") == 0) server = v;
+        if (strcmp(a, "--title") == 0)
+            title = v;
+        else if (strcmp(a, "--server") == 0)
+            server = v;
         else if (strcmp(a, "--starts-at") == 0 || strcmp(a, "--starts_at") == 0) {
             char *end;
             starts_at = strtod(v, &end);
@@ -243,8 +247,8 @@ static int cmd_space(int argc, char **argv)
     split_url(server, host, sizeof(host), port, sizeof(port));
     printf("id: %s\nhost_key: %s\n", id->valuestring, key->valuestring);
     printf("listen: http://%s:%s/spaces/%s/live.opus\n", host, port, id->valuestring);
-    printf("publish: icecast://source:%s@%s:%s/spaces/%s/live.opus\n", key->valuestring, host,
-           port, id->valuestring);
+    printf("publish: icecast://source:%s@%s:%s/spaces/%s/live.opus\n", key->valuestring, host, port,
+           id->valuestring);
     printf("(the host key is shown once: keep it)\n");
     cJSON_Delete(obj);
     return 0;

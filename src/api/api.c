@@ -43,8 +43,10 @@ static cJSON *space_json(struct node *n, const struct space_record *r)
     cJSON_AddStringToObject(o, "id", r->id);
     cJSON_AddStringToObject(o, "title", r->title);
     cJSON_AddStringToObject(o, "state", space_state_name(r->state));
-    if (r->starts_at) cJSON_AddNumberToObject(o, "starts_at", (double)r->starts_at);
-    else cJSON_AddNullToObject(o, "starts_at");
+    if (r->starts_at)
+        cJSON_AddNumberToObject(o, "starts_at", (double)r->starts_at);
+    else
+        cJSON_AddNullToObject(o, "starts_at");
     cJSON_AddNumberToObject(o, "created_at", (double)r->created_at);
     char url[128];
     snprintf(url, sizeof(url), "/spaces/%s/live.opus", r->id);
@@ -132,8 +134,10 @@ static void create_space(struct node *n, struct conn *c)
 
 void api_spaces(struct node *n, struct conn *c)
 {
-    if (c->method == ROUTE_POST) create_space(n, c);
-    else list_spaces(n, c);
+    if (c->method == ROUTE_POST)
+        create_space(n, c);
+    else
+        list_spaces(n, c);
 }
 
 void api_space(struct node *n, struct conn *c, const char *id, size_t len)

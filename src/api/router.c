@@ -43,7 +43,8 @@ static int basic_password(struct conn *c, char *out, size_t cap, size_t *len)
     const char *v = conn_header(c, "Authorization", &vlen);
     if (!v || vlen < 6 || strncasecmp(v, "Basic ", 6) != 0) return -ENOENT;
     v += 6, vlen -= 6;
-    while (vlen && *v == ' ') v++, vlen--;
+    while (vlen && *v == ' ')
+        v++, vlen--;
     char decoded[256];
     int dl = api_base64_decode(v, vlen, decoded, sizeof(decoded));
     if (dl < 0) return -EINVAL;
@@ -99,16 +100,27 @@ void node_on_request(struct conn *c)
     }
     if (!m.is_method_allowed) {
         char allow[128], hdr[160];
-        snprintf(hdr, sizeof(hdr), "Allow: %s\r\n", route_allow_header(m.allowed, allow, sizeof(allow)));
+        snprintf(hdr, sizeof(hdr), "Allow: %s\r\n",
+                 route_allow_header(m.allowed, allow, sizeof(allow)));
         static const char body[] = "{\"error\": \"method not allowed\"}\n";
         conn_respond(c, 405, "application/json", hdr, body, sizeof(body) - 1);
         return;
     }
     switch (m.route->id) {
-    case R_INDEX: api_index(n, c); break;
-    case R_LISTEN: handle_listen(n, c, &m); break;
-    case R_PUBLISH: handle_publish(n, c, &m); break;
-    case R_SPACES: api_spaces(n, c); break;
-    case R_SPACE: api_space(n, c, m.captures[0].s, m.captures[0].len); break;
+    case R_INDEX:
+        api_index(n, c);
+        break;
+    case R_LISTEN:
+        handle_listen(n, c, &m);
+        break;
+    case R_PUBLISH:
+        handle_publish(n, c, &m);
+        break;
+    case R_SPACES:
+        api_spaces(n, c);
+        break;
+    case R_SPACE:
+        api_space(n, c, m.captures[0].s, m.captures[0].len);
+        break;
     }
 }

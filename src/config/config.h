@@ -45,8 +45,7 @@ int config_set(struct config *c, const char *name, const char *value, char *err,
 /* Parses argv[first..argc) as --name value or --name=value flags, applying a
  * --config FILE first wherever it appears. Returns 0, or -EINVAL for an unknown
  * flag or bad value. "--help" is not handled here. */
-int config_parse_args(struct config *c, int argc, char **argv, int first, char *err,
-                      size_t errlen);
+int config_parse_args(struct config *c, int argc, char **argv, int first, char *err, size_t errlen);
 
 /* Prints every setting with its default and help, one per line. */
 void config_print_help(FILE *out);

@@ -25,7 +25,7 @@ struct io;
 typedef void (*io_cb)(struct io *io, uint32_t events);
 
 struct io {
-    int fd;        /* public, read-only */
+    int fd;         /* public, read-only */
     io_cb on_event; /* private */
 };
 

@@ -18,12 +18,12 @@
 #include <stdint.h>
 
 struct chunk {
-    uint32_t refs;       /* private */
-    uint32_t len;        /* read-only: bytes in data[] */
-    uint64_t seq;        /* read-only: position in its ring, set on append */
-    uint64_t granule;    /* read-only: program samples at the end of the chunk */
-    uint32_t duration;   /* read-only: samples of audio in the chunk (48 kHz) */
-    bool is_sealed;      /* read-only */
+    uint32_t refs;        /* private */
+    uint32_t len;         /* read-only: bytes in data[] */
+    uint64_t seq;         /* read-only: position in its ring, set on append */
+    uint64_t granule;     /* read-only: program samples at the end of the chunk */
+    uint32_t duration;    /* read-only: samples of audio in the chunk (48 kHz) */
+    bool is_sealed;       /* read-only */
     unsigned char data[]; /* writable by the creator until sealed */
 };
 

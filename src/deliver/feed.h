@@ -27,26 +27,26 @@
 struct chunk;
 
 struct feed_stats {
-    uint64_t listeners;    /* connected now */
-    uint64_t joined;       /* since start */
-    uint64_t left;         /* since start */
-    uint64_t skips;        /* skip-to-live events */
+    uint64_t listeners; /* connected now */
+    uint64_t joined;    /* since start */
+    uint64_t left;      /* since start */
+    uint64_t skips;     /* skip-to-live events */
     uint64_t skipped_chunks;
-    uint64_t dropped;      /* removed for making no progress */
-    uint64_t bytes;        /* audio and headers written */
+    uint64_t dropped; /* removed for making no progress */
+    uint64_t bytes;   /* audio and headers written */
 };
 
 struct feed {
-    struct ring ring;            /* read-only outside deliver/ */
-    struct chunk *header;        /* read-only: format header (Ogg: OpusHead+OpusTags pages) */
-    struct list ready, blocked;  /* private */
-    struct loop *loop;           /* private */
-    const char *response_head;   /* private: the HTTP response head, static */
+    struct ring ring;           /* read-only outside deliver/ */
+    struct chunk *header;       /* read-only: format header (Ogg: OpusHead+OpusTags pages) */
+    struct list ready, blocked; /* private */
+    struct loop *loop;          /* private */
+    const char *response_head;  /* private: the HTTP response head, static */
     size_t response_head_len;
-    size_t burst_chunks;         /* chunks of recent audio sent on join */
+    size_t burst_chunks; /* chunks of recent audio sent on join */
     uint64_t stall_timeout_ms;
-    int sndbuf;                  /* SO_SNDBUF for listener sockets, 0 = leave */
-    struct feed_stats stats;     /* read-only */
+    int sndbuf;              /* SO_SNDBUF for listener sockets, 0 = leave */
+    struct feed_stats stats; /* read-only */
 };
 
 int feed_init(struct feed *f, struct loop *loop, size_t ring_chunks, size_t burst_chunks,

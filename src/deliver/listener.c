@@ -29,7 +29,7 @@ enum listener_phase { PHASE_HEAD, PHASE_HEADER, PHASE_AUDIO, PHASE_DONE };
 
 struct listener {
     struct io io;
-    struct list node;          /* in feed->ready or feed->blocked */
+    struct list node; /* in feed->ready or feed->blocked */
     struct feed *feed;
     struct chunk *partial;     /* reference while a ring chunk is half written */
     uint64_t next_seq;         /* next ring chunk to write after `partial` */
@@ -38,7 +38,7 @@ struct listener {
     uint8_t phase;             /* enum listener_phase */
     bool is_blocked;
     bool is_head_only;
-    bool has_cursor;           /* next_seq is set (the header existed) */
+    bool has_cursor; /* next_seq is set (the header existed) */
     struct deferred dfr;
 };
 
@@ -83,7 +83,8 @@ int listener_start(struct feed *f, int fd, int is_head_only)
     list_init(&l->node);
     deferred_init(&l->dfr);
     if (f->sndbuf > 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &f->sndbuf, sizeof(f->sndbuf));
-    int err = loop_add(f->loop, &l->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, on_listener_event);
+    int err =
+        loop_add(f->loop, &l->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, on_listener_event);
     if (err < 0) {
         free(l);
         return err;
@@ -192,7 +193,8 @@ static void listener_flush(struct listener *l)
         int n = gather(l, iov, pc);
         if (n == 0) break;
         size_t want = 0;
-        for (int i = 0; i < n; i++) want += iov[i].iov_len;
+        for (int i = 0; i < n; i++)
+            want += iov[i].iov_len;
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
         ssize_t w = sendmsg(l->io.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w < 0 && errno == EINTR) continue;

@@ -8,7 +8,8 @@
 int ring_init(struct ring *r, size_t min_chunks)
 {
     size_t cap = 8;
-    while (cap < min_chunks) cap <<= 1;
+    while (cap < min_chunks)
+        cap <<= 1;
     r->slots = calloc(cap, sizeof(*r->slots));
     if (!r->slots) return -ENOMEM;
     r->cap = cap;
@@ -19,7 +20,8 @@ int ring_init(struct ring *r, size_t min_chunks)
 void ring_fini(struct ring *r)
 {
     if (!r->slots) return;
-    for (uint64_t s = r->tail; s < r->head; s++) chunk_unref(&r->slots[s & (r->cap - 1)]);
+    for (uint64_t s = r->tail; s < r->head; s++)
+        chunk_unref(&r->slots[s & (r->cap - 1)]);
     free(r->slots);
     r->slots = NULL;
     r->head = r->tail = 0;

@@ -27,26 +27,46 @@ static void on_conn_event(struct io *io, uint32_t events);
 const char *http_status_text(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 302: return "Found";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 416: return "Range Not Satisfiable";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Unknown";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 302:
+        return "Found";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 416:
+        return "Range Not Satisfiable";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Unknown";
     }
 }
 
@@ -101,14 +121,22 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 static unsigned method_bit(unsigned m)
 {
     switch (m) {
-    case HTTP_GET: return ROUTE_GET;
-    case HTTP_HEAD: return ROUTE_HEAD;
-    case HTTP_POST: return ROUTE_POST;
-    case HTTP_PUT: return ROUTE_PUT;
-    case HTTP_SOURCE: return ROUTE_SOURCE;
-    case HTTP_DELETE: return ROUTE_DELETE;
-    case HTTP_OPTIONS: return ROUTE_OPTIONS;
-    default: return ROUTE_OTHER;
+    case HTTP_GET:
+        return ROUTE_GET;
+    case HTTP_HEAD:
+        return ROUTE_HEAD;
+    case HTTP_POST:
+        return ROUTE_POST;
+    case HTTP_PUT:
+        return ROUTE_PUT;
+    case HTTP_SOURCE:
+        return ROUTE_SOURCE;
+    case HTTP_DELETE:
+        return ROUTE_DELETE;
+    case HTTP_OPTIONS:
+        return ROUTE_OPTIONS;
+    default:
+        return ROUTE_OTHER;
     }
 }
 

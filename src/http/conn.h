@@ -43,12 +43,12 @@ typedef void (*conn_request_cb)(struct conn *c);
 enum conn_state { CONN_READING, CONN_WRITING, CONN_LINGERING, CONN_CLOSED };
 
 struct conn {
-    struct io io;               /* private */
-    struct loop *loop;          /* read-only */
-    struct deferred dfr;        /* private */
-    struct list node;           /* private: in the deadline list */
-    enum conn_state state;      /* read-only */
-    uint64_t deadline_ms;       /* private */
+    struct io io;          /* private */
+    struct loop *loop;     /* read-only */
+    struct deferred dfr;   /* private */
+    struct list node;      /* private: in the deadline list */
+    enum conn_state state; /* read-only */
+    uint64_t deadline_ms;  /* private */
     const struct conn_limits *limits;
     conn_request_cb on_request; /* private */
     void *owner;                /* public: the node's context */
@@ -58,14 +58,14 @@ struct conn {
     size_t out_off;             /* private: bytes of the response written */
     struct span url, path;      /* read-only after on_request */
     struct span header_names[CONN_MAX_HEADERS], header_values[CONN_MAX_HEADERS];
-    unsigned nheaders;          /* read-only */
-    char *body;                 /* read-only: POST body (NUL-terminated) */
-    size_t body_len;            /* read-only */
-    size_t body_start;          /* private: first byte after the head */
-    unsigned method;            /* read-only: enum route_method bit */
+    unsigned nheaders; /* read-only */
+    char *body;        /* read-only: POST body (NUL-terminated) */
+    size_t body_len;   /* read-only */
+    size_t body_start; /* private: first byte after the head */
+    unsigned method;   /* read-only: enum route_method bit */
     bool is_head_done, is_message_done, is_body_pending, is_too_large;
-    bool has_expect_continue;   /* read-only */
-    char peer[48];              /* read-only: "addr:port" for logs */
+    bool has_expect_continue; /* read-only */
+    char peer[48];            /* read-only: "addr:port" for logs */
 };
 
 /* Initialises the deadline list and its sweep timer for `loop`. */

@@ -66,8 +66,8 @@ int route_find(const struct route *table, size_t n, unsigned method, const char 
 
 char *route_allow_header(unsigned methods, char *out, size_t cap)
 {
-    static const char *const names[] = {"GET", "HEAD", "POST", "PUT", "SOURCE", "DELETE",
-                                        "OPTIONS"};
+    static const char *const names[] = {"GET",    "HEAD",   "POST",   "PUT",
+                                        "SOURCE", "DELETE", "OPTIONS"};
     size_t o = 0;
     out[0] = '\0';
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {

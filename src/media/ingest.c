@@ -57,7 +57,8 @@ static void publisher_read(struct publisher *pub);
 static void publisher_free(struct deferred *d)
 {
     struct publisher *pub = list_entry(d, struct publisher, dfr);
-    for (size_t i = 0; i < pub->qcount; i++) free(pub->queue[(pub->qhead + i) % QUEUE_CAP].data);
+    for (size_t i = 0; i < pub->qcount; i++)
+        free(pub->queue[(pub->qhead + i) % QUEUE_CAP].data);
     free(pub->current);
     ogg_in_free(pub->in);
     free(pub);
@@ -252,10 +253,10 @@ static void on_publisher_event(struct io *io, uint32_t events)
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) publisher_read(pub);
 }
 
-struct publisher *publisher_start(struct loop *loop, int fd, struct program *prog,
-                                  const void *rest, size_t rest_len, int is_expect_continue,
-                                  int is_legacy_source, uint64_t timeout_ms,
-                                  const struct publisher_events *ev, const char *peer)
+struct publisher *publisher_start(struct loop *loop, int fd, struct program *prog, const void *rest,
+                                  size_t rest_len, int is_expect_continue, int is_legacy_source,
+                                  uint64_t timeout_ms, const struct publisher_events *ev,
+                                  const char *peer)
 {
     struct publisher *pub = calloc(1, sizeof(*pub));
     if (pub) pub->in = ogg_in_new();
@@ -280,8 +281,10 @@ struct publisher *publisher_start(struct loop *loop, int fd, struct program *pro
         close(fd);
         return NULL;
     }
-    if (is_expect_continue) send_text(pub, "HTTP/1.1 100 Continue\r\n\r\n");
-    else if (is_legacy_source) send_text(pub, "HTTP/1.0 200 OK\r\n\r\n");
+    if (is_expect_continue)
+        send_text(pub, "HTTP/1.1 100 Continue\r\n\r\n");
+    else if (is_legacy_source)
+        send_text(pub, "HTTP/1.0 200 OK\r\n\r\n");
     log_info("publisher %s connected", pub->peer);
     /* Bytes still in the socket are read from the loop: registering an
      * already-readable socket reports it at once, and no callback runs before

@@ -32,10 +32,10 @@ struct publisher_events {
  * and `is_legacy_source` choose the first response (100 Continue, or 200 OK
  * for SOURCE clients that wait for it). Returns the publisher or NULL (fd
  * closed). */
-struct publisher *publisher_start(struct loop *loop, int fd, struct program *prog,
-                                  const void *rest, size_t rest_len, int is_expect_continue,
-                                  int is_legacy_source, uint64_t timeout_ms,
-                                  const struct publisher_events *ev, const char *peer);
+struct publisher *publisher_start(struct loop *loop, int fd, struct program *prog, const void *rest,
+                                  size_t rest_len, int is_expect_continue, int is_legacy_source,
+                                  uint64_t timeout_ms, const struct publisher_events *ev,
+                                  const char *peer);
 /* 1 when the publisher's stream ended and its queue is playing out: a new
  * publisher may replace it (publisher_close it first). */
 int publisher_is_draining(const struct publisher *pub);

@@ -42,18 +42,18 @@ struct program_source {
 enum { PROGRAM_TICK_MS = 20, PROGRAM_UNDERRUN_MS = 400 };
 
 struct program {
-    struct loop *loop;                /* private */
-    struct ogg_pkg pkg;               /* private */
-    struct timer tick;                /* private */
-    struct program_source *source;    /* read-only: current source or NULL */
-    struct program_source *fallback;  /* read-only: used when no source (demo) */
-    uint64_t start_ms;                /* read-only */
-    uint64_t samples;                 /* read-only: program samples emitted */
-    uint64_t silence_samples;         /* read-only: silence inserted */
-    uint64_t starved_since_ms;        /* private */
-    uint8_t silence[64];              /* private: one 20 ms silent packet */
-    size_t silence_len;               /* private */
-    bool is_started;                  /* read-only */
+    struct loop *loop;               /* private */
+    struct ogg_pkg pkg;              /* private */
+    struct timer tick;               /* private */
+    struct program_source *source;   /* read-only: current source or NULL */
+    struct program_source *fallback; /* read-only: used when no source (demo) */
+    uint64_t start_ms;               /* read-only */
+    uint64_t samples;                /* read-only: program samples emitted */
+    uint64_t silence_samples;        /* read-only: silence inserted */
+    uint64_t starved_since_ms;       /* private */
+    uint8_t silence[64];             /* private: one 20 ms silent packet */
+    size_t silence_len;              /* private */
+    bool is_started;                 /* read-only */
 };
 
 int program_init(struct program *p, struct loop *loop, struct feed *feed, int chunk_ms);

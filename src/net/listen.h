@@ -16,12 +16,12 @@
 enum { ACCEPT_BATCH = 128, ACCEPT_PAUSE_MS = 100 };
 
 struct acceptor {
-    struct io io;                               /* private */
-    struct loop *loop;                          /* private */
-    struct timer pause;                         /* private */
+    struct io io;                                  /* private */
+    struct loop *loop;                             /* private */
+    struct timer pause;                            /* private */
     void (*on_accept)(struct acceptor *a, int fd); /* takes ownership of fd */
-    void *owner;                                /* public */
-    uint64_t accepted, paused;                  /* read-only counters */
+    void *owner;                                   /* public */
+    uint64_t accepted, paused;                     /* read-only counters */
 };
 
 /* Opens a listening TCP socket on host:port (host "" or "0.0.0.0" = any

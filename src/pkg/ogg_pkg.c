@@ -17,7 +17,8 @@ size_t opus_head_emit(uint8_t out[19], int channels, uint16_t pre_skip)
     out[10] = (uint8_t)(pre_skip & 0xff);
     out[11] = (uint8_t)(pre_skip >> 8);
     uint32_t rate = SAMPLE_RATE;
-    for (int i = 0; i < 4; i++) out[12 + i] = (uint8_t)(rate >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        out[12 + i] = (uint8_t)(rate >> (8 * i));
     out[16] = out[17] = 0; /* output gain */
     out[18] = 0;           /* mapping family 0: mono or stereo */
     return 19;
@@ -74,8 +75,12 @@ static struct chunk *flush_pages(struct ogg_pkg *p)
 
 static int packet_in(struct ogg_pkg *p, const uint8_t *data, size_t len, int bos)
 {
-    ogg_packet op = {.packet = (unsigned char *)data, .bytes = (long)len, .b_o_s = bos,
-                     .e_o_s = 0, .granulepos = p->granule, .packetno = p->packetno++};
+    ogg_packet op = {.packet = (unsigned char *)data,
+                     .bytes = (long)len,
+                     .b_o_s = bos,
+                     .e_o_s = 0,
+                     .granulepos = p->granule,
+                     .packetno = p->packetno++};
     return ogg_stream_packetin(&p->os, &op) == 0 ? 0 : -ENOMEM;
 }
 
@@ -87,7 +92,8 @@ int ogg_pkg_start(struct ogg_pkg *p, int channels, const char *vendor)
     uint8_t tags[128];
     if (vlen > sizeof(tags) - 16) vlen = sizeof(tags) - 16;
     memcpy(tags, "OpusTags", 8);
-    for (int i = 0; i < 4; i++) tags[8 + i] = (uint8_t)(vlen >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        tags[8 + i] = (uint8_t)(vlen >> (8 * i));
     memcpy(tags + 12, vendor, vlen);
     memset(tags + 12 + vlen, 0, 4); /* no user comments */
     p->granule = 0;

@@ -18,13 +18,13 @@
 struct feed;
 
 struct ogg_pkg {
-    ogg_stream_state os;  /* private */
-    struct feed *feed;    /* private: where chunks go */
-    int64_t granule;      /* read-only: samples packaged so far (incl. pre-skip) */
-    int64_t packetno;     /* private */
-    uint32_t page_samples;   /* private: samples in the page being filled */
-    uint32_t chunk_samples;  /* private: target samples per chunk */
-    int is_started;       /* read-only */
+    ogg_stream_state os;    /* private */
+    struct feed *feed;      /* private: where chunks go */
+    int64_t granule;        /* read-only: samples packaged so far (incl. pre-skip) */
+    int64_t packetno;       /* private */
+    uint32_t page_samples;  /* private: samples in the page being filled */
+    uint32_t chunk_samples; /* private: target samples per chunk */
+    int is_started;         /* read-only */
 };
 
 /* Prepares a packager that will feed `feed`. 0 or negative errno. */

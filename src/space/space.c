@@ -11,14 +11,13 @@
 
 enum { SWEEP_MS = 1000 };
 
-static const char ogg_response_head[] =
-    "HTTP/1.1 200 OK\r\n"
-    "Content-Type: audio/ogg\r\n"
-    "Cache-Control: no-cache, no-store\r\n"
-    "Access-Control-Allow-Origin: *\r\n"
-    "X-Content-Type-Options: nosniff\r\n"
-    "Connection: close\r\n"
-    "\r\n";
+static const char ogg_response_head[] = "HTTP/1.1 200 OK\r\n"
+                                        "Content-Type: audio/ogg\r\n"
+                                        "Cache-Control: no-cache, no-store\r\n"
+                                        "Access-Control-Allow-Origin: *\r\n"
+                                        "X-Content-Type-Options: nosniff\r\n"
+                                        "Connection: close\r\n"
+                                        "\r\n";
 
 static void on_sweep(struct timer *t)
 {
@@ -137,9 +136,9 @@ int space_publish(struct space *s, int fd, const void *rest, size_t rest_len, in
     if (s->publisher && publisher_is_draining(s->publisher)) publisher_close(s->publisher);
     if (s->publisher) return -EBUSY;
     struct publisher_events ev = {.on_gone = on_publisher_gone, .arg = s};
-    s->publisher = publisher_start(s->owner->loop, fd, &s->program, rest, rest_len,
-                                   expect_continue, is_legacy,
-                                   (uint64_t)s->owner->cfg->publisher_timeout_ms, &ev, peer);
+    s->publisher =
+        publisher_start(s->owner->loop, fd, &s->program, rest, rest_len, expect_continue, is_legacy,
+                        (uint64_t)s->owner->cfg->publisher_timeout_ms, &ev, peer);
     if (s->publisher && s->rec.state != SPACE_LIVE) space_set_state(s, SPACE_LIVE);
     return 0;
 }

@@ -31,11 +31,11 @@ struct space {
 };
 
 struct spaces {
-    struct list all;             /* private */
-    struct loop *loop;           /* private */
-    struct registry *reg;        /* private */
-    const struct config *cfg;    /* private */
-    struct timer sweep;          /* private */
+    struct list all;          /* private */
+    struct loop *loop;        /* private */
+    struct registry *reg;     /* private */
+    const struct config *cfg; /* private */
+    struct timer sweep;       /* private */
 };
 
 int spaces_init(struct spaces *ss, struct loop *loop, struct registry *reg,

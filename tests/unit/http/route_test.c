@@ -63,9 +63,17 @@ END_TEST
 
 START_TEST(not_found)
 {
-    const char *paths[] = {"/nope", "/api", "/api/spaces/", "/api/spaces/a/b", "//",
-                           "/spaces//live.opus", "/spaces/x/live.mp3", "/spaces/.opus",
-                           "/spaces/x/speakers/.opus", "", "api/spaces"};
+    const char *paths[] = {"/nope",
+                           "/api",
+                           "/api/spaces/",
+                           "/api/spaces/a/b",
+                           "//",
+                           "/spaces//live.opus",
+                           "/spaces/x/live.mp3",
+                           "/spaces/.opus",
+                           "/spaces/x/speakers/.opus",
+                           "",
+                           "api/spaces"};
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
         struct route_match m = find(ROUTE_GET, paths[i]);
         ck_assert_msg(m.route == NULL, "%s matched", paths[i]);
