@@ -19,6 +19,7 @@
 #include "api/node.h"
 #include "config/config.h"
 #include "core/log.h"
+#include "deliver/worker.h"
 
 static void usage(FILE *out)
 {
@@ -264,6 +265,13 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "--version") == 0) {
         printf("tribune 0.1\n");
         return 0;
+    }
+    if (strcmp(argv[1], "__worker") == 0) return worker_main(WORKER_CHANNEL_FD);
+    static char exe[4096];
+    ssize_t el = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (el > 0) {
+        exe[el] = '\0';
+        node_worker_exe = exe;
     }
     if (strcmp(argv[1], "serve") == 0) return run_server(argc, argv, false);
     if (strcmp(argv[1], "demo") == 0) return run_server(argc, argv, true);

@@ -53,7 +53,7 @@ static cJSON *space_json(struct node *n, const struct space_record *r)
     cJSON_AddStringToObject(o, "listen", url);
     struct space *s = spaces_peek(&n->spaces, r->id, strlen(r->id));
     cJSON *l = cJSON_AddObjectToObject(o, "listeners");
-    if (l) cJSON_AddNumberToObject(l, "connected", s ? (double)s->ogg.stats.listeners : 0);
+    if (l) cJSON_AddNumberToObject(l, "connected", s ? (double)space_listeners(s) : 0);
     cJSON_AddBoolToObject(o, "has_publisher", s && (s->publisher || s->builtin));
     return o;
 }

@@ -18,14 +18,72 @@ static void on_accept(struct acceptor *a, int fd)
     if (conn_start(n->loop, fd, &n->limits, node_on_request, n) < 0) close(fd);
 }
 
+const char *node_worker_exe;
+
 static void on_signal(struct io *io, uint32_t events)
 {
     struct node *n = list_entry(io, struct node, sigio);
     struct signalfd_siginfo si;
-    if (read(io->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+    while (read(io->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        if (si.ssi_signo == SIGCHLD) {
+            if (n->has_fleet) fleet_reap(&n->fleet);
+            continue;
+        }
         log_info("signal %u: shutting down", si.ssi_signo);
         loop_stop(n->loop);
+        return;
     }
+}
+
+/* --- the fleet's events ---------------------------------------------- */
+
+static void on_worker_up(struct fleet *f, int w, void *arg)
+{
+    struct node *n = arg;
+    struct list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &n->spaces.all)
+    {
+        struct space *s = list_entry(pos, struct space, node);
+        fleet_sync_feed(f, w, s->rec.id, &s->ogg);
+    }
+}
+
+static void on_worker_down(struct fleet *f, int w, void *arg)
+{
+    struct node *n = arg;
+    struct list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &n->spaces.all)
+    {
+        struct space *s = list_entry(pos, struct space, node);
+        memset(&s->wstats[w], 0, sizeof(s->wstats[w]));
+    }
+}
+
+static void on_handoff(struct fleet *f, int w, int fd, const void *bytes, size_t len, void *arg)
+{
+    struct node *n = arg;
+    if (conn_start_with(n->loop, fd, &n->limits, node_on_request, n, w, bytes, len) < 0) close(fd);
+}
+
+static void on_worker_stats(struct fleet *f, int w, const char *id, const struct feed_stats *st,
+                            void *arg)
+{
+    struct node *n = arg;
+    struct space *s = spaces_peek(&n->spaces, id, strlen(id));
+    if (s && w >= 0 && w < FLEET_MAX) s->wstats[w] = *st;
+}
+
+static int start_fleet(struct node *n)
+{
+    struct fleet_events ev = {.on_up = on_worker_up,
+                              .on_down = on_worker_down,
+                              .on_handoff = on_handoff,
+                              .on_stats = on_worker_stats,
+                              .arg = n};
+    int err = fleet_start(&n->fleet, n->loop, &n->cfg, node_worker_exe, fleet_size(&n->cfg), &ev);
+    n->has_fleet = true; /* even when partly started: fleet_stop cleans up */
+    n->spaces.fleet = &n->fleet;
+    return err;
 }
 
 /* SIGINT and SIGTERM stop the loop through a signalfd; SIGPIPE is ignored
@@ -37,6 +95,7 @@ static int setup_signals(struct node *n)
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGCHLD);
     if (sigprocmask(SIG_BLOCK, &set, NULL) < 0) return -errno;
     n->sigio.fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (n->sigio.fd < 0) return -errno;
@@ -63,6 +122,15 @@ static int open_listener(struct node *n)
         log_error("bad listen address %s", n->cfg.listen);
         return -EINVAL;
     }
+    if (node_worker_exe) {
+        /* Workers listen; the master only holds the port. */
+        n->reserve_fd = listen_reserve(host, port);
+        if (n->reserve_fd < 0) {
+            log_error("cannot listen on %s: %s", n->cfg.listen, strerror(-n->reserve_fd));
+            return n->reserve_fd;
+        }
+        return 0;
+    }
     int fd = listen_open(host, port, 4096);
     if (fd < 0) {
         log_error("cannot listen on %s: %s", n->cfg.listen, strerror(-fd));
@@ -77,6 +145,7 @@ int node_open(struct node *n, const struct config *cfg)
     n->cfg = *cfg;
     n->sigio.fd = -1;
     n->acceptor.io.fd = -1;
+    n->reserve_fd = -1;
     n->limits.max_head = (size_t)cfg->max_header_bytes;
     n->limits.max_url = (size_t)cfg->max_url_bytes;
     n->limits.head_timeout_ms = (uint64_t)cfg->header_timeout_ms;
@@ -87,6 +156,7 @@ int node_open(struct node *n, const struct config *cfg)
     if (err == 0) err = spaces_init(&n->spaces, n->loop, n->reg, &n->cfg);
     if (err == 0) err = open_listener(n);
     if (err == 0) err = setup_signals(n);
+    if (err == 0 && node_worker_exe) err = start_fleet(n);
     return err;
 }
 
@@ -114,6 +184,9 @@ int node_run(struct node *n)
 void node_close(struct node *n)
 {
     if (n->acceptor.io.fd >= 0) acceptor_stop(&n->acceptor);
+    if (n->has_fleet) fleet_stop(&n->fleet);
+    n->spaces.fleet = NULL;
+    if (n->reserve_fd >= 0) close(n->reserve_fd);
     if (n->sigio.fd >= 0) {
         loop_del(n->loop, &n->sigio);
         close(n->sigio.fd);

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 
 #include "config/config.h"
+#include "deliver/fleet.h"
 #include "core/loop.h"
 #include "http/conn.h"
 #include "net/listen.h"
@@ -27,9 +28,16 @@ struct node {
     struct acceptor acceptor;
     struct conn_limits limits;
     struct io sigio;
+    struct fleet fleet;
+    bool has_fleet; /* read-only: listeners are served by worker processes */
+    int reserve_fd; /* private: holds the port while workers listen on it */
     bool is_demo;
     char demo_key[SPACE_KEY_HEX + 1];
 };
+
+/* The executable that runs `__worker` (main sets it). When NULL, as in unit
+ * tests, a node serves listeners in its own process. */
+extern const char *node_worker_exe;
 
 /* Opens the data directory, registry and listening socket. 0 or negative
  * errno (logged). */

@@ -33,6 +33,12 @@ static void handle_listen(struct node *n, struct conn *c, const struct route_mat
     size_t rest_len;
     int is_head = c->method == ROUTE_HEAD;
     int fd = conn_detach(c, rest, 0, &rest_len);
+    if (n->has_fleet) {
+        if (fleet_give_listener(&n->fleet, c->tag, s->rec.id, fd, is_head) < 0)
+            log_warn("no worker to serve a listener of %s", s->rec.id);
+        close(fd);
+        return;
+    }
     if (listener_start(&s->ogg, fd, is_head) < 0) close(fd);
 }
 
@@ -79,7 +85,7 @@ static void handle_publish(struct node *n, struct conn *c, const struct route_ma
         conn_respond_error(c, 409, "space already has a publisher");
         return;
     }
-    char peer[48];
+    char peer[64];
     snprintf(peer, sizeof(peer), "%s", c->peer);
     int expect = c->has_expect_continue, legacy = c->method == ROUTE_SOURCE;
     char rest[8192];

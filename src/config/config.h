@@ -22,6 +22,7 @@ struct config {
     int burst_ms;             /* audio sent at once to a new listener, default 1500 */
     int ring_ms;              /* audio kept per space for catching up, default 10000 */
     int chunk_ms;             /* audio per chunk (Ogg page), default 100 */
+    int write_interval_ms;    /* coalesce writes up to this when loaded, default 500 */
     int header_timeout_ms;    /* whole request head must arrive within, default 10000 */
     int max_header_bytes;     /* request line + headers, default 8192 (431 above) */
     int max_url_bytes;        /* request target, default 2048 (414 above) */

@@ -5,8 +5,18 @@
  *                                               writev(chunks from its cursor)
  *                                        full? -> `blocked` (EPOLLOUT wakes it)
  *
- * - `ready` holds listeners whose cursor is at the ring's head: a new chunk is
- *   written to each of them at once (one writev per listener per chunk).
+ * - `ready[b]` holds caught-up listeners of write bucket b. Each new chunk is
+ *   written to the buckets whose turn it is: with `nbuckets` = 1 every
+ *   listener gets every chunk at once; with nbuckets = 5 (a loaded worker)
+ *   each listener is written every fifth chunk, all five pending chunks in one
+ *   sendmsg. The kernel's cost per send decides capacity, players buffer, so
+ *   a loaded node writes less often rather than falling over:
+ *
+ *     chunk seq:   100   101   102   103   104   105 ...
+ *     bucket:       0     1     2     3     4     0  ...   (seq % nbuckets)
+ *
+ *   Buckets congruent modulo nbuckets are flushed together, so changing
+ *   nbuckets never strands a listener.
  * - `blocked` holds listeners whose socket was full; they resume on EPOLLOUT
  *   (edge-triggered, registered once: no epoll_ctl per write) and rejoin
  *   `ready` once caught up. Behind the ring's tail they skip to live.
@@ -36,10 +46,18 @@ struct feed_stats {
     uint64_t bytes;   /* audio and headers written */
 };
 
+enum { FEED_MAX_BUCKETS = 16 };
+
 struct feed {
-    struct ring ring;           /* read-only outside deliver/ */
-    struct chunk *header;       /* read-only: format header (Ogg: OpusHead+OpusTags pages) */
-    struct list ready, blocked; /* private */
+    struct ring ring;     /* read-only outside deliver/ */
+    struct chunk *header; /* read-only: format header (Ogg: OpusHead+OpusTags pages) */
+    struct list ready[FEED_MAX_BUCKETS], blocked; /* private */
+    unsigned nbuckets;    /* public: write every nbuckets-th chunk (1..FEED_MAX_BUCKETS) */
+    unsigned next_bucket; /* private: round-robin for joins */
+    /* public: called for the header and every chunk published (the master
+     * forwards them to its workers); the chunk is borrowed. */
+    void (*on_chunk)(struct feed *f, struct chunk *c, int is_header);
+    void *owner; /* public: for on_chunk */
     struct loop *loop;          /* private */
     const char *response_head;  /* private: the HTTP response head, static */
     size_t response_head_len;
@@ -48,6 +66,9 @@ struct feed {
     int sndbuf;              /* SO_SNDBUF for listener sockets, 0 = leave */
     struct feed_stats stats; /* read-only */
 };
+
+/* The response head of progressive Ogg/Opus listeners. */
+extern const char feed_ogg_response_head[];
 
 int feed_init(struct feed *f, struct loop *loop, size_t ring_chunks, size_t burst_chunks,
               const char *response_head);

@@ -25,6 +25,14 @@
 
 enum { IOV_BATCH = 32, NO_SEQ = 0 };
 
+const char feed_ogg_response_head[] = "HTTP/1.1 200 OK\r\n"
+                                      "Content-Type: audio/ogg\r\n"
+                                      "Cache-Control: no-cache, no-store\r\n"
+                                      "Access-Control-Allow-Origin: *\r\n"
+                                      "X-Content-Type-Options: nosniff\r\n"
+                                      "Connection: close\r\n"
+                                      "\r\n";
+
 enum listener_phase { PHASE_HEAD, PHASE_HEADER, PHASE_AUDIO, PHASE_DONE };
 
 struct listener {
@@ -36,6 +44,7 @@ struct listener {
     uint64_t last_progress_ms; /* last time the socket accepted bytes */
     uint32_t offset;           /* bytes of the current piece already written */
     uint8_t phase;             /* enum listener_phase */
+    uint8_t bucket;            /* which ready list (feed.h) */
     bool is_blocked;
     bool is_head_only;
     bool has_cursor; /* next_seq is set (the header existed) */
@@ -69,7 +78,7 @@ static void set_blocked(struct listener *l, bool blocked)
     if (l->is_blocked == blocked) return;
     l->is_blocked = blocked;
     list_remove(&l->node);
-    list_push_back(blocked ? &l->feed->blocked : &l->feed->ready, &l->node);
+    list_push_back(blocked ? &l->feed->blocked : &l->feed->ready[l->bucket], &l->node);
 }
 
 int listener_start(struct feed *f, int fd, int is_head_only)
@@ -89,7 +98,8 @@ int listener_start(struct feed *f, int fd, int is_head_only)
         free(l);
         return err;
     }
-    list_push_back(&f->ready, &l->node);
+    l->bucket = (uint8_t)(f->next_bucket++ % FEED_MAX_BUCKETS);
+    list_push_back(&f->ready[l->bucket], &l->node);
     f->stats.listeners++;
     f->stats.joined++;
     listener_flush(l);
@@ -250,8 +260,10 @@ int feed_init(struct feed *f, struct loop *loop, size_t ring_chunks, size_t burs
     memset(f, 0, sizeof(*f));
     int err = ring_init(&f->ring, ring_chunks);
     if (err < 0) return err;
-    list_init(&f->ready);
+    for (int b = 0; b < FEED_MAX_BUCKETS; b++)
+        list_init(&f->ready[b]);
     list_init(&f->blocked);
+    f->nbuckets = 1;
     f->loop = loop;
     f->burst_chunks = burst_chunks;
     f->response_head = response_head;
@@ -268,29 +280,56 @@ static void close_all(struct list *head)
 
 void feed_fini(struct feed *f)
 {
-    close_all(&f->ready);
+    for (int b = 0; b < FEED_MAX_BUCKETS; b++)
+        close_all(&f->ready[b]);
     close_all(&f->blocked);
     ring_fini(&f->ring);
     chunk_unref(&f->header);
 }
 
-static void flush_ready(struct feed *f)
+/* Writes to the listeners of bucket b. A listener that blocks moves to
+ * `blocked`; one that catches up comes back to the end of its list, so the
+ * walk stops at the element that was last when it began. */
+static void flush_bucket(struct feed *f, unsigned b)
 {
-    struct list *pos, *tmp;
-    list_for_each_safe(pos, tmp, &f->ready) listener_flush(list_entry(pos, struct listener, node));
+    struct list *head = &f->ready[b];
+    if (list_is_empty(head)) return;
+    struct list *last = head->prev;
+    struct list *pos = head->next;
+    for (;;) {
+        struct list *next = pos->next;
+        bool is_last = pos == last;
+        listener_flush(list_entry(pos, struct listener, node));
+        if (is_last || next == head) break;
+        pos = next;
+    }
+}
+
+static void flush_all(struct feed *f)
+{
+    for (unsigned b = 0; b < FEED_MAX_BUCKETS; b++)
+        flush_bucket(f, b);
 }
 
 void feed_set_header(struct feed *f, struct chunk *header)
 {
     chunk_unref(&f->header);
     f->header = header;
-    flush_ready(f);
+    if (f->on_chunk) f->on_chunk(f, header, 1);
+    flush_all(f);
 }
 
 void feed_publish(struct feed *f, struct chunk *c)
 {
     ring_append(&f->ring, c);
-    flush_ready(f);
+    if (f->on_chunk) f->on_chunk(f, c, 0);
+    unsigned nb = f->nbuckets;
+    if (nb <= 1) {
+        flush_all(f);
+        return;
+    }
+    for (unsigned b = (unsigned)(c->seq % nb); b < FEED_MAX_BUCKETS; b += nb)
+        flush_bucket(f, b);
 }
 
 void feed_sweep(struct feed *f)

@@ -151,6 +151,7 @@ static int on_headers_complete(http_parser *p)
     const char *v = conn_header(c, "Expect", &len);
     c->has_expect_continue = v && len == 12 && strncasecmp(v, "100-continue", 12) == 0;
     if (c->method == ROUTE_PUT || c->method == ROUTE_SOURCE) return 2;
+    if (c->limits->is_routing_on_head && c->method != ROUTE_GET && c->method != ROUTE_HEAD) return 2;
     if (c->method != ROUTE_POST) return 1;
     if ((p->flags & F_CONTENTLENGTH) && p->content_length > CONN_MAX_BODY) {
         c->is_too_large = true;
@@ -258,9 +259,19 @@ static void peer_name(int fd, char *out, size_t cap)
     snprintf(out, cap, "%s:%u", host, port);
 }
 
+static void finish_head(struct conn *c);
+static int parse_more(struct conn *c, const char *data, size_t n);
+
 int conn_start(struct loop *loop, int fd, const struct conn_limits *limits, conn_request_cb cb,
                void *owner)
 {
+    return conn_start_with(loop, fd, limits, cb, owner, -1, NULL, 0);
+}
+
+int conn_start_with(struct loop *loop, int fd, const struct conn_limits *limits,
+                    conn_request_cb cb, void *owner, int tag, const void *pre, size_t len)
+{
+    if (len > limits->max_head) return -E2BIG;
     struct conn *c = calloc(1, sizeof(*c));
     if (!c) return -ENOMEM;
     c->cap = limits->max_head;
@@ -274,6 +285,7 @@ int conn_start(struct loop *loop, int fd, const struct conn_limits *limits, conn
     c->limits = limits;
     c->on_request = cb;
     c->owner = owner;
+    c->tag = tag;
     c->deadline_ms = loop_now_ms(loop) + limits->head_timeout_ms;
     deferred_init(&c->dfr);
     http_parser_init(&c->parser, HTTP_REQUEST);
@@ -286,6 +298,11 @@ int conn_start(struct loop *loop, int fd, const struct conn_limits *limits, conn
     }
     peer_name(fd, c->peer, sizeof(c->peer));
     list_push_back(&all_conns, &c->node);
+    if (len) {
+        memcpy(c->buf, pre, len);
+        c->len = len;
+        if (parse_more(c, c->buf, len) > 0) finish_head(c);
+    }
     return 0;
 }
 
@@ -473,6 +490,16 @@ void conn_respond_error(struct conn *c, int status, const char *msg)
     esc[o] = '\0';
     int n = snprintf(body, sizeof(body), "{\"error\": \"%s\"}\n", esc);
     conn_respond(c, status, "application/json", NULL, body, (size_t)n);
+}
+
+int conn_detach_all(struct conn *c, void *out, size_t cap, size_t *len)
+{
+    size_t have = c->len < cap ? c->len : cap;
+    memcpy(out, c->buf, have);
+    *len = have;
+    c->body_start = c->len; /* nothing left for conn_detach to copy */
+    size_t none;
+    return conn_detach(c, NULL, 0, &none);
 }
 
 int conn_detach(struct conn *c, void *rest, size_t cap, size_t *rest_len)

@@ -31,6 +31,9 @@ struct conn_limits {
     size_t max_head;
     size_t max_url;
     uint64_t head_timeout_ms;
+    /* Route every request once its head is complete, never reading a body
+     * (a worker hands such requests to the master with the raw bytes). */
+    bool is_routing_on_head;
 };
 
 struct span {
@@ -52,6 +55,7 @@ struct conn {
     const struct conn_limits *limits;
     conn_request_cb on_request; /* private */
     void *owner;                /* public: the node's context */
+    int tag;                    /* public: the caller's number (e.g. the worker it came from) */
     http_parser parser;         /* private */
     char *buf;                  /* head bytes, then the response */
     size_t cap, len, parsed;    /* private */
@@ -65,7 +69,7 @@ struct conn {
     unsigned method;   /* read-only: enum route_method bit */
     bool is_head_done, is_message_done, is_body_pending, is_too_large;
     bool has_expect_continue; /* read-only */
-    char peer[48];            /* read-only: "addr:port" for logs */
+    char peer[64];            /* read-only: "addr:port" for logs */
 };
 
 /* Initialises the deadline list and its sweep timer for `loop`. */
@@ -76,6 +80,12 @@ void conn_module_fini(void);
  * negative errno, in which case the caller closes `fd`. */
 int conn_start(struct loop *loop, int fd, const struct conn_limits *limits, conn_request_cb cb,
                void *owner);
+
+/* Like conn_start, for a connection whose first `len` bytes were already
+ * read by someone else (a worker's handoff): they are parsed first, and the
+ * request may be routed before this returns. */
+int conn_start_with(struct loop *loop, int fd, const struct conn_limits *limits,
+                    conn_request_cb cb, void *owner, int tag, const void *pre, size_t len);
 
 /* Finds header `name` (case-insensitive). Returns its value or NULL; *len set. */
 const char *conn_header(const struct conn *c, const char *name, size_t *len);
@@ -96,6 +106,10 @@ void conn_respond_error(struct conn *c, int status, const char *msg);
  * bytes already received after the head (at most `cap`) to `rest`, stores
  * their count in *rest_len, and frees the conn later. Returns the fd. */
 int conn_detach(struct conn *c, void *rest, size_t cap, size_t *rest_len);
+
+/* Like conn_detach, but copies every byte received so far, head included
+ * (at most `cap`), for a handoff to another process. Returns the fd. */
+int conn_detach_all(struct conn *c, void *out, size_t cap, size_t *len);
 
 /* Closes without a response. */
 void conn_close(struct conn *c);

@@ -48,7 +48,7 @@ struct publisher {
     bool is_expect_continue, is_legacy;
     uint64_t last_data_ms, timeout_ms, bytes;
     struct deferred dfr;
-    char peer[48];
+    char peer[64];
 };
 
 static void on_publisher_event(struct io *io, uint32_t events);

@@ -12,7 +12,8 @@
 
 #include "core/log.h"
 
-int listen_open(const char *host, uint16_t port, int backlog)
+/* A non-blocking TCP socket bound to host:port, with SO_REUSEPORT. */
+static int open_bound(const char *host, uint16_t port)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
@@ -32,7 +33,7 @@ int listen_open(const char *host, uint16_t port, int backlog)
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-    if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, backlog) < 0) {
+    if (bind(fd, res->ai_addr, res->ai_addrlen) < 0) {
         rc = -errno;
         close(fd);
         freeaddrinfo(res);
@@ -40,6 +41,23 @@ int listen_open(const char *host, uint16_t port, int backlog)
     }
     freeaddrinfo(res);
     return fd;
+}
+
+int listen_open(const char *host, uint16_t port, int backlog)
+{
+    int fd = open_bound(host, port);
+    if (fd < 0) return fd;
+    if (listen(fd, backlog) < 0) {
+        int rc = -errno;
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+int listen_reserve(const char *host, uint16_t port)
+{
+    return open_bound(host, port);
 }
 
 static void on_listen_event(struct io *io, uint32_t events);

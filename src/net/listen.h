@@ -27,6 +27,11 @@ struct acceptor {
 /* Opens a listening TCP socket on host:port (host "" or "0.0.0.0" = any
  * IPv4, "::" = any IPv6). Returns the fd or a negative errno. */
 int listen_open(const char *host, uint16_t port, int backlog);
+/* Binds host:port with SO_REUSEPORT without listening: the port is held
+ * (another program cannot take it, a conflict is found at once) while worker
+ * processes open their own listening sockets on it. Returns the fd or a
+ * negative errno. */
+int listen_reserve(const char *host, uint16_t port);
 /* Starts accepting on `fd` (taken over). 0 or negative errno. */
 int acceptor_start(struct acceptor *a, struct loop *loop, int fd,
                    void (*on_accept)(struct acceptor *a, int fd), void *owner);

@@ -11,13 +11,6 @@
 
 enum { SWEEP_MS = 1000 };
 
-static const char ogg_response_head[] = "HTTP/1.1 200 OK\r\n"
-                                        "Content-Type: audio/ogg\r\n"
-                                        "Cache-Control: no-cache, no-store\r\n"
-                                        "Access-Control-Allow-Origin: *\r\n"
-                                        "X-Content-Type-Options: nosniff\r\n"
-                                        "Connection: close\r\n"
-                                        "\r\n";
 
 static void on_sweep(struct timer *t)
 {
@@ -39,6 +32,7 @@ int spaces_init(struct spaces *ss, struct loop *loop, struct registry *reg,
     ss->loop = loop;
     ss->reg = reg;
     ss->cfg = cfg;
+    ss->fleet = NULL;
     timer_init(&ss->sweep, on_sweep);
     timer_start(loop, &ss->sweep, loop_now_ms(loop) + SWEEP_MS);
     return 0;
@@ -61,6 +55,21 @@ void spaces_fini(struct spaces *ss)
     list_for_each_safe(pos, tmp, &ss->all) space_free(list_entry(pos, struct space, node));
 }
 
+/* Every chunk the master packages goes to every worker, once. */
+static void forward_chunk(struct feed *f, struct chunk *c, int is_header)
+{
+    struct space *s = f->owner;
+    fleet_broadcast_chunk(s->owner->fleet, s->rec.id, c, is_header);
+}
+
+uint64_t space_listeners(const struct space *s)
+{
+    uint64_t n = s->ogg.stats.listeners;
+    for (int w = 0; w < FLEET_MAX; w++)
+        n += s->wstats[w].listeners;
+    return n;
+}
+
 static struct space *space_new(struct spaces *ss, const struct space_record *rec)
 {
     const struct config *cfg = ss->cfg;
@@ -70,7 +79,7 @@ static struct space *space_new(struct spaces *ss, const struct space_record *rec
     s->rec = *rec;
     size_t chunk_ms = cfg->chunk_ms > 0 ? (size_t)cfg->chunk_ms : 100;
     if (feed_init(&s->ogg, ss->loop, (size_t)cfg->ring_ms / chunk_ms,
-                  ((size_t)cfg->burst_ms + chunk_ms - 1) / chunk_ms, ogg_response_head) < 0 ||
+                  ((size_t)cfg->burst_ms + chunk_ms - 1) / chunk_ms, feed_ogg_response_head) < 0 ||
         program_init(&s->program, ss->loop, &s->ogg, (int)chunk_ms) < 0) {
         free(s);
         return NULL;
@@ -78,6 +87,12 @@ static struct space *space_new(struct spaces *ss, const struct space_record *rec
     s->ogg.stall_timeout_ms = (uint64_t)cfg->stall_timeout_ms;
     s->ogg.sndbuf = cfg->sndbuf_bytes;
     list_push_back(&ss->all, &s->node);
+    if (ss->fleet) {
+        s->ogg.on_chunk = forward_chunk;
+        s->ogg.owner = s;
+        for (int w = 0; w < ss->fleet->n; w++)
+            fleet_sync_feed(ss->fleet, w, s->rec.id, &s->ogg);
+    }
     return s;
 }
 

@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "config/config.h"
+#include "deliver/fleet.h"
 #include "core/list.h"
 #include "core/loop.h"
 #include "deliver/feed.h"
@@ -28,6 +29,7 @@ struct space {
     struct program program;         /* the program clock and source */
     struct publisher *publisher;    /* the connected publisher, or NULL */
     struct program_source *builtin; /* the demo speaker, or NULL */
+    struct feed_stats wstats[FLEET_MAX]; /* read-only: the ogg feed in each worker */
 };
 
 struct spaces {
@@ -36,6 +38,7 @@ struct spaces {
     struct registry *reg;     /* private */
     const struct config *cfg; /* private */
     struct timer sweep;       /* private */
+    struct fleet *fleet;      /* public: the workers to forward chunks to, or NULL */
 };
 
 int spaces_init(struct spaces *ss, struct loop *loop, struct registry *reg,
@@ -53,6 +56,8 @@ int space_add_builtin_speaker(struct space *s);
  * Returns 0, or -EBUSY when a publisher is already connected (409). */
 int space_publish(struct space *s, int fd, const void *rest, size_t rest_len, int expect_continue,
                   int is_legacy, const char *peer);
+/* Listeners connected to the space, over the master and every worker. */
+uint64_t space_listeners(const struct space *s);
 /* Marks the space live in the registry (and the record). */
 void space_set_state(struct space *s, enum space_state st);
 

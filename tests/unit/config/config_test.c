@@ -16,6 +16,7 @@ static const char *const names[] = {
     "burst_ms",
     "ring_ms",
     "chunk_ms",
+    "write_interval_ms",
     "header_timeout_ms",
     "max_header_bytes",
     "max_url_bytes",

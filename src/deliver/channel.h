@@ -1,0 +1,53 @@
+/* The channel between the master and one worker: a Unix SOCK_SEQPACKET
+ * socketpair carrying whole messages, some with a file descriptor attached.
+ *
+ *   master --SPACE, HEADER, CHUNK (every chunk once per worker), LISTENER+fd-->  worker
+ *   master <--HANDOFF+fd (a request that is not for listening), STATS----------- worker
+ *
+ * A message is a fixed head (struct chan_msg) then `len` payload bytes. The
+ * same framing will carry an edge relay's upstream later. Chunks never cross
+ * as pointers: the worker builds its own chunk from the payload (STYLE.md).
+ * Thread: the loop that owns the socket. Errors: negative errno; -EAGAIN when
+ * the socket is full (the caller queues and waits for EPOLLOUT).
+ */
+#ifndef TRIBUNE_DELIVER_CHANNEL_H
+#define TRIBUNE_DELIVER_CHANNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum chan_type {
+    CHAN_CONFIG = 1, /* m->w: payload is struct config (same binary, same layout) */
+    CHAN_SPACE,      /* m->w: a space exists; create its feed */
+    CHAN_HEADER,     /* m->w: the space's format header (Ogg header pages) */
+    CHAN_CHUNK,      /* m->w: one chunk; a = granule, b = duration in samples */
+    CHAN_LISTENER,   /* m->w: fd is a listener of `space`; a = 1 for HEAD */
+    CHAN_HANDOFF,    /* w->m: fd with the bytes already read (payload) */
+    CHAN_STATS,      /* w->m: payload is struct feed_stats for `space` */
+};
+
+enum { CHAN_SPACE_MAX = 33, CHAN_MAX_PAYLOAD = (1 << 20) + (64 << 10) };
+
+struct chan_msg {
+    uint16_t type;
+    uint16_t flags;
+    uint32_t len; /* payload bytes after this head */
+    uint64_t a, b;
+    char space[CHAN_SPACE_MAX]; /* NUL-terminated space id, or empty */
+};
+
+/* Creates a SOCK_SEQPACKET pair with large buffers. 0 or negative errno. */
+int chan_pair(int fds[2]);
+/* Sends one message (non-blocking) with an optional fd (-1 for none; the fd
+ * is duplicated into the peer, the caller still owns and closes its copy).
+ * 0, -EAGAIN when full, or another negative errno. */
+int chan_send(int sock, const struct chan_msg *m, const void *payload, int fd);
+/* Receives one message into `buf` (cap >= sizeof(struct chan_msg) +
+ * CHAN_MAX_PAYLOAD). Sets *m (the head, copied), *payload (inside buf) and
+ * *fd (-1 or a new fd the caller owns). Returns 1, 0 at end of stream,
+ * -EAGAIN when empty, -EBADMSG for a malformed message, or -errno. */
+int chan_recv(int sock, void *buf, size_t cap, struct chan_msg *m, const void **payload, int *fd);
+/* Fills a message head. `space` may be NULL. */
+void chan_msg_init(struct chan_msg *m, enum chan_type type, const char *space, uint32_t len);
+
+#endif

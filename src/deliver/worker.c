@@ -1,0 +1,330 @@
+#include "deliver/worker.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "core/log.h"
+#include "deliver/channel.h"
+#include "deliver/chunk.h"
+#include "deliver/feed.h"
+#include "http/conn.h"
+#include "http/route.h"
+#include "net/listen.h"
+
+enum { SWEEP_MS = 1000, CHAN_BATCH = 256, CONFIG_WAIT_MS = 10000 };
+
+struct wfeed {
+    struct list node;
+    char id[CHAN_SPACE_MAX];
+    struct feed feed;
+};
+
+struct worker {
+    struct loop *loop;
+    struct config cfg;
+    struct conn_limits limits;
+    struct acceptor acceptor;
+    struct io chan, sigio;
+    struct timer sweep;
+    struct list feeds;
+    unsigned long listeners; /* over all feeds, as of the last sweep */
+    unsigned char *buf;      /* one received channel message */
+};
+
+static const struct route routes[] = {
+    {"/spaces/{}/live.opus", ROUTE_GET | ROUTE_HEAD, 0},
+};
+
+unsigned worker_buckets(unsigned long listeners, int chunk_ms, int write_interval_ms)
+{
+    unsigned max = chunk_ms > 0 ? (unsigned)(write_interval_ms / chunk_ms) : 1;
+    if (max < 1) max = 1;
+    if (max > FEED_MAX_BUCKETS) max = FEED_MAX_BUCKETS;
+    unsigned want = 1 + (unsigned)(listeners / WORKER_LISTENERS_PER_BUCKET);
+    return want < max ? want : max;
+}
+
+static struct wfeed *find_feed(struct worker *w, const char *id, size_t len)
+{
+    struct list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &w->feeds)
+    {
+        struct wfeed *wf = list_entry(pos, struct wfeed, node);
+        if (strlen(wf->id) == len && memcmp(wf->id, id, len) == 0) return wf;
+    }
+    return NULL;
+}
+
+static struct wfeed *add_feed(struct worker *w, const char *id)
+{
+    struct wfeed *wf = find_feed(w, id, strlen(id));
+    if (wf) return wf;
+    wf = calloc(1, sizeof(*wf));
+    if (!wf) return NULL;
+    const struct config *cfg = &w->cfg;
+    size_t chunk_ms = cfg->chunk_ms > 0 ? (size_t)cfg->chunk_ms : 100;
+    if (feed_init(&wf->feed, w->loop, (size_t)cfg->ring_ms / chunk_ms,
+                  ((size_t)cfg->burst_ms + chunk_ms - 1) / chunk_ms, feed_ogg_response_head) < 0) {
+        free(wf);
+        return NULL;
+    }
+    wf->feed.stall_timeout_ms = (uint64_t)cfg->stall_timeout_ms;
+    wf->feed.sndbuf = cfg->sndbuf_bytes;
+    wf->feed.nbuckets = worker_buckets(w->listeners, cfg->chunk_ms, cfg->write_interval_ms);
+    snprintf(wf->id, sizeof(wf->id), "%s", id);
+    list_push_back(&w->feeds, &wf->node);
+    return wf;
+}
+
+/* Hands a request this worker does not serve to the master, with every byte
+ * read so far; the master parses it again from the start. */
+static void hand_off(struct worker *w, struct conn *c)
+{
+    struct chan_msg m;
+    chan_msg_init(&m, CHAN_HANDOFF, NULL, (uint32_t)c->len);
+    int err = chan_send(w->chan.fd, &m, c->buf, c->io.fd);
+    if (err < 0) {
+        log_warn("worker: cannot hand a request to the master: %s", strerror(-err));
+        conn_respond_error(c, 503, "server busy, retry");
+        return;
+    }
+    conn_close(c);
+}
+
+static void on_request(struct conn *c)
+{
+    struct worker *w = c->owner;
+    struct route_match m;
+    route_find(routes, 1, c->method, conn_str(c, c->path), c->path.len, &m);
+    struct wfeed *wf = NULL;
+    if (m.route && m.is_method_allowed)
+        wf = find_feed(w, m.captures[0].s, m.captures[0].len);
+    if (!wf) {
+        hand_off(w, c);
+        return;
+    }
+    if (w->listeners >= WORKER_MAX_LISTENERS) {
+        conn_respond(c, 503, "application/json", "Retry-After: 5\r\n",
+                     "{\"error\": \"server full\"}\n", 25);
+        return;
+    }
+    int is_head = c->method == ROUTE_HEAD;
+    size_t none;
+    int fd = conn_detach(c, NULL, 0, &none);
+    if (listener_start(&wf->feed, fd, is_head) < 0) close(fd);
+    else w->listeners++;
+}
+
+static void on_accept(struct acceptor *a, int fd)
+{
+    struct worker *w = a->owner;
+    if (conn_start(w->loop, fd, &w->limits, on_request, w) < 0) close(fd);
+}
+
+static struct chunk *chunk_from(const void *data, size_t len, uint64_t granule, uint64_t dur)
+{
+    struct chunk *c = chunk_new(len);
+    if (!c) return NULL;
+    memcpy(c->data, data, len);
+    c->granule = granule;
+    c->duration = (uint32_t)dur;
+    chunk_seal(c);
+    return c;
+}
+
+static void on_message(struct worker *w, const struct chan_msg *m, const void *p, int fd)
+{
+    struct wfeed *wf = m->space[0] ? find_feed(w, m->space, strlen(m->space)) : NULL;
+    struct chunk *c;
+    switch (m->type) {
+    case CHAN_SPACE: add_feed(w, m->space); break;
+    case CHAN_HEADER:
+        if (!wf && !(wf = add_feed(w, m->space))) break;
+        if ((c = chunk_from(p, m->len, 0, 0))) feed_set_header(&wf->feed, c);
+        break;
+    case CHAN_CHUNK:
+        if (!wf) break;
+        if ((c = chunk_from(p, m->len, m->a, m->b))) feed_publish(&wf->feed, c);
+        break;
+    case CHAN_LISTENER:
+        if (fd >= 0 && wf && listener_start(&wf->feed, fd, m->a != 0) == 0) {
+            w->listeners++;
+            fd = -1;
+        }
+        break;
+    default: break;
+    }
+    if (fd >= 0) close(fd);
+}
+
+static void on_chan(struct io *io, uint32_t events)
+{
+    struct worker *w = list_entry(io, struct worker, chan);
+    for (int i = 0; i < CHAN_BATCH; i++) {
+        struct chan_msg m;
+        const void *payload;
+        int fd;
+        int r = chan_recv(io->fd, w->buf, sizeof(struct chan_msg) + CHAN_MAX_PAYLOAD, &m, &payload,
+                          &fd);
+        if (r == -EAGAIN) return;
+        if (r == -EBADMSG) continue;
+        if (r <= 0) {
+            log_info("worker %d: master gone, stopping", (int)getpid());
+            loop_stop(w->loop);
+            return;
+        }
+        on_message(w, &m, payload, fd);
+    }
+}
+
+static void send_stats(struct worker *w, struct wfeed *wf)
+{
+    struct chan_msg m;
+    chan_msg_init(&m, CHAN_STATS, wf->id, sizeof(struct feed_stats));
+    chan_send(w->chan.fd, &m, &wf->feed.stats, -1);
+}
+
+static void on_sweep(struct timer *t)
+{
+    struct worker *w = list_entry(t, struct worker, sweep);
+    unsigned long total = 0;
+    struct list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &w->feeds)
+    {
+        struct wfeed *wf = list_entry(pos, struct wfeed, node);
+        feed_sweep(&wf->feed);
+        total += wf->feed.stats.listeners;
+    }
+    w->listeners = total;
+    unsigned nb = worker_buckets(total, w->cfg.chunk_ms, w->cfg.write_interval_ms);
+    list_for_each_safe(pos, tmp, &w->feeds)
+    {
+        struct wfeed *wf = list_entry(pos, struct wfeed, node);
+        wf->feed.nbuckets = nb;
+        send_stats(w, wf);
+    }
+    timer_start(w->loop, t, loop_now_ms(w->loop) + SWEEP_MS);
+}
+
+static void on_signal(struct io *io, uint32_t events)
+{
+    struct worker *w = list_entry(io, struct worker, sigio);
+    struct signalfd_siginfo si;
+    if (read(io->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) loop_stop(w->loop);
+}
+
+/* The settings arrive first, before the worker does anything else. */
+static int read_config(struct worker *w)
+{
+    struct pollfd p = {.fd = w->chan.fd, .events = POLLIN};
+    if (poll(&p, 1, CONFIG_WAIT_MS) != 1) return -ETIMEDOUT;
+    struct chan_msg m;
+    const void *payload;
+    int fd;
+    int r = chan_recv(w->chan.fd, w->buf, sizeof(struct chan_msg) + CHAN_MAX_PAYLOAD, &m, &payload,
+                      &fd);
+    if (fd >= 0) close(fd);
+    if (r != 1 || m.type != CHAN_CONFIG || m.len != sizeof(struct config)) return -EPROTO;
+    memcpy(&w->cfg, payload, sizeof(w->cfg));
+    return 0;
+}
+
+static int setup_signals(struct worker *w)
+{
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    if (sigprocmask(SIG_BLOCK, &set, NULL) < 0) return -errno;
+    w->sigio.fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (w->sigio.fd < 0) return -errno;
+    return loop_add(w->loop, &w->sigio, EPOLLIN, on_signal);
+}
+
+static int open_port(struct worker *w)
+{
+    char host[64];
+    uint16_t port;
+    if (config_split_listen(w->cfg.listen, host, sizeof(host), &port) < 0) return -EINVAL;
+    int fd = listen_open(host, port, 4096);
+    if (fd < 0) {
+        log_error("worker: cannot listen on %s: %s", w->cfg.listen, strerror(-fd));
+        return fd;
+    }
+    return acceptor_start(&w->acceptor, w->loop, fd, on_accept, w);
+}
+
+static int worker_open(struct worker *w, int fd)
+{
+    w->chan.fd = fd;
+    w->sigio.fd = -1;
+    w->acceptor.io.fd = -1;
+    list_init(&w->feeds);
+    timer_init(&w->sweep, on_sweep);
+    w->buf = malloc(sizeof(struct chan_msg) + CHAN_MAX_PAYLOAD);
+    w->loop = loop_new();
+    if (!w->buf || !w->loop) return -ENOMEM;
+    int err = read_config(w);
+    if (err < 0) {
+        log_error("worker: no settings from the master: %s", strerror(-err));
+        return err;
+    }
+    log_set_level(w->cfg.log_level);
+    w->limits.max_head = (size_t)w->cfg.max_header_bytes;
+    w->limits.max_url = (size_t)w->cfg.max_url_bytes;
+    w->limits.head_timeout_ms = (uint64_t)w->cfg.header_timeout_ms;
+    w->limits.is_routing_on_head = true;
+    conn_module_init(w->loop);
+    err = setup_signals(w);
+    if (err == 0) err = loop_add(w->loop, &w->chan, EPOLLIN, on_chan);
+    if (err == 0) err = open_port(w);
+    timer_start(w->loop, &w->sweep, loop_now_ms(w->loop) + SWEEP_MS);
+    return err;
+}
+
+static void worker_close(struct worker *w)
+{
+    if (w->acceptor.io.fd >= 0) acceptor_stop(&w->acceptor);
+    timer_stop(&w->sweep);
+    struct list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &w->feeds)
+    {
+        struct wfeed *wf = list_entry(pos, struct wfeed, node);
+        feed_fini(&wf->feed);
+        list_remove(&wf->node);
+        free(wf);
+    }
+    if (w->loop) {
+        conn_module_fini();
+        loop_stop(w->loop);
+        loop_run_once(w->loop);
+        loop_free(w->loop);
+    }
+    if (w->sigio.fd >= 0) close(w->sigio.fd);
+    close(w->chan.fd);
+    free(w->buf);
+    if (chunks_live() != 0)
+        log_error("worker: %llu chunks still referenced", (unsigned long long)chunks_live());
+}
+
+int worker_main(int fd)
+{
+    struct worker w;
+    memset(&w, 0, sizeof(w));
+    int err = worker_open(&w, fd);
+    if (err == 0) {
+        log_debug("worker %d: serving %s", (int)getpid(), w.cfg.listen);
+        err = loop_run(w.loop);
+    }
+    worker_close(&w);
+    return err == 0 ? 0 : 1;
+}
