@@ -14,11 +14,13 @@
 int api_base64_decode(const char *in, size_t len, char *out, size_t cap)
 {
     if (len == 0 || len % 4 != 0 || len / 4 * 3 > cap || len > 4096) return -1;
+    /* EVP_DecodeBlock ignores padding and blanks wherever they are: padding
+     * is valid only as the last one or two characters. */
+    size_t pad = in[len - 1] == '=' ? (in[len - 2] == '=' ? 2 : 1) : 0;
+    if (memchr(in, '=', len - pad)) return -1;
     int n = EVP_DecodeBlock((unsigned char *)out, (const unsigned char *)in, (int)len);
     if (n < 0) return -1;
-    if (in[len - 1] == '=') n--;
-    if (in[len - 2] == '=') n--;
-    return n;
+    return n - (int)pad;
 }
 
 static void respond_json(struct conn *c, int status, cJSON *obj)

@@ -1,6 +1,7 @@
 #include "pkg/ogg_pkg.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,37 +40,36 @@ void ogg_pkg_fini(struct ogg_pkg *p)
 }
 
 /* Flushes every pending page of the stream into one new chunk. Returns the
- * chunk (one reference, sealed) or NULL when nothing was pending. */
+ * chunk (one reference, sealed) or NULL when nothing was pending. A chunk may
+ * hold several pages (libogg ends a page near 4 KiB), however many it takes:
+ * a page left behind would land in the next chunk and break its granule. */
 static struct chunk *flush_pages(struct ogg_pkg *p)
 {
-    ogg_page pages[8];
-    unsigned char *copies[8];
-    size_t n = 0, total = 0;
+    unsigned char *bytes = NULL;
+    size_t total = 0;
+    bool is_ok = true;
     ogg_page og;
-    while (n < 8 && ogg_stream_flush(&p->os, &og) != 0) {
+    while (ogg_stream_flush(&p->os, &og) != 0) {
         /* libogg reuses its buffers on the next call: copy each page now. */
         size_t len = (size_t)(og.header_len + og.body_len);
-        copies[n] = malloc(len);
-        if (!copies[n]) break;
-        memcpy(copies[n], og.header, (size_t)og.header_len);
-        memcpy(copies[n] + og.header_len, og.body, (size_t)og.body_len);
-        pages[n] = og;
+        unsigned char *grown = is_ok ? realloc(bytes, total + len) : NULL;
+        if (!grown) {
+            is_ok = false; /* keep draining the stream, drop the chunk */
+            continue;
+        }
+        bytes = grown;
+        memcpy(bytes + total, og.header, (size_t)og.header_len);
+        memcpy(bytes + total + og.header_len, og.body, (size_t)og.body_len);
         total += len;
-        n++;
     }
-    struct chunk *c = n ? chunk_new(total) : NULL;
-    size_t off = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t len = (size_t)(pages[i].header_len + pages[i].body_len);
-        if (c) memcpy(c->data + off, copies[i], len);
-        off += len;
-        free(copies[i]);
-    }
+    struct chunk *c = is_ok && total ? chunk_new(total) : NULL;
     if (c) {
+        memcpy(c->data, bytes, total);
         c->granule = (uint64_t)p->granule;
         c->duration = p->page_samples;
         chunk_seal(c);
     }
+    free(bytes);
     return c;
 }
 
