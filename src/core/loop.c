@@ -108,11 +108,20 @@ static int next_timeout(struct loop *loop)
 
 static void run_timers(struct loop *loop)
 {
-    /* Fire only the timers due now; one re-armed for "now" waits a turn. */
+    /* Fire only the timers due now; one re-armed for "now" waits a turn. The
+     * due ones move to a local list first: a callback may stop or re-arm any
+     * of them (which unlinks it from there). */
     uint64_t now = loop->now_ms;
+    struct list due;
+    list_init(&due);
     while (!list_is_empty(&loop->timers)) {
         struct timer *t = list_entry(loop->timers.next, struct timer, node);
         if (t->when_ms > now) break;
+        list_remove(&t->node);
+        list_push_back(&due, &t->node);
+    }
+    while (!list_is_empty(&due)) {
+        struct timer *t = list_entry(due.next, struct timer, node);
         list_remove(&t->node);
         t->on_timer(t);
     }

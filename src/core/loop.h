@@ -66,7 +66,7 @@ void deferred_init(struct deferred *d);
 /* Runs until loop_stop(); returns 0 or a negative errno from epoll. */
 int loop_run(struct loop *loop);
 void loop_stop(struct loop *loop);
-/* Runs the deferred frees and due timers once, without waiting (shutdown). */
+/* Runs the deferred frees once, without waiting (shutdown); fires no timers. */
 void loop_run_once(struct loop *loop);
 /* Cached monotonic time of this iteration, in ms. */
 uint64_t loop_now_ms(const struct loop *loop);

@@ -136,6 +136,7 @@ static int gather(struct listener *l, struct iovec *iov, struct piece *pc)
     struct feed *f = l->feed;
     int n = 0;
     uint32_t off = l->offset;
+    if (l->phase == PHASE_DONE) return 0; /* a HEAD request: nothing after the head */
     if (l->phase == PHASE_HEAD) {
         iov[n] = (struct iovec){(void *)(f->response_head + off), f->response_head_len - off};
         pc[n++] = (struct piece){NULL, PHASE_HEAD};

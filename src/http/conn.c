@@ -403,6 +403,9 @@ static void read_request(struct conn *c)
             return;
         }
     }
+    /* Budget spent, bytes may still be queued: edge-triggered epoll would not
+     * report them again, so re-arm (a MOD reports a ready socket anew). */
+    loop_mod(c->loop, &c->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
 }
 
 static void write_response(struct conn *c)

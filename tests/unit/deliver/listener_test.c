@@ -1,0 +1,442 @@
+/* Unit tests for deliver/listener.c through feed.h's public functions: real
+ * listeners on socketpairs (and TCP for a reset), read by a sink on the same
+ * loop (tests/unit/harness.h). Every chunk's bytes name it (a tag and a
+ * pattern), so the stream a reader gets can be checked chunk by chunk.
+ * chunks_live() is zero at the end of every test. */
+#include "deliver/feed.h"
+
+#include <check.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../harness.h"
+#include "core/log.h"
+#include "deliver/chunk.h"
+
+static const char RESP[] = "HTTP/1.1 200 OK\r\nContent-Type: audio/ogg\r\n\r\n";
+enum { RESP_LEN = sizeof(RESP) - 1, HEADER_LEN = 300, CHUNK_HEAD = 8 };
+
+static struct loop *loop;
+static struct feed feed;
+static bool is_feed_live;
+
+/* ---- chunks that name themselves ----------------------------------------------------------- */
+
+static size_t len_of(uint32_t tag)
+{
+    return 600 + (tag * 97u) % 1400u;
+}
+
+static void fill(unsigned char *p, uint32_t tag, size_t len)
+{
+    memcpy(p, "CHNK", 4);
+    memcpy(p + 4, &tag, 4);
+    for (size_t i = CHUNK_HEAD; i < len; i++)
+        p[i] = (unsigned char)(tag * 131u + i * 7u + (i >> 7));
+}
+
+static struct chunk *make_chunk(uint32_t tag)
+{
+    struct chunk *c = chunk_new(len_of(tag));
+    ck_assert_ptr_nonnull(c);
+    fill(c->data, tag, c->len);
+    chunk_seal(c);
+    return c;
+}
+
+static void fill_header(unsigned char *p)
+{
+    memcpy(p, "HDR!", 4);
+    for (size_t i = 4; i < HEADER_LEN; i++)
+        p[i] = (unsigned char)(i * 3u + 1u);
+}
+
+static struct chunk *make_header(void)
+{
+    struct chunk *c = chunk_new(HEADER_LEN);
+    ck_assert_ptr_nonnull(c);
+    fill_header(c->data);
+    chunk_seal(c);
+    return c;
+}
+
+static void publish(uint32_t from, uint32_t to)
+{
+    for (uint32_t t = from; t < to; t++)
+        feed_publish(&feed, make_chunk(t));
+}
+
+/* Checks that `p` holds the response head then the header; returns the
+ * offset of the audio. */
+static size_t check_prefix(const unsigned char *p, size_t len)
+{
+    ck_assert_uint_ge(len, RESP_LEN + HEADER_LEN);
+    ck_assert_int_eq(memcmp(p, RESP, RESP_LEN), 0);
+    unsigned char hdr[HEADER_LEN];
+    fill_header(hdr);
+    ck_assert_int_eq(memcmp(p + RESP_LEN, hdr, HEADER_LEN), 0);
+    return RESP_LEN + HEADER_LEN;
+}
+
+/* Splits audio bytes into whole chunks, checking every byte; fails on
+ * anything that is not a chunk boundary. Returns the count; *rest gets the
+ * bytes of an incomplete last chunk. */
+static size_t parse_chunks(const unsigned char *p, size_t len, uint32_t *tags, size_t max,
+                           size_t *rest)
+{
+    size_t n = 0, o = 0;
+    unsigned char *want = malloc(2048);
+    while (len - o >= CHUNK_HEAD) {
+        ck_assert_msg(memcmp(p + o, "CHNK", 4) == 0, "no chunk boundary at audio byte %zu", o);
+        uint32_t tag;
+        memcpy(&tag, p + o + 4, 4);
+        size_t cl = len_of(tag);
+        if (len - o < cl) break;
+        fill(want, tag, cl);
+        ck_assert_msg(memcmp(p + o, want, cl) == 0, "chunk %u corrupted", tag);
+        ck_assert_uint_lt(n, max);
+        tags[n++] = tag;
+        o += cl;
+    }
+    free(want);
+    *rest = len - o;
+    return n;
+}
+
+/* ---- fixture ------------------------------------------------------------------------------- */
+
+static void setup(void)
+{
+    log_threshold = LOG_ERROR;
+    signal(SIGPIPE, SIG_DFL); /* a stray SIGPIPE kills the test */
+    ck_assert_uint_eq(chunks_live(), 0);
+    loop = loop_new();
+    ck_assert_ptr_nonnull(loop);
+    ck_assert_int_eq(feed_init(&feed, loop, 16, 3, RESP), 0);
+    is_feed_live = true;
+}
+
+/* Ends a test: closes the feed, runs the frees, and wants no chunk left. */
+static void finish(void)
+{
+    if (is_feed_live) feed_fini(&feed);
+    is_feed_live = false;
+    loop_run_once(loop);
+    ck_assert_uint_eq(chunks_live(), 0);
+}
+
+static void teardown(void)
+{
+    finish();
+    loop_free(loop);
+}
+
+/* A listener on a socketpair; the reading end goes to `s`. */
+static void join(struct sink *s, int is_head_only)
+{
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    sink_start(s, loop, sv[1]);
+    ck_assert_int_eq(listener_start(&feed, sv[0], is_head_only), 0);
+}
+
+static size_t audio_len(uint32_t from, uint32_t to)
+{
+    size_t n = 0;
+    for (uint32_t t = from; t < to; t++)
+        n += len_of(t);
+    return n;
+}
+
+/* Waits until `s` has the prefix plus whole chunks [from, to), then checks
+ * that they are exactly those chunks. */
+static void expect_chunks(struct sink *s, size_t audio_off, uint32_t from, uint32_t to)
+{
+    sink_wait_bytes(s, audio_off + audio_len(from, to), 2000);
+    uint32_t tags[256];
+    size_t rest;
+    size_t n = parse_chunks(s->buf + audio_off, s->len - audio_off, tags, 256, &rest);
+    ck_assert_uint_eq(rest, 0);
+    ck_assert_uint_eq(n, to - from);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_uint_eq(tags[i], from + i);
+}
+
+/* ---- tests --------------------------------------------------------------------------------- */
+
+START_TEST(join_gets_head_header_burst_then_live)
+{
+    feed_set_header(&feed, make_header());
+    publish(0, 6);
+    struct sink a, b;
+    join(&a, 0);
+    join(&b, 0);
+    ck_assert_uint_eq(feed.stats.listeners, 2);
+    ck_assert_uint_eq(feed.stats.joined, 2);
+    /* Burst of 3: chunks 3, 4, 5. */
+    sink_wait_bytes(&a, RESP_LEN + HEADER_LEN + audio_len(3, 6), 2000);
+    size_t off = check_prefix(a.buf, a.len);
+    expect_chunks(&a, off, 3, 6);
+    /* Live: each published chunk arrives whole and byte-identical, to both. */
+    for (uint32_t t = 6; t < 12; t++) {
+        publish(t, t + 1);
+        expect_chunks(&a, off, 3, t + 1);
+    }
+    expect_chunks(&b, check_prefix(b.buf, b.len), 3, 12);
+    ck_assert_uint_eq(a.len, b.len);
+    ck_assert_int_eq(memcmp(a.buf, b.buf, a.len), 0);
+    ck_assert_uint_eq(feed.stats.bytes, a.len + b.len);
+    ck_assert_uint_eq(feed.stats.skips, 0);
+    /* feed_fini closes them: each reader sees the end of the stream. */
+    feed_fini(&feed);
+    is_feed_live = false;
+    ck_assert_uint_eq(feed.stats.listeners, 0);
+    ck_assert_uint_eq(feed.stats.left, 2);
+    sink_wait_eof(&a, 2000);
+    sink_wait_eof(&b, 2000);
+    ck_assert_uint_eq(a.len, b.len); /* nothing after the last chunk */
+    sink_fini(&a);
+    sink_fini(&b);
+    finish();
+}
+END_TEST
+
+START_TEST(join_before_header_waits_for_it)
+{
+    struct sink a;
+    join(&a, 0);
+    /* listener_start writes at once: the head is already in the socket. */
+    sink_wait_bytes(&a, RESP_LEN, 2000);
+    ck_assert_uint_eq(a.len, RESP_LEN);
+    ck_assert_int_eq(memcmp(a.buf, RESP, RESP_LEN), 0);
+    /* Audio without a header goes nowhere. */
+    publish(0, 5);
+    ck_assert_uint_eq(feed.stats.bytes, RESP_LEN);
+    feed_set_header(&feed, make_header());
+    /* The header, then a burst from the ring as it is now: 2, 3, 4. */
+    sink_wait_bytes(&a, RESP_LEN + HEADER_LEN, 2000);
+    expect_chunks(&a, check_prefix(a.buf, a.len), 2, 5);
+    publish(5, 7);
+    expect_chunks(&a, RESP_LEN + HEADER_LEN, 2, 7);
+    sink_fini(&a);
+    finish();
+}
+END_TEST
+
+START_TEST(join_on_an_empty_ring_starts_live)
+{
+    feed_set_header(&feed, make_header());
+    struct sink a;
+    join(&a, 0);
+    sink_wait_bytes(&a, RESP_LEN + HEADER_LEN, 2000);
+    size_t off = check_prefix(a.buf, a.len);
+    ck_assert_uint_eq(a.len, off);
+    publish(0, 4);
+    expect_chunks(&a, off, 0, 4);
+    sink_fini(&a);
+    finish();
+}
+END_TEST
+
+START_TEST(head_only_gets_the_response_head)
+{
+    feed_set_header(&feed, make_header());
+    publish(0, 6);
+    struct sink a;
+    join(&a, 1);
+    run_until(loop, sink_at_eof, &a, 2000);
+    ck_assert_msg(a.len == RESP_LEN, "a HEAD listener got %zu bytes after the head",
+                  a.len - RESP_LEN);
+    ck_assert(a.is_eof);
+    ck_assert_uint_eq(a.len, RESP_LEN);
+    ck_assert_int_eq(memcmp(a.buf, RESP, RESP_LEN), 0);
+    ck_assert_uint_eq(feed.stats.listeners, 0);
+    ck_assert_uint_eq(feed.stats.left, 1);
+    sink_fini(&a);
+    finish();
+}
+END_TEST
+
+static bool has_tag(void *arg)
+{
+    struct sink *s = arg;
+    size_t off = RESP_LEN + HEADER_LEN;
+    if (s->len < off) return false;
+    uint32_t tags[512];
+    size_t rest;
+    size_t n = parse_chunks(s->buf + off, s->len - off, tags, 512, &rest);
+    return n > 0 && tags[n - 1] == s->want;
+}
+
+START_TEST(slow_reader_skips_to_live_at_a_chunk_boundary)
+{
+    feed.sndbuf = 4096;
+    feed.burst_chunks = 2;
+    feed_set_header(&feed, make_header());
+    publish(0, 4);
+    struct sink a;
+    join(&a, 0);
+    sink_pause(&a);
+    /* 100 chunks while it does not read: far more than its socket and the
+     * 16-chunk ring hold together. */
+    publish(4, 104);
+    ck_assert_uint_lt(feed.stats.bytes, RESP_LEN + HEADER_LEN + audio_len(2, 104));
+    ck_assert_uint_eq(feed.ring.tail, 104 - feed.ring.cap);
+    sink_resume(&a);
+    a.want = 103;
+    ck_assert(run_until(loop, has_tag, &a, 3000));
+    size_t off = check_prefix(a.buf, a.len);
+    uint32_t tags[256];
+    size_t rest;
+    size_t n = parse_chunks(a.buf + off, a.len - off, tags, 256, &rest);
+    ck_assert_uint_eq(rest, 0);
+    /* Whole chunks, in order, from the burst; then a jump to live. */
+    ck_assert_uint_eq(tags[0], 2);
+    uint64_t gaps = 0;
+    for (size_t i = 1; i < n; i++) {
+        ck_assert_uint_gt(tags[i], tags[i - 1]);
+        gaps += tags[i] - tags[i - 1] - 1;
+    }
+    ck_assert_uint_ge(feed.stats.skips, 1);
+    ck_assert_uint_gt(gaps, 0);
+    ck_assert_uint_eq(gaps, feed.stats.skipped_chunks);
+    ck_assert_uint_eq(tags[n - 1], 103);
+    ck_assert_uint_eq(feed.stats.bytes, a.len);
+    /* Caught up again: live chunks flow. */
+    size_t before = a.len;
+    publish(104, 107);
+    sink_wait_bytes(&a, before + audio_len(104, 107), 2000);
+    n = parse_chunks(a.buf + off, a.len - off, tags, 256, &rest);
+    ck_assert_uint_eq(rest, 0);
+    ck_assert_uint_eq(tags[n - 3], 104);
+    ck_assert_uint_eq(tags[n - 1], 106);
+    ck_assert_uint_eq(feed.stats.listeners, 1);
+    sink_fini(&a);
+    finish();
+}
+END_TEST
+
+START_TEST(sweep_drops_a_stalled_listener)
+{
+    feed.sndbuf = 4096;
+    feed.stall_timeout_ms = 50;
+    feed_set_header(&feed, make_header());
+    struct sink stalled, idle;
+    join(&stalled, 0);
+    sink_pause(&stalled);
+    publish(0, 60);
+    ck_assert_uint_lt(feed.stats.bytes, RESP_LEN + HEADER_LEN + audio_len(0, 60));
+    /* A caught-up listener with nothing to write is not stalled. */
+    join(&idle, 0);
+    expect_chunks(&idle, RESP_LEN + HEADER_LEN, 57, 60);
+    feed_sweep(&feed);
+    ck_assert_uint_eq(feed.stats.dropped, 0); /* not yet */
+    run_for(loop, feed.stall_timeout_ms + 20);
+    feed_sweep(&feed);
+    ck_assert_uint_eq(feed.stats.dropped, 1);
+    ck_assert_uint_eq(feed.stats.listeners, 1);
+    ck_assert_uint_eq(feed.stats.left, 1);
+    /* The dropped reader gets what was buffered, then the end. */
+    sink_resume(&stalled);
+    sink_wait_eof(&stalled, 2000);
+    ck_assert_int_eq(stalled.err, 0);
+    check_prefix(stalled.buf, stalled.len);
+    /* The idle one still gets live audio. */
+    publish(60, 62);
+    expect_chunks(&idle, RESP_LEN + HEADER_LEN, 57, 62);
+    sink_fini(&stalled);
+    sink_fini(&idle);
+    finish();
+}
+END_TEST
+
+static bool no_listeners(void *arg)
+{
+    return feed.stats.listeners == 0;
+}
+
+START_TEST(peer_closing_mid_write_costs_no_sigpipe)
+{
+    /* Over TCP: closing with unread data resets the connection. */
+    int srv, cli;
+    tcp_pair(&srv, &cli);
+    int small = 4096;
+    ck_assert_int_eq(setsockopt(cli, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+    feed.sndbuf = 4096;
+    feed_set_header(&feed, make_header());
+    publish(0, 4);
+    ck_assert_int_eq(listener_start(&feed, srv, 0), 0);
+    publish(4, 80); /* the listener blocks midway */
+    ck_assert_uint_lt(feed.stats.bytes, RESP_LEN + HEADER_LEN + audio_len(1, 80));
+    close(cli);
+    /* Writing on goes to a reset socket; the listener closes itself. */
+    publish(80, 82);
+    ck_assert(run_until(loop, no_listeners, NULL, 3000));
+    publish(82, 90);
+    ck_assert_uint_eq(feed.stats.left, 1);
+    ck_assert_int_eq(fcntl(srv, F_GETFD), -1);
+    finish();
+}
+END_TEST
+
+START_TEST(peer_gone_before_publish_costs_no_sigpipe)
+{
+    feed_set_header(&feed, make_header());
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    ck_assert_int_eq(listener_start(&feed, sv[0], 0), 0);
+    close(sv[1]);
+    /* Caught up, so the publish writes at once, to a closed peer (EPIPE). */
+    publish(0, 3);
+    ck_assert_uint_eq(feed.stats.listeners, 0);
+    ck_assert_uint_eq(feed.stats.left, 1);
+    publish(3, 20);
+    finish();
+}
+END_TEST
+
+START_TEST(listener_reading_input_closes_on_eof)
+{
+    feed_set_header(&feed, make_header());
+    struct sink a;
+    join(&a, 0);
+    /* A listener may send bytes (they are dropped); a half-close ends it. */
+    ck_assert_int_eq(send(a.io.fd, "junk", 4, 0), 4);
+    shutdown(a.io.fd, SHUT_WR);
+    ck_assert(run_until(loop, no_listeners, NULL, 2000));
+    sink_wait_eof(&a, 2000);
+    ck_assert_uint_eq(feed.stats.left, 1);
+    sink_fini(&a);
+    finish();
+}
+END_TEST
+
+static Suite *listener_suite(void)
+{
+    Suite *s = suite_create("listener");
+    TCase *tc = tcase_create("listener");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 20);
+    tcase_add_test(tc, join_gets_head_header_burst_then_live);
+    tcase_add_test(tc, join_before_header_waits_for_it);
+    tcase_add_test(tc, join_on_an_empty_ring_starts_live);
+    tcase_add_test(tc, head_only_gets_the_response_head);
+    tcase_add_test(tc, slow_reader_skips_to_live_at_a_chunk_boundary);
+    tcase_add_test(tc, sweep_drops_a_stalled_listener);
+    tcase_add_test(tc, peer_closing_mid_write_costs_no_sigpipe);
+    tcase_add_test(tc, peer_gone_before_publish_costs_no_sigpipe);
+    tcase_add_test(tc, listener_reading_input_closes_on_eof);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(listener_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
