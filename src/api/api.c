@@ -54,8 +54,15 @@ static cJSON *space_json(struct node *n, const struct space_record *r)
     snprintf(url, sizeof(url), "/spaces/%s/live.opus", r->id);
     cJSON_AddStringToObject(o, "listen", url);
     struct space *s = spaces_peek(&n->spaces, r->id, strlen(r->id));
+    struct feed_stats st = {0};
+    if (s) space_stats(s, &st);
     cJSON *l = cJSON_AddObjectToObject(o, "listeners");
-    if (l) cJSON_AddNumberToObject(l, "connected", s ? (double)space_listeners(s) : 0);
+    if (l) {
+        cJSON_AddNumberToObject(l, "connected", (double)st.listeners);
+        cJSON_AddNumberToObject(l, "skips", (double)st.skips);
+        cJSON_AddNumberToObject(l, "dropped", (double)st.dropped);
+        cJSON_AddNumberToObject(l, "bytes", (double)st.bytes);
+    }
     cJSON_AddBoolToObject(o, "has_publisher", s && (s->publisher || s->builtin));
     return o;
 }

@@ -68,8 +68,10 @@ static int take_fd(struct msghdr *mh)
         for (size_t i = 0; i < n; i++) {
             int got;
             memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-            if (fd < 0) fd = got;
-            else close(got);
+            if (fd < 0)
+                fd = got;
+            else
+                close(got);
         }
     }
     return fd;

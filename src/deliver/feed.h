@@ -57,9 +57,9 @@ struct feed {
     /* public: called for the header and every chunk published (the master
      * forwards them to its workers); the chunk is borrowed. */
     void (*on_chunk)(struct feed *f, struct chunk *c, int is_header);
-    void *owner; /* public: for on_chunk */
-    struct loop *loop;          /* private */
-    const char *response_head;  /* private: the HTTP response head, static */
+    void *owner;               /* public: for on_chunk */
+    struct loop *loop;         /* private */
+    const char *response_head; /* private: the HTTP response head, static */
     size_t response_head_len;
     size_t burst_chunks; /* chunks of recent audio sent on join */
     uint64_t stall_timeout_ms;

@@ -220,9 +220,12 @@ static struct fleet_worker *by_pid(struct fleet *f, pid_t pid)
 
 static void describe_exit(int status, char *out, size_t cap)
 {
-    if (WIFEXITED(status)) snprintf(out, cap, "exited with status %d", WEXITSTATUS(status));
-    else if (WIFSIGNALED(status)) snprintf(out, cap, "killed by signal %d", WTERMSIG(status));
-    else snprintf(out, cap, "stopped (status %d)", status);
+    if (WIFEXITED(status))
+        snprintf(out, cap, "exited with status %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        snprintf(out, cap, "killed by signal %d", WTERMSIG(status));
+    else
+        snprintf(out, cap, "stopped (status %d)", status);
 }
 
 void fleet_reap(struct fleet *f)
@@ -256,8 +259,10 @@ static int wait_all(struct fleet *f, int ms)
         int left = 0;
         for (int i = 0; i < f->n; i++) {
             if (!f->w[i].pid) continue;
-            if (waitpid(f->w[i].pid, NULL, WNOHANG) == f->w[i].pid) f->w[i].pid = 0;
-            else left++;
+            if (waitpid(f->w[i].pid, NULL, WNOHANG) == f->w[i].pid)
+                f->w[i].pid = 0;
+            else
+                left++;
         }
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);

@@ -52,27 +52,27 @@ struct fleet_events {
 };
 
 struct fleet_worker {
-    struct io io;          /* private: the channel */
-    struct fleet *fleet;   /* private */
-    int idx;               /* read-only */
-    pid_t pid;             /* read-only: 0 when not running */
-    bool is_up;            /* read-only */
-    struct list pending;   /* private */
-    size_t pending_bytes;  /* private */
-    uint64_t started_ms;   /* read-only */
-    uint64_t restarts;     /* read-only */
-    uint64_t backoff_ms;   /* private */
-    struct timer restart;  /* private */
+    struct io io;         /* private: the channel */
+    struct fleet *fleet;  /* private */
+    int idx;              /* read-only */
+    pid_t pid;            /* read-only: 0 when not running */
+    bool is_up;           /* read-only */
+    struct list pending;  /* private */
+    size_t pending_bytes; /* private */
+    uint64_t started_ms;  /* read-only */
+    uint64_t restarts;    /* read-only */
+    uint64_t backoff_ms;  /* private */
+    struct timer restart; /* private */
 };
 
 struct fleet {
-    struct loop *loop;          /* private */
-    const struct config *cfg;   /* private */
-    struct fleet_events ev;     /* private */
-    char exe[PATH_MAX];         /* private */
-    int n;                      /* read-only */
-    bool is_stopping;           /* read-only */
-    unsigned char *buf;         /* private */
+    struct loop *loop;        /* private */
+    const struct config *cfg; /* private */
+    struct fleet_events ev;   /* private */
+    char exe[PATH_MAX];       /* private */
+    int n;                    /* read-only */
+    bool is_stopping;         /* read-only */
+    unsigned char *buf;       /* private */
     struct fleet_worker w[FLEET_MAX];
 };
 

@@ -23,7 +23,7 @@
 #include "deliver/chunk.h"
 #include "deliver/feed.h"
 
-enum { IOV_BATCH = 32, NO_SEQ = 0 };
+enum { IOV_BATCH = 32, NO_SEQ = 0, LAG_WINDOW_MS = 60000 };
 
 const char feed_ogg_response_head[] = "HTTP/1.1 200 OK\r\n"
                                       "Content-Type: audio/ogg\r\n"
@@ -42,6 +42,7 @@ struct listener {
     struct chunk *partial;     /* reference while a ring chunk is half written */
     uint64_t next_seq;         /* next ring chunk to write after `partial` */
     uint64_t last_progress_ms; /* last time the socket accepted bytes */
+    uint64_t last_skip_ms;     /* last skip to live, 0 = never */
     uint32_t offset;           /* bytes of the current piece already written */
     uint8_t phase;             /* enum listener_phase */
     uint8_t bucket;            /* which ready list (feed.h) */
@@ -114,15 +115,28 @@ static void place_cursor(struct listener *l)
     l->has_cursor = true;
 }
 
-/* Skips a listener that fell behind the ring's tail to the newest chunk. */
-static void skip_if_behind(struct listener *l)
+/* A listener that fell behind the ring's tail skips to the newest chunk, at
+ * a chunk boundary (its player sees a jump, never a torn page). One that
+ * falls behind again within LAG_WINDOW_MS cannot keep up (its link is slower
+ * than the stream): it is dropped rather than served half the audio.
+ * Returns false when the listener was closed. */
+static bool skip_if_behind(struct listener *l)
 {
-    struct ring *r = &l->feed->ring;
-    if (l->partial || l->next_seq >= r->tail) return;
+    struct feed *f = l->feed;
+    struct ring *r = &f->ring;
+    if (!l->has_cursor || l->partial || l->next_seq >= r->tail) return true;
+    uint64_t now = loop_now_ms(f->loop);
+    if (l->last_skip_ms && now - l->last_skip_ms < LAG_WINDOW_MS) {
+        f->stats.dropped++;
+        listener_close(l);
+        return false;
+    }
+    l->last_skip_ms = now;
     uint64_t live = r->head ? r->head - 1 : 0;
-    l->feed->stats.skips++;
-    l->feed->stats.skipped_chunks += live - l->next_seq;
+    f->stats.skips++;
+    f->stats.skipped_chunks += live - l->next_seq;
     l->next_seq = live;
+    return true;
 }
 
 struct piece {
@@ -153,8 +167,6 @@ static int gather(struct listener *l, struct iovec *iov, struct piece *pc)
     if (l->partial) {
         iov[n] = (struct iovec){l->partial->data + off, l->partial->len - off};
         pc[n++] = (struct piece){l->partial, PHASE_AUDIO};
-    } else {
-        skip_if_behind(l);
     }
     for (uint64_t s = l->next_seq; n < IOV_BATCH; s++) {
         struct chunk *c = ring_get(&f->ring, s);
@@ -188,8 +200,10 @@ static void advance(struct listener *l, const struct iovec *iov, const struct pi
         } else if (pc[i].phase == PHASE_HEADER) {
             l->phase = PHASE_AUDIO;
         } else {
-            if (l->partial == pc[i].chunk) chunk_unref(&l->partial);
+            /* Read the sequence first: our partial reference may be the
+             * chunk's last (the ring may have dropped it meanwhile). */
             l->next_seq = pc[i].chunk->seq + 1;
+            if (l->partial == pc[i].chunk) chunk_unref(&l->partial);
             l->phase = PHASE_AUDIO;
         }
     }
@@ -201,6 +215,7 @@ static void listener_flush(struct listener *l)
     struct iovec iov[IOV_BATCH + 2];
     struct piece pc[IOV_BATCH + 2];
     for (;;) {
+        if (!skip_if_behind(l)) return;
         int n = gather(l, iov, pc);
         if (n == 0) break;
         size_t want = 0;

@@ -105,8 +105,7 @@ static void on_request(struct conn *c)
     struct route_match m;
     route_find(routes, 1, c->method, conn_str(c, c->path), c->path.len, &m);
     struct wfeed *wf = NULL;
-    if (m.route && m.is_method_allowed)
-        wf = find_feed(w, m.captures[0].s, m.captures[0].len);
+    if (m.route && m.is_method_allowed) wf = find_feed(w, m.captures[0].s, m.captures[0].len);
     if (!wf) {
         hand_off(w, c);
         return;
@@ -119,8 +118,10 @@ static void on_request(struct conn *c)
     int is_head = c->method == ROUTE_HEAD;
     size_t none;
     int fd = conn_detach(c, NULL, 0, &none);
-    if (listener_start(&wf->feed, fd, is_head) < 0) close(fd);
-    else w->listeners++;
+    if (listener_start(&wf->feed, fd, is_head) < 0)
+        close(fd);
+    else
+        w->listeners++;
 }
 
 static void on_accept(struct acceptor *a, int fd)
@@ -145,7 +146,9 @@ static void on_message(struct worker *w, const struct chan_msg *m, const void *p
     struct wfeed *wf = m->space[0] ? find_feed(w, m->space, strlen(m->space)) : NULL;
     struct chunk *c;
     switch (m->type) {
-    case CHAN_SPACE: add_feed(w, m->space); break;
+    case CHAN_SPACE:
+        add_feed(w, m->space);
+        break;
     case CHAN_HEADER:
         if (!wf && !(wf = add_feed(w, m->space))) break;
         if ((c = chunk_from(p, m->len, 0, 0))) feed_set_header(&wf->feed, c);
@@ -160,7 +163,8 @@ static void on_message(struct worker *w, const struct chan_msg *m, const void *p
             fd = -1;
         }
         break;
-    default: break;
+    default:
+        break;
     }
     if (fd >= 0) close(fd);
 }

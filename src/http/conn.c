@@ -151,7 +151,8 @@ static int on_headers_complete(http_parser *p)
     const char *v = conn_header(c, "Expect", &len);
     c->has_expect_continue = v && len == 12 && strncasecmp(v, "100-continue", 12) == 0;
     if (c->method == ROUTE_PUT || c->method == ROUTE_SOURCE) return 2;
-    if (c->limits->is_routing_on_head && c->method != ROUTE_GET && c->method != ROUTE_HEAD) return 2;
+    if (c->limits->is_routing_on_head && c->method != ROUTE_GET && c->method != ROUTE_HEAD)
+        return 2;
     if (c->method != ROUTE_POST) return 1;
     if ((p->flags & F_CONTENTLENGTH) && p->content_length > CONN_MAX_BODY) {
         c->is_too_large = true;
@@ -268,8 +269,8 @@ int conn_start(struct loop *loop, int fd, const struct conn_limits *limits, conn
     return conn_start_with(loop, fd, limits, cb, owner, -1, NULL, 0);
 }
 
-int conn_start_with(struct loop *loop, int fd, const struct conn_limits *limits,
-                    conn_request_cb cb, void *owner, int tag, const void *pre, size_t len)
+int conn_start_with(struct loop *loop, int fd, const struct conn_limits *limits, conn_request_cb cb,
+                    void *owner, int tag, const void *pre, size_t len)
 {
     if (len > limits->max_head) return -E2BIG;
     struct conn *c = calloc(1, sizeof(*c));

@@ -84,8 +84,8 @@ int conn_start(struct loop *loop, int fd, const struct conn_limits *limits, conn
 /* Like conn_start, for a connection whose first `len` bytes were already
  * read by someone else (a worker's handoff): they are parsed first, and the
  * request may be routed before this returns. */
-int conn_start_with(struct loop *loop, int fd, const struct conn_limits *limits,
-                    conn_request_cb cb, void *owner, int tag, const void *pre, size_t len);
+int conn_start_with(struct loop *loop, int fd, const struct conn_limits *limits, conn_request_cb cb,
+                    void *owner, int tag, const void *pre, size_t len);
 
 /* Finds header `name` (case-insensitive). Returns its value or NULL; *len set. */
 const char *conn_header(const struct conn *c, const char *name, size_t *len);

@@ -11,7 +11,6 @@
 
 enum { SWEEP_MS = 1000 };
 
-
 static void on_sweep(struct timer *t)
 {
     struct spaces *ss = list_entry(t, struct spaces, sweep);
@@ -62,12 +61,19 @@ static void forward_chunk(struct feed *f, struct chunk *c, int is_header)
     fleet_broadcast_chunk(s->owner->fleet, s->rec.id, c, is_header);
 }
 
-uint64_t space_listeners(const struct space *s)
+void space_stats(const struct space *s, struct feed_stats *out)
 {
-    uint64_t n = s->ogg.stats.listeners;
-    for (int w = 0; w < FLEET_MAX; w++)
-        n += s->wstats[w].listeners;
-    return n;
+    *out = s->ogg.stats;
+    for (int w = 0; w < FLEET_MAX; w++) {
+        const struct feed_stats *st = &s->wstats[w];
+        out->listeners += st->listeners;
+        out->joined += st->joined;
+        out->left += st->left;
+        out->skips += st->skips;
+        out->skipped_chunks += st->skipped_chunks;
+        out->dropped += st->dropped;
+        out->bytes += st->bytes;
+    }
 }
 
 static struct space *space_new(struct spaces *ss, const struct space_record *rec)

@@ -22,13 +22,13 @@
 struct publisher;
 
 struct space {
-    struct list node;               /* private */
-    struct spaces *owner;           /* private */
-    struct space_record rec;        /* read-only copy of the registry row */
-    struct feed ogg;                /* progressive Ogg/Opus listeners */
-    struct program program;         /* the program clock and source */
-    struct publisher *publisher;    /* the connected publisher, or NULL */
-    struct program_source *builtin; /* the demo speaker, or NULL */
+    struct list node;                    /* private */
+    struct spaces *owner;                /* private */
+    struct space_record rec;             /* read-only copy of the registry row */
+    struct feed ogg;                     /* progressive Ogg/Opus listeners */
+    struct program program;              /* the program clock and source */
+    struct publisher *publisher;         /* the connected publisher, or NULL */
+    struct program_source *builtin;      /* the demo speaker, or NULL */
     struct feed_stats wstats[FLEET_MAX]; /* read-only: the ogg feed in each worker */
 };
 
@@ -56,8 +56,9 @@ int space_add_builtin_speaker(struct space *s);
  * Returns 0, or -EBUSY when a publisher is already connected (409). */
 int space_publish(struct space *s, int fd, const void *rest, size_t rest_len, int expect_continue,
                   int is_legacy, const char *peer);
-/* Listeners connected to the space, over the master and every worker. */
-uint64_t space_listeners(const struct space *s);
+/* The space's listener counters, summed over the master and every running
+ * worker (workers report each second; a dead worker's counts are gone). */
+void space_stats(const struct space *s, struct feed_stats *out);
 /* Marks the space live in the registry (and the record). */
 void space_set_state(struct space *s, enum space_state st);
 

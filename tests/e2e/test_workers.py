@@ -1,0 +1,149 @@
+"""Kill one delivery worker: it comes back, the other workers' listeners keep hearing.
+
+A node is a master plus worker processes sharing the port (DESIGN.md, "Processes and ownership").
+With three workers and 60 raw listeners on the demo space:
+  - each listener's connection is mapped to the worker process holding it (from /proc: the worker's
+    socket inodes against /proc/net/tcp);
+  - one worker that holds listeners is killed with SIGKILL;
+  - its listeners see their connection end (EOF or reset) within 5 s;
+  - every other listener keeps receiving whole pages with no gap over 1 s around the kill;
+  - the master restarts the worker (a new child process appears);
+  - the API's listener count drops to the survivors (the dead worker's listeners are counted as gone);
+  - the killed worker's listeners rejoin and hear audio again.
+"""
+import os
+import signal
+import time
+
+from lib import Listener, Server, check, http_json, log, run_test, wait_until
+
+N = 60
+WORKERS = 3
+
+
+def children(pid):
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read()
+        except OSError:
+            continue
+        fields = st[st.rindex(")") + 2:].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(d))
+    return sorted(out)
+
+
+def socket_inodes(pid):
+    inodes = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            t = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if t.startswith("socket:["):
+            inodes.add(t[8:-1])
+    return inodes
+
+
+def server_side_inodes(server_port):
+    """{client port: inode} of established connections accepted on server_port."""
+    out = {}
+    for fn in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(fn) as f:
+            next(f)
+            for line in f:
+                parts = line.split()
+                loc_port = int(parts[1].split(":")[1], 16)
+                rem_port = int(parts[2].split(":")[1], 16)
+                if loc_port == server_port and parts[3] == "01":
+                    out[rem_port] = parts[9]
+    return out
+
+
+def max_gap(lst, t_from, t_to):
+    with lst.lock:
+        times = [t for t, _ in lst.pages if t_from <= t <= t_to]
+    if len(times) < 2:
+        return float("inf")
+    return max(b - a for a, b in zip(times, times[1:]))
+
+
+def connected(srv):
+    st, _, obj = http_json(srv, "GET", "/api/spaces/demo")
+    check(st == 200, "GET /api/spaces/demo -> %d" % st)
+    return obj["listeners"]["connected"]
+
+
+def main():
+    srv = Server("demo", extra=["--workers", str(WORKERS)]).start()
+    wait_until(lambda: len(children(srv.proc.pid)) == WORKERS, 10, "%d workers to run" % WORKERS)
+    workers = children(srv.proc.pid)
+    log("workers: %s" % workers)
+
+    ls = [Listener(srv, "demo", keep=False, max_seconds=60) for _ in range(N)]
+    for lst in ls:
+        lst.start()
+    for lst in ls:
+        lst.wait_pages(5, 10, "before the kill")
+
+    # Which worker holds which listener.
+    by_port = server_side_inodes(srv.port)
+    owner = {}
+    for w in workers:
+        inodes = socket_inodes(w)
+        for lst in ls:
+            port = lst.sock.getsockname()[1]
+            if by_port.get(port) in inodes:
+                owner[id(lst)] = w
+    check(len(owner) == N, "mapped %d of %d listeners to a worker" % (len(owner), N))
+    counts = {w: sum(1 for lst in ls if owner[id(lst)] == w) for w in workers}
+    log("listeners per worker: %s" % counts)
+    victim = max(counts, key=counts.get)
+    victims = [lst for lst in ls if owner[id(lst)] == victim]
+    others = [lst for lst in ls if owner[id(lst)] != victim]
+    check(victims and others, "the kernel put every listener on one worker: %s" % counts)
+    wait_until(lambda: connected(srv) == N, 5, "the API to count %d listeners" % N)
+
+    t_kill = time.monotonic()
+    os.kill(victim, signal.SIGKILL)
+    log("killed worker %d holding %d listeners" % (victim, len(victims)))
+    wait_until(lambda: all(v.closed_by_server or v.error is not None or not v.is_alive() for v in victims),
+               5, "the killed worker's listeners to see their connections end")
+
+    wait_until(lambda: len(children(srv.proc.pid)) == WORKERS and victim not in children(srv.proc.pid),
+               10, "the master to restart the worker")
+    log("workers now: %s" % children(srv.proc.pid))
+
+    # The others keep hearing: listen 3 s past the kill and look at page arrival gaps.
+    wait_until(lambda: time.monotonic() > t_kill + 3, 5, "3 s after the kill")
+    for lst in others:
+        lst.check_ok()
+        g = max_gap(lst, t_kill - 1, t_kill + 3)
+        check(g <= 1.0, "a listener on a surviving worker had a %.2f s gap around the kill" % g)
+    log("%d listeners on other workers: no gap over 1 s" % len(others))
+
+    wait_until(lambda: connected(srv) == len(others), 5,
+               "the API to count %d listeners (the dead worker's are gone)" % len(others))
+
+    again = [Listener(srv, "demo", keep=False, max_seconds=30) for _ in victims]
+    for lst in again:
+        lst.start()
+    for lst in again:
+        lst.wait_pages(5, 10, "after rejoining")
+    wait_until(lambda: connected(srv) == N, 5, "the API to count %d listeners after the rejoin" % N)
+    log("%d listeners rejoined and hear" % len(again))
+
+    for lst in ls + again:
+        lst.stop(join=False)
+    for lst in ls + again:
+        lst.join(5)
+    srv.stop()
+    srv.check_sanitizers()
+
+
+if __name__ == "__main__":
+    run_test(main)
