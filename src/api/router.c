@@ -29,6 +29,11 @@ static void handle_listen(struct node *n, struct conn *c, const struct route_mat
         conn_respond_error(c, 404, "no such space");
         return;
     }
+    if (n->has_fleet && !fleet_is_up(&n->fleet)) {
+        static const char body[] = "{\"error\": \"no delivery worker is running\"}\n";
+        conn_respond(c, 503, "application/json", "Retry-After: 2\r\n", body, sizeof(body) - 1);
+        return;
+    }
     char rest[1];
     size_t rest_len;
     int is_head = c->method == ROUTE_HEAD;

@@ -319,7 +319,8 @@ int fleet_send(struct fleet *f, int w, const struct chan_msg *m, const void *pay
     if (!list_is_empty(&fw->pending)) return queue(fw, m, payload, fd);
     int err = chan_send(fw->io.fd, m, payload, fd);
     if (err == -EAGAIN) return queue(fw, m, payload, fd);
-    if (err < 0) worker_down(fw);
+    /* A message too large is the sender's problem, not the channel's. */
+    if (err < 0 && err != -EMSGSIZE && err != -EINVAL) worker_down(fw);
     return err;
 }
 
@@ -357,6 +358,13 @@ void fleet_sync_feed(struct fleet *f, int w, const char *id, const struct feed *
         chunk_msg(&m, id, c, 0);
         fleet_send(f, w, &m, c->data, -1);
     }
+}
+
+bool fleet_is_up(const struct fleet *f)
+{
+    for (int i = 0; i < f->n; i++)
+        if (f->w[i].is_up) return true;
+    return false;
 }
 
 int fleet_give_listener(struct fleet *f, int w, const char *id, int fd, int is_head)

@@ -96,10 +96,13 @@ int fleet_send(struct fleet *f, int w, const struct chan_msg *m, const void *pay
 void fleet_broadcast(struct fleet *f, const struct chan_msg *m, const void *payload);
 /* Tells every worker about a chunk of space `id` (is_header: the format header). */
 void fleet_broadcast_chunk(struct fleet *f, const char *id, const struct chunk *c, int is_header);
+/* True when at least one worker runs. */
+bool fleet_is_up(const struct fleet *f);
 /* Sends worker w a space: SPACE, its header, and the last `burst` chunks. */
 void fleet_sync_feed(struct fleet *f, int w, const char *id, const struct feed *feed);
-/* Hands listener `fd` of space `id` to worker w (or the least loaded when w
- * is not running). The caller closes its fd afterwards. 0 or negative errno. */
+/* Hands listener `fd` of space `id` to worker w (or the first running one
+ * when w is not running). The caller closes its fd afterwards. 0 or negative
+ * errno (-EAGAIN: no worker is running). */
 int fleet_give_listener(struct fleet *f, int w, const char *id, int fd, int is_head);
 
 #endif

@@ -52,6 +52,9 @@ struct listener {
     struct deferred dfr;
 };
 
+/* The per-listener cost in user space (DESIGN.md: at most 256 bytes). */
+_Static_assert(sizeof(struct listener) <= 128, "struct listener grew past 128 bytes");
+
 static void on_listener_event(struct io *io, uint32_t events);
 static void listener_flush(struct listener *l);
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "config/config.h"
@@ -37,7 +38,16 @@ struct worker {
     struct list feeds;
     unsigned long listeners; /* over all feeds, as of the last sweep */
     unsigned char *buf;      /* one received channel message */
+    bool has_conns;          /* conn_module_init ran (it did not if no settings came) */
 };
+
+static const char full_body[] = "{\"error\": \"server full\"}\n";
+static const char full_response[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                                    "Content-Type: application/json\r\n"
+                                    "Content-Length: 25\r\n"
+                                    "Retry-After: 5\r\n"
+                                    "Connection: close\r\n\r\n"
+                                    "{\"error\": \"server full\"}\n";
 
 static const struct route routes[] = {
     {"/spaces/{}/live.opus", ROUTE_GET | ROUTE_HEAD, 0},
@@ -111,8 +121,8 @@ static void on_request(struct conn *c)
         return;
     }
     if (w->listeners >= WORKER_MAX_LISTENERS) {
-        conn_respond(c, 503, "application/json", "Retry-After: 5\r\n",
-                     "{\"error\": \"server full\"}\n", 25);
+        conn_respond(c, 503, "application/json", "Retry-After: 5\r\n", full_body,
+                     sizeof(full_body) - 1);
         return;
     }
     int is_head = c->method == ROUTE_HEAD;
@@ -158,6 +168,11 @@ static void on_message(struct worker *w, const struct chan_msg *m, const void *p
         if ((c = chunk_from(p, m->len, m->a, m->b))) feed_publish(&wf->feed, c);
         break;
     case CHAN_LISTENER:
+        if (fd >= 0 && w->listeners >= WORKER_MAX_LISTENERS) {
+            ssize_t wr = send(fd, full_response, sizeof(full_response) - 1, MSG_NOSIGNAL);
+            (void)wr;
+            break;
+        }
         if (fd >= 0 && wf && listener_start(&wf->feed, fd, m->a != 0) == 0) {
             w->listeners++;
             fd = -1;
@@ -288,6 +303,7 @@ static int worker_open(struct worker *w, int fd)
     w->limits.head_timeout_ms = (uint64_t)w->cfg.header_timeout_ms;
     w->limits.is_routing_on_head = true;
     conn_module_init(w->loop);
+    w->has_conns = true;
     err = setup_signals(w);
     if (err == 0) err = loop_add(w->loop, &w->chan, EPOLLIN, on_chan);
     if (err == 0) err = open_port(w);
@@ -307,8 +323,8 @@ static void worker_close(struct worker *w)
         list_remove(&wf->node);
         free(wf);
     }
+    if (w->has_conns) conn_module_fini();
     if (w->loop) {
-        conn_module_fini();
         loop_stop(w->loop);
         loop_run_once(w->loop);
         loop_free(w->loop);

@@ -496,16 +496,6 @@ void conn_respond_error(struct conn *c, int status, const char *msg)
     conn_respond(c, status, "application/json", NULL, body, (size_t)n);
 }
 
-int conn_detach_all(struct conn *c, void *out, size_t cap, size_t *len)
-{
-    size_t have = c->len < cap ? c->len : cap;
-    memcpy(out, c->buf, have);
-    *len = have;
-    c->body_start = c->len; /* nothing left for conn_detach to copy */
-    size_t none;
-    return conn_detach(c, NULL, 0, &none);
-}
-
 int conn_detach(struct conn *c, void *rest, size_t cap, size_t *rest_len)
 {
     size_t have = c->len > c->body_start ? c->len - c->body_start : 0;

@@ -107,10 +107,6 @@ void conn_respond_error(struct conn *c, int status, const char *msg);
  * their count in *rest_len, and frees the conn later. Returns the fd. */
 int conn_detach(struct conn *c, void *rest, size_t cap, size_t *rest_len);
 
-/* Like conn_detach, but copies every byte received so far, head included
- * (at most `cap`), for a handoff to another process. Returns the fd. */
-int conn_detach_all(struct conn *c, void *out, size_t cap, size_t *len);
-
 /* Closes without a response. */
 void conn_close(struct conn *c);
 
