@@ -59,22 +59,38 @@ static void on_interrupt(int sig)
 static void usage(FILE *out)
 {
     fputs("usage: tribune-load URL [-n LISTENERS] [-r JOINS_PER_S] [-d SECONDS] [-p PROCESSES]\n"
-          "                    [--json FILE] [--bitrate BPS] [--warmup SECONDS] [--src-addrs N]\n"
-          "                    [--max-gap-ms MS] [--min-pct PCT] [--read-interval MS] [--quiet]\n"
+          "                    [--json FILE] [--warmup SECONDS] [--src-addrs N] [--max-gap-ms MS]\n"
+          "                    [--min-pct PCT] [--read-interval MS] [--trace I] [--quiet]\n"
           "  URL          http://HOST:PORT/PATH, HOST in 127.0.0.0/8, ::1 or localhost\n"
           "  -n           listeners to join (default 100)\n"
           "  -r           joins per second, over all processes (default 1000)\n"
-          "  -d           run length in seconds, joins included (default 30)\n"
+          "  -d           run length in seconds, joins included (default 30); make it longer\n"
+          "               than N/r + warm-up + a few seconds, or late joiners are not judged\n"
           "  -p           worker processes (default: at most 15,000 listeners each)\n"
           "  --json       write the final report as JSON to FILE\n"
-          "  --bitrate    the stream's bitrate in bit/s (default 48000)\n"
           "  --warmup     seconds after first audio before a listener is judged (default 2)\n"
           "  --src-addrs  source addresses 127.0.0.1 and up (default: one per 10,000)\n"
-          "  --max-gap-ms longest tolerated gap between complete pages (default 1000)\n"
-          "  --min-pct    share of the bitrate every 1 s window must carry (default 90)\n"
+          "  --max-gap-ms longest tolerated gap between complete audio pages (default 1000)\n"
+          "  --min-pct    audio time each span must carry, % of its length (default 90)\n"
           "  --read-interval  read sockets at most once per MS (default 0: as data comes);\n"
-          "               saves load-generator CPU, coarsens gaps and join times by up to MS\n"
-          "  --quiet      no progress line\n",
+          "               saves load-generator CPU, coarsens gaps and join times by up to 2 x MS\n"
+          "  --trace I    print every judged span of listener I (0-based) to stderr\n"
+          "  --bitrate    accepted and ignored (the rule no longer needs a nominal bitrate)\n"
+          "  --quiet      no progress line\n"
+          "\n"
+          "Hearing. Each listener is judged on its own, from what it receives, never from\n"
+          "what the server reports. Every complete Ogg audio page is credited with the\n"
+          "audio time it carries: its granule position's advance over the previous page\n"
+          "(48 kHz samples). A page that does not follow its predecessor (page sequence\n"
+          "number jump, granule going back or leaping) is a skip: the missing audio is\n"
+          "not credited. After the warm-up, time is cut into spans that start and end on\n"
+          "a page arrival and last at least 1 s; a span passes when the audio credited\n"
+          "in it is at least --min-pct of its wall-clock length (0.9 s of audio per\n"
+          "second by default), so the verdict does not depend on the page period or on\n"
+          "the stream's exact bitrate. Any gap longer than --max-gap-ms between complete\n"
+          "audio pages after the warm-up fails at once. A listener counts as hearing in\n"
+          "the final report when it is still connected, has passed at least one span\n"
+          "and never failed one (\"stalled ever\" counts those that failed).\n",
           out);
 }
 
@@ -116,7 +132,11 @@ static int parse_option(int ch, const char *arg, struct load_opts *o)
         o->json_path = arg;
         return 0;
     case 'b':
-        return parse_u32(arg, 1000, 10000000, &o->bitrate_bps);
+        return parse_num(arg, 1, 1e9, &v);
+    case 't':
+        if (parse_num(arg, 0, 1e7, &v) < 0 || v != floor(v)) return -EINVAL;
+        o->trace_listener = (int64_t)v;
+        return 0;
     case 'w':
         if (parse_num(arg, 0, 3600, &v) < 0) return -EINVAL;
         o->warmup_ms = (uint32_t)(v * 1000);
@@ -172,6 +192,7 @@ static int finish_opts(struct load_opts *o)
 static int parse_args(int argc, char **argv, struct load_opts *o, struct load_target *t)
 {
     static const struct option longs[] = {{"json", required_argument, NULL, 'j'},
+                                          {"trace", required_argument, NULL, 't'},
                                           {"bitrate", required_argument, NULL, 'b'},
                                           {"warmup", required_argument, NULL, 'w'},
                                           {"src-addrs", required_argument, NULL, 's'},
@@ -187,7 +208,7 @@ static int parse_args(int argc, char **argv, struct load_opts *o, struct load_ta
     *o = (struct load_opts){.listeners = 100,
                             .joins_per_s = 1000,
                             .duration_s = 30,
-                            .bitrate_bps = 48000,
+                            .trace_listener = -1,
                             .warmup_ms = 2000,
                             .max_gap_ms = 1000,
                             .min_pct = 90};
@@ -267,6 +288,7 @@ eof:
 static void sum_counts(const struct proc *procs, uint32_t n, struct load_counts *k)
 {
     memset(k, 0, sizeof(*k));
+    k->worst_pm = LOAD_WORST_NONE;
     for (uint32_t i = 0; i < n; i++)
         report_add(k, &procs[i].last);
 }
@@ -372,6 +394,7 @@ static int run(const struct load_opts *o, const struct load_target *t)
     size_t n_joins;
     int rc = 0;
 
+    player_configure(o, t0_us);
     for (; n < o->procs && rc == 0; n++)
         rc = spawn(procs, n, o, t, t0_us);
     if (rc < 0) {
@@ -399,7 +422,6 @@ int main(int argc, char **argv)
     int rc = parse_args(argc, argv, &o, &t);
 
     if (rc != 0) return rc > 0 ? 0 : EXIT_USAGE;
-    player_configure(&o);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);

@@ -24,7 +24,7 @@
 
 #include "load.h"
 
-#define LOAD_CONN_PRIV 128
+#define LOAD_CONN_PRIV 160
 
 enum conn_state {
     CONN_IDLE,       /* slot not used yet */
@@ -80,7 +80,8 @@ struct client_ops {
 
 /* The progressive Ogg/Opus player (GET /spaces/{id}/live.opus). */
 extern const struct client_ops player_ops;
-/* Its configuration; set once by the worker before the first connection. */
-void player_configure(const struct load_opts *o);
+/* Its configuration, set once before the workers fork; `t0_us` is the run's
+ * start (for --trace times). */
+void player_configure(const struct load_opts *o, int64_t t0_us);
 
 #endif

@@ -18,6 +18,7 @@
 #define LOAD_MAX_SRC_ADDRS 65536
 #define LOAD_STATUS_MIN 100
 #define LOAD_STATUS_MAX 599
+#define LOAD_WORST_NONE UINT32_MAX
 
 /* Where the listeners go. Loopback only: url_parse() refuses anything else. */
 struct load_target {
@@ -35,10 +36,10 @@ struct load_opts {
     uint32_t duration_s;       /* -d: the whole run, joins included */
     uint32_t procs;            /* -p */
     uint32_t src_addrs;        /* --src-addrs */
-    uint32_t bitrate_bps;      /* --bitrate */
     uint32_t warmup_ms;        /* --warmup */
-    uint32_t max_gap_ms;       /* largest tolerated gap between complete pages */
-    uint32_t min_pct;          /* share of the bitrate each window must carry */
+    uint32_t max_gap_ms;       /* largest tolerated gap between complete audio pages */
+    uint32_t min_pct;          /* audio time per wall time each span must carry, % */
+    int64_t trace_listener;    /* --trace: listener index whose spans are printed, or -1 */
     uint32_t read_interval_ms; /* 0: read as data comes; else at most one pass per interval */
     const char *json_path;
     bool is_quiet;
@@ -58,7 +59,12 @@ struct load_counts {
     uint32_t hearing;    /* open and meeting the bar now */
     uint32_t stalled;    /* open, past warm-up, not meeting the bar now */
     uint32_t ever_stalled;
-    uint32_t hearing_clean; /* open, and every window since warm-up met the bar */
+    uint32_t hearing_clean; /* open, judged, and every span since warm-up met the bar */
+    uint32_t ever_skipped;  /* listeners that saw at least one discontinuity */
+    uint32_t skips;         /* discontinuities, all listeners */
+    uint32_t spans_low;     /* listeners whose worst span was under the bar */
+    uint32_t worst_pm;      /* lowest span ratio of any listener, per mille, or LOAD_WORST_NONE */
+    uint32_t judged;        /* listeners with at least one span judged */
     uint32_t failed_connect;
     uint32_t failed_reset;
     uint32_t failed_eof;   /* the server closed a stream that had been answered */
@@ -66,8 +72,9 @@ struct load_counts {
     uint32_t refused;      /* answered with a non-2xx status */
     uint32_t max_gap_ms;   /* largest gap between complete pages, any listener */
     int32_t last_connect_errno;
-    uint64_t bytes;       /* every byte read */
-    uint64_t audio_bytes; /* body bytes of complete audio pages */
+    uint64_t bytes;         /* every byte read */
+    uint64_t audio_bytes;   /* body bytes of complete audio pages after each first */
+    uint64_t audio_samples; /* audio credited by the meters, 48 kHz samples */
     uint64_t pages;
     uint64_t resyncs;                                       /* Ogg capture pattern lost */
     uint32_t status[LOAD_STATUS_MAX - LOAD_STATUS_MIN + 1]; /* refusals by status code */

@@ -25,6 +25,8 @@ static void start_header(struct ogg_scan *s)
 {
     s->stage = STAGE_HEADER;
     s->granule = 0;
+    s->serial = 0;
+    s->seqno = 0;
     s->body_len = 0;
     s->body_seen = 0;
     s->segs_seen = 0;
@@ -43,6 +45,8 @@ static void header_byte(struct ogg_scan *s, uint8_t b)
     if (s->pos == 4 && b != 0) return lose_sync(s, b);
     if (s->pos == 5) s->type = b;
     if (s->pos >= 6 && s->pos < 14) s->granule |= (int64_t)((uint64_t)b << (8 * (s->pos - 6)));
+    if (s->pos >= 14 && s->pos < 18) s->serial |= (uint32_t)b << (8 * (s->pos - 14));
+    if (s->pos >= 18 && s->pos < 22) s->seqno |= (uint32_t)b << (8 * (s->pos - 18));
     if (s->pos == 26) s->nsegs = b;
     if (++s->pos == OGG_HEADER_LEN) s->stage = s->nsegs > 0 ? STAGE_SEGS : STAGE_BODY;
 }
@@ -54,6 +58,8 @@ static void finish_page(struct ogg_scan *s, struct ogg_page *page)
         n == 8 && (memcmp(s->magic, "OpusHead", 8) == 0 || memcmp(s->magic, "OpusTags", 8) == 0);
 
     page->granule = s->granule;
+    page->serial = s->serial;
+    page->seqno = s->seqno;
     page->body_len = s->body_len;
     page->type = s->type;
     page->is_audio = !is_header && s->granule != 0;

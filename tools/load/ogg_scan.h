@@ -1,11 +1,11 @@
 /* An incremental Ogg page scanner: finds page boundaries in a byte stream.
  *
- *   page = "OggS" | version 0 | type | granule (8, LE) | serial | seqno | crc
+ *   page = "OggS" | version 0 | type | granule (8, LE) | serial (4, LE) | seqno (4, LE) | crc
  *          | nsegs | lacing[nsegs] | body (sum of lacing values)
  *          '------------- 27-byte header -------------'
  *
  * It keeps no page bytes, only counters and the first 8 body bytes (enough to
- * tell "OpusHead" and "OpusTags" from audio), so one scanner costs 32 bytes and
+ * tell "OpusHead" and "OpusTags" from audio), so one scanner costs 40 bytes and
  * pages may cross any read boundary. CRCs are not checked. A wrong capture
  * pattern or version starts a resync: bytes are skipped until the next "OggS",
  * and each such episode counts once in `resyncs`.
@@ -24,6 +24,8 @@
 
 struct ogg_scan {
     int64_t granule;    /* of the page being read */
+    uint32_t serial;    /* of the page being read */
+    uint32_t seqno;     /* of the page being read */
     uint32_t body_len;  /* sum of lacing values read so far */
     uint32_t body_seen; /* body bytes consumed */
     uint32_t resyncs;   /* lost-sync episodes since init */
@@ -37,10 +39,12 @@ struct ogg_scan {
 };
 
 struct ogg_page {
-    int64_t granule;
+    int64_t granule; /* -1: no packet ends on this page */
+    uint32_t serial;
+    uint32_t seqno;
     uint32_t body_len;
     uint8_t type;  /* header_type flags: 1 continued, 2 BOS, 4 EOS */
-    bool is_audio; /* not OpusHead/OpusTags and granule != 0 */
+    bool is_audio; /* not OpusHead/OpusTags, and granule != 0 */
 };
 
 void ogg_scan_init(struct ogg_scan *s);

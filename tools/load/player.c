@@ -1,6 +1,8 @@
 /* The progressive Ogg/Opus player: sends a GET, reads the response head, then
  * reads the body as fast as it comes, finds Ogg pages and feeds the hearing
- * meter. One struct player per connection, inside load_conn.priv.
+ * meter (meter.h: audio time per span, gaps, skips). One struct player per
+ * connection, inside load_conn.priv. With --trace I, listener I prints every
+ * judged span to stderr.
  */
 #include "client.h"
 
@@ -18,17 +20,22 @@ struct player {
     struct http_chunked chunked;
     uint32_t pages;
     uint32_t audio_bytes;
+    uint32_t index; /* listener number, for --trace */
 };
 
 _Static_assert(sizeof(struct player) <= LOAD_CONN_PRIV, "struct player must fit in priv");
 
 static struct meter_cfg cfg;
+static int64_t trace_index = -1;
+static int64_t trace_t0_us;
 
-void player_configure(const struct load_opts *o)
+void player_configure(const struct load_opts *o, int64_t t0_us)
 {
     cfg.warmup_us = (int64_t)o->warmup_ms * 1000;
     cfg.max_gap_us = (int64_t)o->max_gap_ms * 1000;
-    cfg.min_window_bytes = (uint32_t)((uint64_t)o->bitrate_bps / 8 * o->min_pct / 100);
+    cfg.min_ratio_pm = o->min_pct * 10;
+    trace_index = o->trace_listener;
+    trace_t0_us = t0_us;
 }
 
 static struct player *player_of(struct load_conn *c)
@@ -54,6 +61,7 @@ static void on_open(struct load_conn *c)
 {
     struct player *p = player_of(c);
 
+    p->index = c->index;
     ogg_scan_init(&p->scan);
     meter_init(&p->meter);
     http_head_init(&p->head);
@@ -62,7 +70,28 @@ static void on_open(struct load_conn *c)
     p->audio_bytes = 0;
 }
 
-/* Body bytes (already de-chunked): every complete page goes to the meter. */
+/* One line per judged span of the traced listener. */
+static void trace_span(const struct player *p, int64_t now_us)
+{
+    const struct meter *m = &p->meter;
+
+    fprintf(stderr, "trace: listener %u t=%.3fs span %u ms audio %u ms (%.1f %%) %s skips %u\n",
+            p->index, (double)(now_us - trace_t0_us) / 1e6, m->last_span_ms, m->last_audio_ms,
+            m->last_span_ms > 0 ? 100.0 * m->last_audio_ms / m->last_span_ms : 0.0,
+            m->state == METER_HEARING ? "pass" : "FAIL", m->skips);
+}
+
+static void on_audio_page(struct player *p, const struct ogg_page *page, int64_t now_us)
+{
+    struct meter_page mp = {.granule = page->granule, .serial = page->serial, .seqno = page->seqno};
+    uint16_t spans = p->meter.spans;
+
+    if (p->meter.first_audio_us != 0) p->audio_bytes += page->body_len;
+    meter_on_page(&p->meter, &cfg, now_us, &mp);
+    if (p->meter.spans != spans && p->index == trace_index) trace_span(p, now_us);
+}
+
+/* Body bytes (already de-chunked): every complete audio page goes to the meter. */
 static void on_body(struct player *p, const uint8_t *buf, size_t len, int64_t now_us)
 {
     while (len > 0) {
@@ -74,8 +103,7 @@ static void on_body(struct player *p, const uint8_t *buf, size_t len, int64_t no
         len -= n;
         if (!has_page) continue;
         p->pages++;
-        if (page.is_audio) p->audio_bytes += page.body_len;
-        meter_on_page(&p->meter, &cfg, now_us, page.body_len, page.is_audio);
+        if (page.is_audio) on_audio_page(p, &page, now_us);
     }
 }
 
@@ -118,7 +146,13 @@ static int on_data(struct load_conn *c, uint8_t *buf, size_t len, int64_t now_us
 
 static void on_tick(struct load_conn *c, int64_t now_us)
 {
-    meter_tick(&player_of(c)->meter, &cfg, now_us);
+    struct player *p = player_of(c);
+    bool was_stalled = p->meter.has_stalled;
+
+    meter_tick(&p->meter, &cfg, now_us);
+    if (!was_stalled && p->meter.has_stalled && p->index == trace_index)
+        fprintf(stderr, "trace: listener %u t=%.3fs gap over %u ms: FAIL\n", p->index,
+                (double)(now_us - trace_t0_us) / 1e6, (unsigned)(cfg.max_gap_us / 1000));
 }
 
 static void tally_open(const struct player *p, struct load_counts *k)
@@ -132,11 +166,25 @@ static void tally_open(const struct player *p, struct load_counts *k)
         break;
     case METER_HEARING:
         k->hearing++;
-        if (!p->meter.has_stalled) k->hearing_clean++;
+        if (meter_is_clean(&p->meter)) k->hearing_clean++;
         break;
     default:
         k->stalled++;
     }
+}
+
+/* The meter's figures that are not states: spans, skips, audio credited. */
+static void tally_meter(const struct meter *m, struct load_counts *k)
+{
+    if (m->first_audio_us != 0) k->got_audio++;
+    if (m->has_stalled) k->ever_stalled++;
+    if (m->skips > 0) k->ever_skipped++;
+    k->skips += m->skips;
+    k->audio_samples += m->samples;
+    if (m->spans == 0) return;
+    k->judged++;
+    if (m->worst_pm < cfg.min_ratio_pm) k->spans_low++;
+    if (m->worst_pm < k->worst_pm) k->worst_pm = m->worst_pm;
 }
 
 static void tally(const struct load_conn *c, struct load_counts *k, int64_t now_us)
@@ -146,8 +194,7 @@ static void tally(const struct load_conn *c, struct load_counts *k, int64_t now_
 
     if (c->state == CONN_CLOSED) gap = p->meter.max_gap_ms;
     if (c->state == CONN_READING && c->status != 0) tally_open(p, k);
-    if (p->meter.first_audio_us != 0) k->got_audio++;
-    if (p->meter.has_stalled) k->ever_stalled++;
+    tally_meter(&p->meter, k);
     if (gap > k->max_gap_ms) k->max_gap_ms = gap;
     k->pages += p->pages;
     k->audio_bytes += p->audio_bytes;

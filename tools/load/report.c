@@ -17,8 +17,10 @@ void report_add(struct load_counts *dst, const struct load_counts *src)
     ADD(joined), ADD(connecting), ADD(connected), ADD(streaming), ADD(waiting), ADD(got_audio);
     ADD(warming), ADD(hearing), ADD(stalled), ADD(ever_stalled), ADD(hearing_clean);
     ADD(failed_connect), ADD(failed_reset), ADD(failed_eof), ADD(failed_proto), ADD(refused);
+    ADD(ever_skipped), ADD(skips), ADD(spans_low), ADD(judged), ADD(audio_samples);
 #undef ADD
     if (src->max_gap_ms > dst->max_gap_ms) dst->max_gap_ms = src->max_gap_ms;
+    if (src->worst_pm < dst->worst_pm) dst->worst_pm = src->worst_pm;
     if (src->last_connect_errno != 0) dst->last_connect_errno = src->last_connect_errno;
     dst->bytes += src->bytes;
     dst->audio_bytes += src->audio_bytes;
@@ -35,8 +37,8 @@ uint32_t report_failed(const struct load_counts *k)
 
 void report_progress(FILE *out, double t_s, const struct load_counts *k)
 {
-    fprintf(out, "t=%.0fs joined=%u hearing=%u stalled=%u failed=%u refused=%u\n", t_s, k->joined,
-            k->hearing, k->stalled, report_failed(k), k->refused);
+    fprintf(out, "t=%.0fs joined=%u warming=%u hearing=%u stalled=%u failed=%u refused=%u\n", t_s,
+            k->joined, k->warming, k->hearing, k->stalled, report_failed(k), k->refused);
     fflush(out);
 }
 
@@ -74,6 +76,19 @@ static double pct_of(uint32_t part, uint32_t whole)
     return whole > 0 ? 100.0 * part / whole : 0.0;
 }
 
+/* The stream's bitrate as received: audio page bodies over the audio time
+ * they carried (bit/s), 0 before any audio was credited. */
+static double measured_bps(const struct load_counts *k)
+{
+    return k->audio_samples > 0 ? k->audio_bytes * 8.0 * 48000.0 / (double)k->audio_samples : 0;
+}
+
+/* Lowest span ratio of any listener, in %, or -1 when none was judged. */
+static double worst_pct(const struct load_counts *k)
+{
+    return k->worst_pm == LOAD_WORST_NONE ? -1.0 : k->worst_pm / 10.0;
+}
+
 static void print_refusals(FILE *out, const struct load_counts *k, bool is_json)
 {
     const char *sep = "";
@@ -103,7 +118,13 @@ static void print_text(FILE *out, const struct report_run *r, const struct load_
     fprintf(out, "  hearing     %u of %u (%.2f %%), hearing now %u, warming %u, waiting %u\n",
             k->hearing_clean, o->listeners, pct_of(k->hearing_clean, o->listeners), k->hearing,
             k->warming, k->waiting);
-    fprintf(out, "  stalled     %u now, %u ever\n", k->stalled, k->ever_stalled);
+    fprintf(out,
+            "  stalled     %u now, %u ever (judged %u; worst span %.1f %% of real time,"
+            " %u under %u %%; gap over %u ms counts too)\n",
+            k->stalled, k->ever_stalled, k->judged, worst_pct(k), k->spans_low, o->min_pct,
+            o->max_gap_ms);
+    fprintf(out, "  skipped     %u listeners, %u skips (page sequence or granule jumps)\n",
+            k->ever_skipped, k->skips);
     fprintf(out, "  failed      %u (connect %u, reset %u, closed early %u, bad data %u)\n",
             report_failed(k), k->failed_connect, k->failed_reset, k->failed_eof, k->failed_proto);
     if (k->failed_connect > 0)
@@ -115,6 +136,8 @@ static void print_text(FILE *out, const struct report_run *r, const struct load_
     fprintf(out, "  bytes       %llu (audio bodies %llu, pages %llu, resyncs %llu)\n",
             (unsigned long long)k->bytes, (unsigned long long)k->audio_bytes,
             (unsigned long long)k->pages, (unsigned long long)k->resyncs);
+    fprintf(out, "  bitrate     %.1f kbit/s measured (audio bodies over audio time received)\n",
+            measured_bps(k) / 1000.0);
     fprintf(out, "  max gap ms  %u\n  duration    %.1f s%s\n", k->max_gap_ms, r->duration_s,
             r->workers_lost > 0 ? " (some workers lost)" : "");
 }
@@ -143,15 +166,16 @@ static void print_json(FILE *out, const struct report_run *r, const struct load_
     json_string(out, r->t->url);
     fprintf(out,
             ",\n  \"target\": %u,\n  \"joins_per_s\": %.1f,\n  \"processes\": %u,\n"
-            "  \"src_addrs\": %u,\n  \"bitrate\": %u,\n  \"warmup_s\": %.1f,\n"
+            "  \"src_addrs\": %u,\n  \"warmup_s\": %.1f,\n"
+            "  \"rule\": {\"span_s\": 1, \"min_pct\": %u, \"max_gap_ms\": %u},\n"
             "  \"joined\": %u,\n  \"connected\": %u,\n  \"streaming\": %u,\n"
             "  \"got_audio\": %u,\n  \"hearing\": %u,\n  \"hearing_pct\": %.3f,\n"
             "  \"hearing_now\": %u,\n  \"warming\": %u,\n  \"waiting\": %u,\n"
             "  \"stalled\": %u,\n  \"ever_stalled\": %u,\n",
-            o->listeners, o->joins_per_s, o->procs, o->src_addrs, o->bitrate_bps,
-            o->warmup_ms / 1000.0, k->joined, k->connected, k->streaming, k->got_audio,
-            k->hearing_clean, pct_of(k->hearing_clean, o->listeners), k->hearing, k->warming,
-            k->waiting, k->stalled, k->ever_stalled);
+            o->listeners, o->joins_per_s, o->procs, o->src_addrs, o->warmup_ms / 1000.0, o->min_pct,
+            o->max_gap_ms, k->joined, k->connected, k->streaming, k->got_audio, k->hearing_clean,
+            pct_of(k->hearing_clean, o->listeners), k->hearing, k->warming, k->waiting, k->stalled,
+            k->ever_stalled);
     fprintf(out,
             "  \"failed\": %u,\n  \"failed_by_kind\": {\"connect\": %u, \"reset\": %u, "
             "\"closed_early\": %u, \"bad_data\": %u},\n  \"refused\": %u,\n"
@@ -160,7 +184,11 @@ static void print_json(FILE *out, const struct report_run *r, const struct load_
             k->refused);
     print_refusals(out, k, true);
     fprintf(out,
-            "},\n  \"join_ms\": {\"n\": %zu, \"p50\": %.1f, \"p99\": %.1f, \"max\": %.1f},\n"
+            "},\n  \"judged\": %u,\n  \"spans_low\": %u,\n  \"worst_span_pct\": %.1f,\n"
+            "  \"ever_skipped\": %u,\n  \"skips\": %u,\n  \"bitrate_measured\": %.0f",
+            k->judged, k->spans_low, worst_pct(k), k->ever_skipped, k->skips, measured_bps(k));
+    fprintf(out,
+            ",\n  \"join_ms\": {\"n\": %zu, \"p50\": %.1f, \"p99\": %.1f, \"max\": %.1f},\n"
             "  \"bytes\": %llu,\n  \"audio_bytes\": %llu,\n  \"pages\": %llu,\n"
             "  \"resyncs\": %llu,\n  \"max_gap_ms\": %u,\n  \"duration_s\": %.2f,\n"
             "  \"workers_lost\": %u\n}\n",

@@ -245,6 +245,7 @@ static void tally_conn(const struct load_conn *c, struct load_counts *k)
 static void tally_all(const struct worker *w, struct load_counts *k, int64_t now_us)
 {
     memset(k, 0, sizeof(*k));
+    k->worst_pm = LOAD_WORST_NONE;
     k->joined = w->started;
     k->bytes = w->bytes;
     k->last_connect_errno = w->last_connect_errno;

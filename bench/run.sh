@@ -1,0 +1,52 @@
+#!/bin/sh
+# make bench: Tribune against Icecast2 on this machine, same source, same load tool.
+#
+# What it does (details and the method: docs/benchmarks.md):
+#   1. installs icecast2 (Debian package) if it is missing: a benchmark-only
+#      dependency, deliberately not in scripts/deps.sh;
+#   2. raises the open-file limit of this shell to its hard maximum (20,000 on
+#      the reference box): the servers and tribune-load inherit it;
+#   3. runs bench/bench.py, which for each step N starts a fresh server, publishes
+#      a 48 kbit/s Ogg/Opus sine to it with ffmpeg, joins N listeners with
+#      build/tribune-load, reads the server's CPU and memory from /proc, and
+#      stops everything it started.
+#
+# Settings (environment):
+#   BENCH_STEPS=1000,5000,10000,20000,50000,100000   listeners per step
+#   BENCH_SECONDS=20     measured seconds per step, after joins and warm-up
+#   BENCH_RATE=1000      joins per second during a step
+#   BENCH_RUNS=1         runs per step and server, interleaved; medians reported
+#   BENCH_SERVERS=icecast,tribune
+#   BENCH_STORM=15000    join-storm size (all within 1 s); 0 to skip
+#   BENCH_PIN=off        or SERVER_CPUS:LOAD_CPUS (taskset lists), e.g. 0:1
+#   BENCH_PIN_CHECK=5000 one extra step run pinned 0:1, to show whether pinning
+#                        helps; 0 to skip
+#   BENCH_STOP_PCT=50    stop ramping a server once hearing falls below this
+#   BENCH_LABEL=latest   names the block of docs/benchmarks.md this run replaces
+#   BENCH_NOTE=          a paragraph written at the top of that block
+#   BENCH_DOCS=1         0: leave docs/benchmarks.md alone (smoke runs)
+#   BENCH_RESULTS=bench/results   where the JSON and SVG go
+#   TRIBUNE=build/tribune  TRIBUNE_ARGS=   LOAD=build/tribune-load
+set -eu
+cd "$(dirname "$0")/.."
+
+if ! command -v icecast2 >/dev/null 2>&1; then
+    echo "bench: installing icecast2 (Debian package, used by the benchmark only)"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -q
+    $SUDO apt-get install -y -q --no-install-recommends icecast2
+fi
+for tool in ffmpeg python3 taskset; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "bench: $tool missing (scripts/deps.sh)"; exit 1; }
+done
+
+# A process may hold at most `ulimit -Hn` descriptors (20,000 here, not raisable):
+# take all of it, so that a single-process server can approach it and every
+# tribune-load worker can hold its 15,000 listeners.
+hard=$(ulimit -Hn)
+ulimit -n "$hard"
+echo "bench: open-file limit raised to $(ulimit -n) (hard limit $hard)"
+
+exec python3 bench/bench.py "$@"
