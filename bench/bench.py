@@ -535,7 +535,8 @@ def main():
     if os.environ.get("BENCH_DOCS", "1") != "0":
         write_docs(md, ts, CFG["label"], command)
     print("\n" + md + "\n")
-    log("results: %s (+ .svg), table in docs/benchmarks.md" % out)
+    log("results: %s (+ .svg)%s" % (out, ", table in docs/benchmarks.md"
+                                       if os.environ.get("BENCH_DOCS", "1") != "0" else ""))
     return 0
 
 
