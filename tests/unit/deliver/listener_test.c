@@ -413,6 +413,106 @@ START_TEST(listener_reading_input_closes_on_eof)
 }
 END_TEST
 
+/* ---- write coalescing buckets -------------------------------------------------------------- */
+
+enum { NB_LISTENERS = 8 };
+
+/* Joins NB_LISTENERS caught-up listeners on an empty ring: listener i is in
+ * write bucket i (joins are dealt round-robin). */
+static void join_buckets(struct sink *s)
+{
+    feed_set_header(&feed, make_header());
+    for (int i = 0; i < NB_LISTENERS; i++) {
+        join(&s[i], 0);
+        sink_wait_bytes(&s[i], RESP_LEN + HEADER_LEN, 2000);
+        check_prefix(s[i].buf, s[i].len);
+    }
+}
+
+/* Publishes chunk `seq` (tagged seq) with feed.nbuckets as set, and checks
+ * that exactly the listeners whose bucket is congruent to seq modulo
+ * nbuckets were written: those now hold every chunk up to seq, in order;
+ * the others hold what they held. `last[i]` is listener i's last chunk + 1. */
+static void publish_to_buckets(struct sink *s, uint32_t seq, uint32_t *last)
+{
+    unsigned nb = feed.nbuckets;
+    publish(seq, seq + 1);
+    for (int i = 0; i < NB_LISTENERS; i++) {
+        /* feed_publish writes synchronously: whatever it wrote is readable. */
+        sink_drain(&s[i]);
+        ck_assert(!s[i].is_eof);
+        if ((unsigned)i % nb == seq % nb) last[i] = seq + 1;
+        uint32_t tags[64];
+        size_t rest;
+        size_t off = RESP_LEN + HEADER_LEN;
+        size_t n = parse_chunks(s[i].buf + off, s[i].len - off, tags, 64, &rest);
+        ck_assert_uint_eq(rest, 0);
+        ck_assert_msg(n == last[i], "nbuckets %u, chunk %u: listener %d has %zu chunks, not %u", nb,
+                      seq, i, n, last[i]);
+        for (size_t k = 0; k < n; k++)
+            ck_assert_uint_eq(tags[k], k);
+    }
+}
+
+START_TEST(buckets_write_each_listener_every_nth_chunk)
+{
+    struct sink s[NB_LISTENERS];
+    uint32_t last[NB_LISTENERS] = {0};
+    feed.nbuckets = 4;
+    join_buckets(s);
+    /* Chunk k goes to listeners k % 4 and k % 4 + 4 only, with every chunk
+     * they missed since their last write. */
+    for (uint32_t seq = 0; seq < 4; seq++)
+        publish_to_buckets(s, seq, last);
+    ck_assert_uint_eq(last[0], 1);
+    ck_assert_uint_eq(last[3], 4);
+    ck_assert_uint_eq(last[7], 4);
+    /* Four chunks later every listener has been written once more and has
+     * all of the first four chunks (and more), in order. */
+    for (uint32_t seq = 4; seq < 8; seq++)
+        publish_to_buckets(s, seq, last);
+    for (int i = 0; i < NB_LISTENERS; i++)
+        ck_assert_uint_eq(last[i], 5 + (uint32_t)i % 4);
+    ck_assert_uint_eq(feed.stats.skips, 0);
+    ck_assert_uint_eq(feed.stats.listeners, NB_LISTENERS);
+    for (int i = 0; i < NB_LISTENERS; i++)
+        sink_fini(&s[i]);
+    finish();
+}
+END_TEST
+
+START_TEST(changing_nbuckets_strands_nobody)
+{
+    struct sink s[NB_LISTENERS];
+    uint32_t last[NB_LISTENERS] = {0};
+    feed.nbuckets = 4;
+    join_buckets(s);
+    uint32_t seq = 0;
+    for (; seq < 6; seq++)
+        publish_to_buckets(s, seq, last);
+    /* Every new count reaches every listener within that many chunks. */
+    static const unsigned counts[] = {2, 1, 3, 8, 4, 2};
+    for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
+        feed.nbuckets = counts[c];
+        for (unsigned k = 0; k < counts[c]; k++, seq++)
+            publish_to_buckets(s, seq, last);
+        for (int i = 0; i < NB_LISTENERS; i++)
+            ck_assert_msg(last[i] + counts[c] > seq,
+                          "listener %d stranded at chunk %u after nbuckets became %u", i, last[i],
+                          counts[c]);
+    }
+    /* Back to one bucket: everyone gets everything at once. */
+    feed.nbuckets = 1;
+    publish_to_buckets(s, seq, last);
+    for (int i = 0; i < NB_LISTENERS; i++)
+        ck_assert_uint_eq(last[i], seq + 1);
+    ck_assert_uint_eq(feed.stats.skips, 0);
+    for (int i = 0; i < NB_LISTENERS; i++)
+        sink_fini(&s[i]);
+    finish();
+}
+END_TEST
+
 static Suite *listener_suite(void)
 {
     Suite *s = suite_create("listener");
@@ -428,6 +528,8 @@ static Suite *listener_suite(void)
     tcase_add_test(tc, peer_closing_mid_write_costs_no_sigpipe);
     tcase_add_test(tc, peer_gone_before_publish_costs_no_sigpipe);
     tcase_add_test(tc, listener_reading_input_closes_on_eof);
+    tcase_add_test(tc, buckets_write_each_listener_every_nth_chunk);
+    tcase_add_test(tc, changing_nbuckets_strands_nobody);
     suite_add_tcase(s, tc);
     return s;
 }
