@@ -98,7 +98,7 @@ void meter_on_page(struct meter *m, const struct meter_cfg *cfg, int64_t now_us,
         return;
     }
     m->span_samples += samples;
-    if (now_us - m->span_start_us >= METER_SPAN_US) close_span(m, cfg, now_us);
+    if (now_us - m->span_start_us >= cfg->span_us) close_span(m, cfg, now_us);
 }
 
 uint32_t meter_max_gap_ms(const struct meter *m, int64_t now_us)

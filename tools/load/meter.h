@@ -41,12 +41,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define METER_SPAN_US 1000000
-#define METER_RATE 48000 /* Opus granule positions count 48 kHz samples */
+#define METER_SPAN_US 1000000 /* the shortest span, when pages are read as they come */
+#define METER_RATE 48000      /* Opus granule positions count 48 kHz samples */
 
 enum meter_state { METER_WAITING, METER_WARMING, METER_HEARING, METER_STALLED };
 
 struct meter_cfg {
+    int64_t span_us; /* shortest span: METER_SPAN_US, longer when reads are batched */
     int64_t warmup_us;
     int64_t max_gap_us;
     uint32_t min_ratio_pm; /* audio time per wall time a span needs, per mille */

@@ -31,6 +31,10 @@ static int64_t trace_t0_us;
 
 void player_configure(const struct load_opts *o, int64_t t0_us)
 {
+    /* batched reads: spans of at least 8 read intervals keep the boundary error
+     * (one page at most) small against the span */
+    cfg.span_us = (int64_t)o->read_interval_ms * 8000;
+    if (cfg.span_us < METER_SPAN_US) cfg.span_us = METER_SPAN_US;
     cfg.warmup_us = (int64_t)o->warmup_ms * 1000;
     cfg.max_gap_us = (int64_t)o->max_gap_ms * 1000;
     cfg.min_ratio_pm = o->min_pct * 10;

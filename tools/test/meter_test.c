@@ -13,7 +13,7 @@
 #include "meter.h"
 
 static const struct meter_cfg cfg = {
-    .warmup_us = 2000000, .max_gap_us = 1000000, .min_ratio_pm = 900};
+    .span_us = METER_SPAN_US, .warmup_us = 2000000, .max_gap_us = 1000000, .min_ratio_pm = 900};
 static int failures;
 
 /* A stream of pages of `page_samples` each, arriving every `period_us` plus a
