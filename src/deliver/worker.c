@@ -16,6 +16,7 @@
 #include "deliver/channel.h"
 #include "deliver/chunk.h"
 #include "deliver/feed.h"
+#include "deliver/fleet.h"
 #include "http/conn.h"
 #include "http/route.h"
 #include "net/listen.h"
@@ -37,6 +38,7 @@ struct worker {
     struct timer sweep;
     struct list feeds;
     unsigned long listeners; /* over all feeds, as of the last sweep */
+    unsigned nworkers;       /* in this node (fleet_size of the same settings) */
     unsigned char *buf;      /* one received channel message */
     bool has_conns;          /* conn_module_init ran (it did not if no settings came) */
 };
@@ -88,7 +90,8 @@ static struct wfeed *add_feed(struct worker *w, const char *id)
     }
     wf->feed.stall_timeout_ms = (uint64_t)cfg->stall_timeout_ms;
     wf->feed.sndbuf = cfg->sndbuf_bytes;
-    wf->feed.nbuckets = worker_buckets(w->listeners, cfg->chunk_ms, cfg->write_interval_ms);
+    wf->feed.nbuckets =
+        worker_buckets(w->listeners * w->nworkers, cfg->chunk_ms, cfg->write_interval_ms);
     snprintf(wf->id, sizeof(wf->id), "%s", id);
     list_push_back(&w->feeds, &wf->node);
     return wf;
@@ -223,7 +226,10 @@ static void on_sweep(struct timer *t)
         total += wf->feed.stats.listeners;
     }
     w->listeners = total;
-    unsigned nb = worker_buckets(total, w->cfg.chunk_ms, w->cfg.write_interval_ms);
+    /* SO_REUSEPORT spreads joins evenly: this worker's share times the
+     * number of workers estimates the node's load, which decides how much
+     * the kernel's cost per send matters. */
+    unsigned nb = worker_buckets(total * w->nworkers, w->cfg.chunk_ms, w->cfg.write_interval_ms);
     list_for_each_safe(pos, tmp, &w->feeds)
     {
         struct wfeed *wf = list_entry(pos, struct wfeed, node);
@@ -298,6 +304,7 @@ static int worker_open(struct worker *w, int fd)
         return err;
     }
     log_set_level(w->cfg.log_level);
+    w->nworkers = (unsigned)fleet_size(&w->cfg);
     w->limits.max_head = (size_t)w->cfg.max_header_bytes;
     w->limits.max_url = (size_t)w->cfg.max_url_bytes;
     w->limits.head_timeout_ms = (uint64_t)w->cfg.header_timeout_ms;

@@ -22,8 +22,10 @@ enum { WORKER_CHANNEL_FD = 3, WORKER_MAX_LISTENERS = 19000, WORKER_LISTENERS_PER
  * status (0 on a clean stop). */
 int worker_main(int fd);
 
-/* How many chunks a worker holding `listeners` coalesces per write (1 = every
- * chunk), given chunk_ms and write_interval_ms. Pure; exported for tests. */
+/* How many chunks a worker coalesces per write (1 = every chunk) when its
+ * node holds `listeners`: one more per WORKER_LISTENERS_PER_BUCKET, up to
+ * write_interval_ms / chunk_ms. A worker estimates the node's listeners as
+ * its own times the number of workers. Pure; exported for tests. */
 unsigned worker_buckets(unsigned long listeners, int chunk_ms, int write_interval_ms);
 
 #endif
