@@ -288,6 +288,7 @@ def run_load(url, n, rate, duration, cpus, out_json, log_path, procs=None):
                             str(duration), "--warmup", str(WARMUP_S), "--json", out_json]
     if procs:
         argv += ["-p", str(procs)]
+    argv += os.environ.get("BENCH_LOAD_ARGS", "").split()
     with open(log_path, "wb") as f:
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=f, stderr=f,
                              start_new_session=True)

@@ -27,6 +27,8 @@
 #   BENCH_DOCS=1         0: leave docs/benchmarks.md alone (smoke runs)
 #   BENCH_RESULTS=bench/results   where the JSON and SVG go
 #   TRIBUNE=build/tribune  TRIBUNE_ARGS=   LOAD=build/tribune-load
+#   BENCH_LOAD_ARGS=     extra tribune-load flags for every run, e.g.
+#                        "--read-interval 200" (less load-generator CPU at 50k+)
 set -eu
 cd "$(dirname "$0")/.."
 
