@@ -42,7 +42,8 @@ struct publisher {
     struct publisher_events ev;
     struct queued_packet queue[QUEUE_CAP];
     size_t qhead, qcount;
-    uint8_t *current; /* the packet last handed to the program */
+    uint64_t qsamples; /* audio in the queue */
+    uint8_t *current;  /* the packet last handed to the program */
     enum publisher_state state;
     bool is_attached, is_paused, has_eof;
     bool is_expect_continue, is_legacy;
@@ -126,6 +127,7 @@ static int fill_queue(struct publisher *pub)
         struct queued_packet *q = &pub->queue[(pub->qhead + pub->qcount) % QUEUE_CAP];
         *q = (struct queued_packet){copy, pkt.len, pkt.samples};
         pub->qcount++;
+        pub->qsamples += (uint64_t)pkt.samples;
     }
     return 0;
 }
@@ -213,6 +215,7 @@ static int pull(struct program_source *s, const uint8_t **data, size_t *len, int
     struct queued_packet *q = &pub->queue[pub->qhead];
     pub->qhead = (pub->qhead + 1) % QUEUE_CAP;
     pub->qcount--;
+    pub->qsamples -= (uint64_t)q->samples;
     pub->current = q->data;
     *data = q->data;
     *len = q->len;
@@ -227,8 +230,16 @@ static void on_drained(struct program_source *s)
     if (pub->state == PUB_DRAINING) publisher_close(pub);
 }
 
-static const struct program_source_ops publisher_source_ops = {.pull = pull,
-                                                               .on_drained = on_drained};
+static uint64_t buffered(struct program_source *s)
+{
+    struct publisher *pub = list_entry(s, struct publisher, src);
+    if (pub->state == PUB_DRAINING) return UINT64_MAX; /* no more is coming: play it out */
+    if (pub->state == PUB_STREAMING && pub->qcount < QUEUE_HIGH) fill_queue(pub);
+    return pub->qsamples;
+}
+
+static const struct program_source_ops publisher_source_ops = {
+    .pull = pull, .on_drained = on_drained, .buffered = buffered};
 
 static void drain_lingering(struct publisher *pub)
 {

@@ -60,12 +60,24 @@ static void emit(struct program *p, const uint8_t *data, size_t len, int samples
     if (ogg_pkg_packet(&p->pkg, data, len, samples) < 0) log_error("program: out of memory");
 }
 
+/* True when the attached source may be read: its jitter buffer filled since
+ * it attached or since its last underrun. */
+static bool source_is_ready(struct program *p)
+{
+    struct program_source *s = p->source;
+    if (!s || p->is_primed) return s != NULL;
+    if (!s->ops->buffered || s->ops->buffered(s) >= (uint64_t)PROGRAM_JITTER_MS * SAMPLES_PER_MS)
+        p->is_primed = true;
+    return p->is_primed;
+}
+
 /* Pulls from the source (or the fallback) until the program reaches `now`. */
 static void catch_up(struct program *p, uint64_t now)
 {
     uint64_t due = (now - p->start_ms) * SAMPLES_PER_MS;
     while (p->samples < due) {
-        struct program_source *s = p->source ? p->source : p->fallback;
+        bool is_priming = p->source && !source_is_ready(p);
+        struct program_source *s = p->source && !is_priming ? p->source : p->fallback;
         const uint8_t *data;
         size_t len;
         int samples;
@@ -76,8 +88,11 @@ static void catch_up(struct program *p, uint64_t now)
         }
         if (s && s->ops->on_drained) s->ops->on_drained(s);
         if (!p->starved_since_ms) p->starved_since_ms = now;
-        /* A late source gets UNDERRUN_MS of grace before silence fills in. */
-        if (s && now - p->starved_since_ms < PROGRAM_UNDERRUN_MS) return;
+        /* A late source gets UNDERRUN_MS of grace before silence fills in;
+         * then it must fill its jitter buffer again. A priming source gets
+         * no grace: silence (or the fallback) plays while it fills. */
+        if (s && !is_priming && now - p->starved_since_ms < PROGRAM_UNDERRUN_MS) return;
+        if (s && s == p->source) p->is_primed = false;
         p->silence_samples += FRAME_SAMPLES;
         emit(p, p->silence, p->silence_len, FRAME_SAMPLES);
     }
@@ -95,6 +110,7 @@ int program_attach(struct program *p, struct program_source *s)
 {
     p->source = s;
     p->starved_since_ms = 0;
+    p->is_primed = false;
     if (s && !p->is_started) return program_start(p, s->channels);
     return 0;
 }

@@ -8,6 +8,13 @@
  * longer than UNDERRUN_MS (a publisher gone, or late) the program fills with
  * silence, so listeners stay connected and hear a continuous stream.
  *
+ * Jitter buffer: a source that can say how much it holds (ops->buffered) is
+ * read only once it holds PROGRAM_JITTER_MS of audio, and again after each
+ * underrun; until then the fallback (or silence) plays. A publisher whose
+ * packets arrive late by up to that much (an encoder starved of CPU, a
+ * congested uplink) then costs listeners nothing: the program's output keeps
+ * wall-clock pace, one jitter buffer behind the publisher.
+ *
  *   source (publisher queue, demo generator) --pull--> program --> ogg_pkg --> feed
  *
  * The program starts (emits its header) when its first source attaches; its
@@ -32,6 +39,9 @@ struct program_source_ops {
     int (*pull)(struct program_source *s, const uint8_t **data, size_t *len, int *samples);
     /* Called when the program wants more data than is buffered (optional). */
     void (*on_drained)(struct program_source *s);
+    /* Samples (48 kHz) ready to pull now (optional: without it the source is
+     * read at once). UINT64_MAX when the source will get no more (play out). */
+    uint64_t (*buffered)(struct program_source *s);
 };
 
 struct program_source {
@@ -39,7 +49,7 @@ struct program_source {
     int channels;
 };
 
-enum { PROGRAM_TICK_MS = 20, PROGRAM_UNDERRUN_MS = 400 };
+enum { PROGRAM_TICK_MS = 20, PROGRAM_UNDERRUN_MS = 400, PROGRAM_JITTER_MS = 500 };
 
 struct program {
     struct loop *loop;               /* private */
@@ -54,6 +64,7 @@ struct program {
     uint8_t silence[64];             /* private: one 20 ms silent packet */
     size_t silence_len;              /* private */
     bool is_started;                 /* read-only */
+    bool is_primed;                  /* read-only: the source's jitter buffer has filled */
 };
 
 int program_init(struct program *p, struct loop *loop, struct feed *feed, int chunk_ms);
