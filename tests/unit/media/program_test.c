@@ -431,6 +431,57 @@ START_TEST(no_source_no_fallback_fills_silence)
 }
 END_TEST
 
+/* A source that says how much it holds: the program waits for its jitter buffer. */
+static uint64_t held_samples;
+static uint64_t fake_buffered(struct program_source *s)
+{
+    return held_samples;
+}
+static const struct program_source_ops buffered_ops = {
+    .pull = fake_pull, .on_drained = fake_drained, .buffered = fake_buffered};
+
+static bool quarter_second(void)
+{
+    return elapsed() >= 300;
+}
+static bool one_second_and_more(void)
+{
+    return elapsed() >= 1300;
+}
+static bool src_pulled_5(void)
+{
+    return src.pulls >= 5;
+}
+
+START_TEST(jitter_buffer_fills_before_reading)
+{
+    fake_init(&src, 1, -1);
+    src.src.ops = &buffered_ops;
+    held_samples = (uint64_t)(PROGRAM_JITTER_MS - 100) * 48;
+    ck_assert_int_eq(program_attach(&prog, &src.src), 0);
+    ck_assert(run_until(quarter_second, 5000));
+    /* Under the jitter buffer: the source is not read, silence keeps the clock. */
+    ck_assert_int_eq(src.pulls, 0);
+    ck_assert_uint_gt(prog.silence_samples, 0);
+    ck_assert(!prog.is_primed);
+    held_samples = (uint64_t)PROGRAM_JITTER_MS * 48;
+    ck_assert(run_until(src_pulled_5, 2000));
+    ck_assert(prog.is_primed);
+    /* An underrun past the grace empties it: it must fill again. */
+    src.is_gated = true;
+    uint64_t silence = prog.silence_samples;
+    held_samples = 0;
+    ck_assert(run_until(one_second, 5000));
+    ck_assert_uint_gt(prog.silence_samples, silence);
+    ck_assert(!prog.is_primed);
+    int pulls = src.pulls;
+    src.is_gated = false;
+    ck_assert(run_until(one_second_and_more, 5000));
+    ck_assert_int_eq(src.pulls, pulls); /* data, but not enough of it: still filling */
+    finish();
+}
+END_TEST
+
 static Suite *program_suite(void)
 {
     Suite *s = suite_create("program");
@@ -443,6 +494,7 @@ static Suite *program_suite(void)
     tcase_add_test(tc, late_source_within_grace_gets_no_silence);
     tcase_add_test(tc, fallback_used_when_no_source);
     tcase_add_test(tc, no_source_no_fallback_fills_silence);
+    tcase_add_test(tc, jitter_buffer_fills_before_reading);
     suite_add_tcase(s, tc);
     return s;
 }
