@@ -39,6 +39,7 @@ struct worker {
     struct list feeds;
     unsigned long listeners; /* over all feeds, as of the last sweep */
     unsigned nworkers;       /* in this node (fleet_size of the same settings) */
+    unsigned nbuckets;       /* write coalescing for every feed (worker_buckets) */
     unsigned char *buf;      /* one received channel message */
     bool has_conns;          /* conn_module_init ran (it did not if no settings came) */
 };
@@ -55,13 +56,16 @@ static const struct route routes[] = {
     {"/spaces/{}/live.opus", ROUTE_GET | ROUTE_HEAD, 0},
 };
 
-unsigned worker_buckets(unsigned long listeners, int chunk_ms, int write_interval_ms)
+unsigned worker_buckets(unsigned current, unsigned long listeners, int chunk_ms,
+                        int write_interval_ms)
 {
-    unsigned max = chunk_ms > 0 ? (unsigned)(write_interval_ms / chunk_ms) : 1;
+    unsigned max =
+        chunk_ms > 0 && write_interval_ms > 0 ? (unsigned)(write_interval_ms / chunk_ms) : 1;
     if (max < 1) max = 1;
     if (max > FEED_MAX_BUCKETS) max = FEED_MAX_BUCKETS;
-    unsigned want = 1 + (unsigned)(listeners / WORKER_LISTENERS_PER_BUCKET);
-    return want < max ? want : max;
+    if (listeners >= WORKER_COALESCE_ABOVE) return max;
+    if (listeners < WORKER_COALESCE_BELOW) return 1;
+    return current > 1 ? max : 1;
 }
 
 static struct wfeed *find_feed(struct worker *w, const char *id, size_t len)
@@ -90,8 +94,7 @@ static struct wfeed *add_feed(struct worker *w, const char *id)
     }
     wf->feed.stall_timeout_ms = (uint64_t)cfg->stall_timeout_ms;
     wf->feed.sndbuf = cfg->sndbuf_bytes;
-    wf->feed.nbuckets =
-        worker_buckets(w->listeners * w->nworkers, cfg->chunk_ms, cfg->write_interval_ms);
+    wf->feed.nbuckets = w->nbuckets;
     snprintf(wf->id, sizeof(wf->id), "%s", id);
     list_push_back(&w->feeds, &wf->node);
     return wf;
@@ -229,7 +232,9 @@ static void on_sweep(struct timer *t)
     /* SO_REUSEPORT spreads joins evenly: this worker's share times the
      * number of workers estimates the node's load, which decides how much
      * the kernel's cost per send matters. */
-    unsigned nb = worker_buckets(total * w->nworkers, w->cfg.chunk_ms, w->cfg.write_interval_ms);
+    unsigned nb =
+        worker_buckets(w->nbuckets, total * w->nworkers, w->cfg.chunk_ms, w->cfg.write_interval_ms);
+    w->nbuckets = nb;
     list_for_each_safe(pos, tmp, &w->feeds)
     {
         struct wfeed *wf = list_entry(pos, struct wfeed, node);
@@ -305,6 +310,7 @@ static int worker_open(struct worker *w, int fd)
     }
     log_set_level(w->cfg.log_level);
     w->nworkers = (unsigned)fleet_size(&w->cfg);
+    w->nbuckets = 1;
     w->limits.max_head = (size_t)w->cfg.max_header_bytes;
     w->limits.max_url = (size_t)w->cfg.max_url_bytes;
     w->limits.head_timeout_ms = (uint64_t)w->cfg.header_timeout_ms;

@@ -16,16 +16,27 @@
 #ifndef TRIBUNE_DELIVER_WORKER_H
 #define TRIBUNE_DELIVER_WORKER_H
 
-enum { WORKER_CHANNEL_FD = 3, WORKER_MAX_LISTENERS = 19000, WORKER_LISTENERS_PER_BUCKET = 2000 };
+enum {
+    WORKER_CHANNEL_FD = 3,
+    WORKER_MAX_LISTENERS = 19000,
+    WORKER_COALESCE_ABOVE = 4000, /* node listeners: write every write_interval_ms from here */
+    WORKER_COALESCE_BELOW = 2000, /* ... and every chunk again below this */
+};
 
 /* Runs a worker on channel `fd` until it is told to stop. Returns the exit
  * status (0 on a clean stop). */
 int worker_main(int fd);
 
-/* How many chunks a worker coalesces per write (1 = every chunk) when its
- * node holds `listeners`: one more per WORKER_LISTENERS_PER_BUCKET, up to
- * write_interval_ms / chunk_ms. A worker estimates the node's listeners as
- * its own times the number of workers. Pure; exported for tests. */
-unsigned worker_buckets(unsigned long listeners, int chunk_ms, int write_interval_ms);
+/* How many chunks a worker coalesces per write (1 = every chunk), given the
+ * current value and the node's listeners (a worker estimates them as its own
+ * times the number of workers). Two settings only, with hysteresis: every
+ * chunk, or write_interval_ms / chunk_ms chunks (at most FEED_MAX_BUCKETS)
+ * from WORKER_COALESCE_ABOVE listeners until the node falls below
+ * WORKER_COALESCE_BELOW. Why two: switching from every chunk to every k-th
+ * never makes a listener wait longer than k chunks, while stepping between
+ * intermediate values would (a listener last written on its old turn waits
+ * for its new one), and a player would see a dip. Pure; exported for tests. */
+unsigned worker_buckets(unsigned current, unsigned long listeners, int chunk_ms,
+                        int write_interval_ms);
 
 #endif

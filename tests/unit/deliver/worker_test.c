@@ -284,36 +284,32 @@ static void start_space(unsigned chunks)
 
 START_TEST(buckets_table)
 {
-    /* 100 ms chunks, 500 ms write interval: at most 5. */
-    ck_assert_uint_eq(worker_buckets(0, 100, 500), 1);
-    ck_assert_uint_eq(worker_buckets(1999, 100, 500), 1);
-    ck_assert_uint_eq(worker_buckets(2000, 100, 500), 2);
-    ck_assert_uint_eq(worker_buckets(3999, 100, 500), 2);
-    ck_assert_uint_eq(worker_buckets(4000, 100, 500), 3);
-    ck_assert_uint_eq(worker_buckets(6000, 100, 500), 4);
-    ck_assert_uint_eq(worker_buckets(8000, 100, 500), 5);
-    ck_assert_uint_eq(worker_buckets(19000, 100, 500), 5);
-    ck_assert_uint_eq(worker_buckets(1000000, 100, 500), 5);
-    /* Grows by one per WORKER_LISTENERS_PER_BUCKET, never shrinks as it grows. */
-    unsigned prev = 1;
-    for (unsigned long n = 0; n < 200000; n += 500) {
-        unsigned b = worker_buckets(n, 20, 10000);
-        ck_assert_uint_ge(b, prev);
-        ck_assert_uint_le(b, prev + 1);
-        ck_assert_uint_le(b, FEED_MAX_BUCKETS);
-        prev = b;
+    /* 100 ms chunks, 500 ms write interval: every chunk, or every fifth. */
+    ck_assert_uint_eq(worker_buckets(1, 0, 100, 500), 1);
+    ck_assert_uint_eq(worker_buckets(1, 3999, 100, 500), 1);
+    ck_assert_uint_eq(worker_buckets(1, 4000, 100, 500), 5);
+    ck_assert_uint_eq(worker_buckets(1, 1000000, 100, 500), 5);
+    /* Hysteresis: between the two thresholds the current setting stays. */
+    ck_assert_uint_eq(worker_buckets(5, 3999, 100, 500), 5);
+    ck_assert_uint_eq(worker_buckets(5, 2000, 100, 500), 5);
+    ck_assert_uint_eq(worker_buckets(5, 1999, 100, 500), 1);
+    ck_assert_uint_eq(worker_buckets(1, 2500, 100, 500), 1);
+    /* Only two values ever: a ramp up and down never steps through others. */
+    unsigned cur = 1;
+    for (long n = 0; n < 400000; n += 700) {
+        unsigned long l = (unsigned long)(n < 200000 ? n : 400000 - n);
+        cur = worker_buckets(cur, l, 100, 500);
+        ck_assert(cur == 1 || cur == 5);
     }
     /* Capped by FEED_MAX_BUCKETS even when the interval allows more. */
-    ck_assert_uint_eq(worker_buckets(20000, 20, 1000), 11);
-    ck_assert_uint_eq(worker_buckets(30000, 20, 1000), FEED_MAX_BUCKETS);
-    ck_assert_uint_eq(worker_buckets(1000000, 20, 1000), FEED_MAX_BUCKETS);
+    ck_assert_uint_eq(worker_buckets(1, 20000, 20, 1000), FEED_MAX_BUCKETS);
     /* An interval shorter than a chunk, or odd settings: every chunk. */
-    ck_assert_uint_eq(worker_buckets(50000, 100, 50), 1);
-    ck_assert_uint_eq(worker_buckets(50000, 100, 0), 1);
-    ck_assert_uint_eq(worker_buckets(50000, 0, 500), 1);
-    ck_assert_uint_eq(worker_buckets(50000, -5, 500), 1);
-    ck_assert_uint_eq(worker_buckets(50000, 100, 199), 1);
-    ck_assert_uint_eq(worker_buckets(50000, 100, 200), 2);
+    ck_assert_uint_eq(worker_buckets(1, 50000, 100, 50), 1);
+    ck_assert_uint_eq(worker_buckets(1, 50000, 100, 0), 1);
+    ck_assert_uint_eq(worker_buckets(1, 50000, 0, 500), 1);
+    ck_assert_uint_eq(worker_buckets(1, 50000, -5, 500), 1);
+    ck_assert_uint_eq(worker_buckets(1, 50000, 100, 199), 1);
+    ck_assert_uint_eq(worker_buckets(1, 50000, 100, 200), 2);
 }
 END_TEST
 
