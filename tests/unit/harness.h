@@ -5,6 +5,9 @@
  * - struct sink: reads one socket into a growing buffer from inside the loop,
  *   and can be paused (a reader that stops reading) and resumed.
  * - tcp_pair(): a connected TCP pair over 127.0.0.1 (server end non-blocking).
+ * - setup_for_children(), reserve_port(): fixture steps of the tests that fork
+ *   workers.
+ * - run_suite(): main()'s tail, runs a suite and gives the exit status.
  * Header-only (static inline) so that each test stays one file.
  */
 #ifndef TRIBUNE_TESTS_UNIT_HARNESS_H
@@ -14,15 +17,21 @@
 #include <check.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "config/config.h"
 #include "core/clock.h"
+#include "core/log.h"
 #include "core/loop.h"
+#include "deliver/chunk.h"
+#include "net/listen.h"
 
 struct until {
     struct timer tick;
@@ -59,6 +68,21 @@ static inline bool run_until(struct loop *loop, bool (*cond)(void *arg), void *a
     ck_assert_int_eq(loop_run(loop), 0);
     timer_stop(&u.tick);
     return u.is_met || cond(arg);
+}
+
+struct until_fn {
+    bool (*cond)(void);
+};
+static inline bool until_fn_call(void *arg)
+{
+    return ((struct until_fn *)arg)->cond();
+}
+/* run_until() for a condition that takes no argument (it reads the test's
+ * file-scope state). */
+static inline bool run_until_fn(struct loop *loop, bool (*cond)(void), uint64_t timeout_ms)
+{
+    struct until_fn u = {cond};
+    return run_until(loop, until_fn_call, &u, timeout_ms);
 }
 
 struct loop_wait {
@@ -176,6 +200,16 @@ static inline void sink_wait_eof(struct sink *s, uint64_t timeout_ms)
     ck_assert_msg(run_until(s->loop, sink_at_eof, s, timeout_ms), "no end of stream");
 }
 
+/* Waits for the end of stream; asserts the sink got exactly `n` bytes equal
+ * to `want`, then finishes it. */
+static inline void sink_expect_only(struct sink *s, const void *want, size_t n, uint64_t timeout_ms)
+{
+    sink_wait_eof(s, timeout_ms);
+    ck_assert_uint_eq(s->len, n);
+    ck_assert_int_eq(memcmp(s->buf, want, n), 0);
+    sink_fini(s);
+}
+
 /* A connected TCP pair on 127.0.0.1: *srv (accepted, non-blocking) and *cli
  * (blocking). */
 static inline void tcp_pair(int *srv, int *cli)
@@ -193,6 +227,47 @@ static inline void tcp_pair(int *srv, int *cli)
     *srv = accept4(l, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     ck_assert_int_ge(*srv, 0);
     close(l);
+}
+
+/* The fixture's first steps in a test that forks workers: quiet logs, no
+ * SIGPIPE, and no chunk alive yet. */
+static inline void setup_for_children(void)
+{
+    log_threshold = LOG_ERROR;
+    signal(SIGPIPE, SIG_IGN);
+    /* Check's runner handles SIGTERM and SIGINT by killing the test's process
+     * group, and a child inherits that handler until it execs (or the worker
+     * blocks them): a SIGTERM in that window would kill this test. The real
+     * master leaves them at their default; so does this one. */
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    ck_assert_uint_eq(chunks_live(), 0);
+}
+
+/* Reserves a port on 127.0.0.1 (*reserved holds it) and sets `cfg` to the
+ * defaults, listening there, logging errors only. Returns the port. */
+static inline uint16_t reserve_port(int *reserved, struct config *cfg)
+{
+    *reserved = listen_reserve("127.0.0.1", 0);
+    ck_assert_int_ge(*reserved, 0);
+    struct sockaddr_in a;
+    socklen_t al = sizeof(a);
+    ck_assert_int_eq(getsockname(*reserved, (struct sockaddr *)&a, &al), 0);
+    uint16_t port = ntohs(a.sin_port);
+    config_defaults(cfg);
+    snprintf(cfg->listen, sizeof(cfg->listen), "127.0.0.1:%u", port);
+    snprintf(cfg->log_level, sizeof(cfg->log_level), "error");
+    return port;
+}
+
+/* main()'s tail: runs every test of `s`; the process's exit status. */
+static inline int run_suite(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
 #endif

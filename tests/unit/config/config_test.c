@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../harness.h"
+
 /* Every setting, as the help and the docs must name it. */
 static const char *const names[] = {
     "config",
@@ -727,9 +729,5 @@ static Suite *config_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(config_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(config_suite());
 }

@@ -12,6 +12,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "../harness.h"
+
 START_TEST(set_level_accepts_the_four_names)
 {
     static const struct {
@@ -243,9 +245,5 @@ static Suite *log_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(log_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(log_suite());
 }

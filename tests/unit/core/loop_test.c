@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../harness.h"
 #include "core/clock.h"
 
 static struct loop *loop;
@@ -524,9 +525,5 @@ static Suite *loop_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(loop_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(loop_suite());
 }

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../harness.h"
 #include "core/log.h"
 
 enum { BUF_CAP = sizeof(struct chan_msg) + CHAN_MAX_PAYLOAD };
@@ -394,9 +395,5 @@ int main(void)
     tcase_add_test(tc, datagram_larger_than_the_buffer_is_rejected);
     tcase_add_test(tc, unterminated_space_is_rejected);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s);
 }

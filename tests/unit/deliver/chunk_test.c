@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../harness.h"
+
 START_TEST(new_chunk_is_unsealed_with_room)
 {
     ck_assert_uint_eq(chunks_live(), 0);
@@ -116,9 +118,5 @@ static Suite *chunk_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(chunk_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(chunk_suite());
 }

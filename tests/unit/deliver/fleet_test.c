@@ -146,29 +146,13 @@ static void expect_stream(struct sink *s, unsigned from, unsigned to)
 
 static void setup(void)
 {
-    log_threshold = LOG_ERROR;
-    signal(SIGPIPE, SIG_IGN);
-    /* Check's runner handles SIGTERM and SIGINT by killing the test's process
-     * group, and a child inherits that handler until it execs (or the worker
-     * blocks them): a SIGTERM in that window would kill this test. The real
-     * master leaves them at their default; so does this one. */
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGINT, SIG_DFL);
-    ck_assert_uint_eq(chunks_live(), 0);
+    setup_for_children();
     memset(&ev, 0, sizeof(ev));
     ev.handoff_fd = -1;
     resp_len = strlen(feed_ogg_response_head);
     loop = loop_new();
     ck_assert_ptr_nonnull(loop);
-    reserved = listen_reserve("127.0.0.1", 0);
-    ck_assert_int_ge(reserved, 0);
-    struct sockaddr_in a;
-    socklen_t al = sizeof(a);
-    ck_assert_int_eq(getsockname(reserved, (struct sockaddr *)&a, &al), 0);
-    port = ntohs(a.sin_port);
-    config_defaults(&cfg);
-    snprintf(cfg.listen, sizeof(cfg.listen), "127.0.0.1:%u", port);
-    snprintf(cfg.log_level, sizeof(cfg.log_level), "error");
+    port = reserve_port(&reserved, &cfg);
     /* SIGCHLD is read from a signalfd: blocked before any child exists. */
     sigset_t set;
     sigemptyset(&set);
@@ -223,10 +207,7 @@ static void sync_worker(int w)
 {
     struct sink s;
     give_listener(&s, w, 1);
-    sink_wait_eof(&s, 5000);
-    ck_assert_uint_eq(s.len, resp_len);
-    ck_assert_int_eq(memcmp(s.buf, feed_ogg_response_head, resp_len), 0);
-    sink_fini(&s);
+    sink_expect_only(&s, feed_ogg_response_head, resp_len, 5000);
 }
 
 static bool is_alive(pid_t pid)
@@ -506,9 +487,5 @@ int main(int argc, char **argv)
     tcase_add_test(tc, stats_reach_the_master);
     tcase_add_test(tc, listener_for_a_missing_worker_goes_elsewhere);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s);
 }

@@ -49,25 +49,9 @@ static size_t resp_len;
 
 static void setup(void)
 {
-    log_threshold = LOG_ERROR;
-    signal(SIGPIPE, SIG_IGN);
-    /* Check's runner handles SIGTERM and SIGINT by killing the test's process
-     * group, and a child inherits that handler until it execs (or the worker
-     * blocks them): a SIGTERM in that window would kill this test. The real
-     * master leaves them at their default; so does this one. */
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGINT, SIG_DFL);
-    ck_assert_uint_eq(chunks_live(), 0);
+    setup_for_children();
     resp_len = strlen(feed_ogg_response_head);
-    reserved = listen_reserve("127.0.0.1", 0);
-    ck_assert_int_ge(reserved, 0);
-    struct sockaddr_in a;
-    socklen_t al = sizeof(a);
-    ck_assert_int_eq(getsockname(reserved, (struct sockaddr *)&a, &al), 0);
-    port = ntohs(a.sin_port);
-    config_defaults(&cfg);
-    snprintf(cfg.listen, sizeof(cfg.listen), "127.0.0.1:%u", port);
-    snprintf(cfg.log_level, sizeof(cfg.log_level), "error");
+    port = reserve_port(&reserved, &cfg);
     int fds[2];
     ck_assert_int_eq(chan_pair(fds), 0);
     child = fork();
@@ -246,10 +230,7 @@ static void sync_worker(const char *space)
 {
     struct sink s;
     give_listener(&s, space, 1);
-    sink_wait_eof(&s, 5000);
-    ck_assert_uint_eq(s.len, resp_len);
-    ck_assert_int_eq(memcmp(s.buf, feed_ogg_response_head, resp_len), 0);
-    sink_fini(&s);
+    sink_expect_only(&s, feed_ogg_response_head, resp_len, 5000);
 }
 
 static int dial(void)
@@ -516,9 +497,5 @@ int main(void)
     tcase_add_test(tc, sigterm_stops_the_worker);
     tcase_add_test(tc, no_config_no_worker);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s);
 }

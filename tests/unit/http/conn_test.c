@@ -679,9 +679,5 @@ static Suite *conn_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(conn_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(conn_suite());
 }

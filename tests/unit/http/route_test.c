@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../harness.h"
+
 enum { R_INDEX, R_LISTEN, R_PUBLISH, R_SPACES, R_SPACE };
 
 static const struct route table[] = {
@@ -120,9 +122,5 @@ int main(void)
     tcase_add_test(tc, method_not_allowed);
     tcase_add_test(tc, allow_header);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s);
 }

@@ -10,6 +10,7 @@
 
 #include <opus/opus.h>
 
+#include "../harness.h"
 #include "media/program.h"
 
 enum { FRAME = 960, SECONDS = 3, NFRAMES = SECONDS * 50 };
@@ -145,9 +146,5 @@ static Suite *demo_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(demo_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(demo_suite());
 }

@@ -17,6 +17,7 @@
 #include <ogg/ogg.h>
 #include <opus/opus.h>
 
+#include "../harness.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "deliver/chunk.h"
@@ -121,35 +122,6 @@ static void os_end(void)
 }
 
 /* ---- the loop, the peer's reading, and the publisher ----------------------------------------- */
-
-struct waiter {
-    struct timer t;
-    bool (*cond)(void);
-    uint64_t deadline;
-};
-
-static void on_poll(struct timer *t)
-{
-    struct waiter *w = (struct waiter *)t;
-    uint64_t now = loop_now_ms(loop);
-    if (w->cond() || now >= w->deadline) {
-        loop_stop(loop);
-        return;
-    }
-    timer_start(loop, t, now + 2);
-}
-
-static bool run_until(bool (*cond)(void), uint64_t timeout_ms)
-{
-    if (cond()) return true;
-    struct waiter w = {.cond = cond};
-    timer_init(&w.t, on_poll);
-    w.deadline = loop_now_ms(loop) + timeout_ms;
-    timer_start(loop, &w.t, loop_now_ms(loop) + 2);
-    ck_assert_int_eq(loop_run(loop), 0);
-    timer_stop(&w.t);
-    return cond();
-}
 
 /* Bytes the publisher sent us, and whether it closed its side. */
 static char resp[4096];
@@ -321,7 +293,7 @@ START_TEST(valid_stream_reaches_program)
     os_audio(0, 25);
     peer_write(ost.buf, ost.len);
     os_end();
-    ck_assert(run_until(has_25_packets, 3000));
+    ck_assert(run_until_fn(loop, has_25_packets, 3000));
     ck_assert_ptr_nonnull(prog.source);
     ck_assert_uint_eq(prog.silence_samples, 0);
     ck_assert_int_ge(ring_check(25), 25);
@@ -334,7 +306,7 @@ START_TEST(valid_stream_reaches_program)
     ck_assert_int_eq(gone_calls, 1);
     ck_assert_ptr_null(gone_source);
     ck_assert_ptr_null(prog.source);
-    ck_assert(run_until(peer_eof, 2000));
+    ck_assert(run_until_fn(loop, peer_eof, 2000));
     finish();
 }
 END_TEST
@@ -356,9 +328,9 @@ START_TEST(plain_put_answers_200_when_stream_valid_and_uses_rest)
     ck_assert(!prog.is_started);
     peer_write(ost.buf + 40, ost.len - 40);
     os_end();
-    ck_assert(run_until(has_response, 2000));
+    ck_assert(run_until_fn(loop, has_response, 2000));
     ck_assert_str_eq(resp, "HTTP/1.1 200 OK\r\n\r\n");
-    ck_assert(run_until(has_25_packets, 3000));
+    ck_assert(run_until_fn(loop, has_25_packets, 3000));
     ck_assert_int_ge(ring_check(25), 25);
     finish();
 }
@@ -373,7 +345,7 @@ START_TEST(legacy_source_answered_at_once)
     os_audio(0, 25);
     peer_write(ost.buf, ost.len);
     os_end();
-    ck_assert(run_until(has_25_packets, 3000));
+    ck_assert(run_until_fn(loop, has_25_packets, 3000));
     ck_assert_int_ge(ring_check(25), 25);
     peer_read();
     ck_assert_str_eq(resp, "HTTP/1.0 200 OK\r\n\r\n");
@@ -387,7 +359,7 @@ END_TEST
 /* Waits for a complete error response and returns its status; the body goes to *body. */
 static int read_error(const char **body)
 {
-    ck_assert(run_until(peer_eof, 3000)); /* the publisher shuts its side after the text */
+    ck_assert(run_until_fn(loop, peer_eof, 3000)); /* the publisher shuts its side after the text */
     /* An interim 100 Continue may come first; the final response follows it. */
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
     const char *r = resp;
@@ -414,7 +386,7 @@ static void close_peer_and_expect_gone(void)
     ck_assert_int_eq(gone_calls, 0);
     close(sv[1]);
     sv[1] = -1;
-    ck_assert(run_until(is_gone, 3000));
+    ck_assert(run_until_fn(loop, is_gone, 3000));
     ck_assert_int_eq(gone_calls, 1);
 }
 
@@ -482,7 +454,7 @@ START_TEST(invalid_audio_after_start_just_closes)
     os_begin(1);
     os_audio(0, 10);
     peer_write(ost.buf, ost.len);
-    ck_assert(run_until(has_response, 2000));
+    ck_assert(run_until_fn(loop, has_response, 2000));
     ck_assert_str_eq(resp, "HTTP/1.1 200 OK\r\n\r\n");
     /* Then a packet that is not Opus (a TOC with code 3 and no frame count byte). */
     ost.len = 0;
@@ -491,9 +463,9 @@ START_TEST(invalid_audio_after_start_just_closes)
     os_flush();
     os_end();
     peer_write(ost.buf, ost.len);
-    ck_assert(run_until(is_detached_after_start, 2000));
+    ck_assert(run_until_fn(loop, is_detached_after_start, 2000));
     /* No error text once audio flowed: the client just sees the end. */
-    ck_assert(run_until(peer_eof, 2000));
+    ck_assert(run_until_fn(loop, peer_eof, 2000));
     ck_assert_str_eq(resp, "HTTP/1.1 200 OK\r\n\r\n");
     close_peer_and_expect_gone();
     finish();
@@ -515,19 +487,19 @@ START_TEST(eof_plays_out_queue_then_gone)
     peer_write(ost.buf, ost.len);
     os_end();
     ck_assert_int_eq(shutdown(sv[1], SHUT_WR), 0);
-    ck_assert(run_until(is_draining_or_gone, 2000));
+    ck_assert(run_until_fn(loop, is_draining_or_gone, 2000));
     /* The stream ended, but the last second still plays. */
     ck_assert_int_eq(gone_calls, 0);
     ck_assert_int_eq(publisher_is_draining(pub), 1);
     ck_assert_uint_lt(prog.samples, 50 * FRAME);
-    ck_assert(run_until(is_gone, 4000));
+    ck_assert(run_until_fn(loop, is_gone, 4000));
     ck_assert_int_eq(gone_calls, 1);
     ck_assert_uint_ge(gone_samples, 50 * FRAME);
     ck_assert_uint_eq(gone_silence, 0);
     ck_assert_ptr_null(gone_source);
     ck_assert_ptr_null(prog.source);
     ck_assert_int_eq(ring_check(50), 50);
-    ck_assert(run_until(peer_eof, 1000));
+    ck_assert(run_until_fn(loop, peer_eof, 1000));
     finish();
 }
 END_TEST
@@ -565,10 +537,10 @@ START_TEST(silent_publisher_times_out)
     written = 5;
     peer_write(ost.buf, ost.len);
     last_write_ms = loop_now_ms(loop);
-    ck_assert(run_until(is_gone, 3000));
+    ck_assert(run_until_fn(loop, is_gone, 3000));
     ck_assert_uint_ge(gone_ms - last_write_ms, 300);
     ck_assert_uint_le(gone_ms - last_write_ms, 300 + 250);
-    ck_assert(run_until(peer_eof, 1000));
+    ck_assert(run_until_fn(loop, peer_eof, 1000));
     os_end();
     timer_stop(&sweep_timer);
     finish();
@@ -586,7 +558,7 @@ START_TEST(paced_publisher_survives_sweep)
     writes_left = 40; /* 800 ms of real-time audio */
     timer_init(&write_timer, on_write);
     timer_start(loop, &write_timer, loop_now_ms(loop) + 20);
-    ck_assert(run_until(is_gone, 4000));
+    ck_assert(run_until_fn(loop, is_gone, 4000));
     ck_assert_int_eq(written, 40); /* alive for as long as it wrote */
     ck_assert_uint_ge(gone_ms - last_write_ms, 200);
     ck_assert_uint_le(gone_ms - last_write_ms, 200 + 250);
@@ -623,9 +595,5 @@ static Suite *ingest_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(ingest_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(ingest_suite());
 }

@@ -12,6 +12,8 @@
 #include <ogg/ogg.h>
 #include <opus/opus.h>
 
+#include "../harness.h"
+
 enum {
     FRAME = 960, /* 20 ms at 48 kHz */
     NPKT = 5,
@@ -630,11 +632,5 @@ static Suite *ogg_in_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(ogg_in_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(ogg_in_suite());
 }

@@ -13,6 +13,7 @@
 #include <ogg/ogg.h>
 #include <opus/opus.h>
 
+#include "../harness.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "deliver/chunk.h"
@@ -88,36 +89,6 @@ static void fake_init(struct fake *f, int channels, int avail)
     f->src.ops = &fake_ops;
     f->src.channels = channels;
     f->avail = avail;
-}
-
-/* run_until: runs the loop until cond() holds or `timeout_ms` passed; returns cond(). */
-struct waiter {
-    struct timer t;
-    bool (*cond)(void);
-    uint64_t deadline;
-};
-
-static void on_poll(struct timer *t)
-{
-    struct waiter *w = (struct waiter *)t;
-    uint64_t now = loop_now_ms(loop);
-    if (w->cond() || now >= w->deadline) {
-        loop_stop(loop);
-        return;
-    }
-    timer_start(loop, t, now + 2);
-}
-
-static bool run_until(bool (*cond)(void), uint64_t timeout_ms)
-{
-    if (cond()) return true;
-    struct waiter w = {.cond = cond};
-    timer_init(&w.t, on_poll);
-    w.deadline = loop_now_ms(loop) + timeout_ms;
-    timer_start(loop, &w.t, loop_now_ms(loop) + 2);
-    ck_assert_int_eq(loop_run(loop), 0);
-    timer_stop(&w.t);
-    return cond();
 }
 
 static uint64_t elapsed(void)
@@ -257,7 +228,7 @@ START_TEST(pulls_at_wall_clock_pace)
 {
     fake_init(&src, 1, -1);
     ck_assert_int_eq(program_attach(&prog, &src.src), 0);
-    ck_assert(run_until(one_second, 5000));
+    ck_assert(run_until_fn(loop, one_second, 5000));
     /* An endless source is read only as fast as time passes. */
     assert_paced();
     ck_assert_uint_eq(prog.samples, (uint64_t)src.pulls * FRAME);
@@ -307,7 +278,7 @@ START_TEST(underrun_grace_then_silence)
 {
     fake_init(&src, 1, 10); /* 200 ms of audio, then nothing */
     ck_assert_int_eq(program_attach(&prog, &src.src), 0);
-    ck_assert(run_until(has_silence, 5000));
+    ck_assert(run_until_fn(loop, has_silence, 5000));
     uint64_t now = loop_now_ms(loop);
     ck_assert_int_gt(src.empty_pulls, 0);
     /* No silence within the grace period after the source ran dry... */
@@ -321,7 +292,7 @@ START_TEST(underrun_grace_then_silence)
     assert_paced();
     /* And stays there while the source is still empty. */
     wake_at = now + 500;
-    ck_assert(run_until(is_time, 2000));
+    ck_assert(run_until_fn(loop, is_time, 2000));
     assert_paced();
     ck_assert_uint_eq(prog.samples - prog.silence_samples, 10 * FRAME);
     ck_assert_uint_eq(prog.silence_samples % FRAME, 0);
@@ -352,7 +323,7 @@ START_TEST(late_source_within_grace_gets_no_silence)
     ck_assert_int_eq(program_attach(&prog, &src.src), 0);
     timer_init(&gate_timer, on_gate);
     timer_start(loop, &gate_timer, loop_now_ms(loop) + 300);
-    ck_assert(run_until(one_second, 5000));
+    ck_assert(run_until_fn(loop, one_second, 5000));
     ck_assert_int_eq(gate_step, 2);
     ck_assert_int_gt(src.empty_pulls, 0);
     ck_assert_int_gt(src.drained, 0);
@@ -387,18 +358,18 @@ START_TEST(fallback_used_when_no_source)
     ck_assert(prog.is_started);
     ck_assert_ptr_null(prog.source);
     ck_assert_ptr_eq(prog.fallback, &fb.src);
-    ck_assert(run_until(fb_pulled_10, 3000));
+    ck_assert(run_until_fn(loop, fb_pulled_10, 3000));
     assert_paced();
     /* A source takes over: the fallback is not read while it is attached. */
     ck_assert_int_eq(program_attach(&prog, &src.src), 0);
     int fb_before = fb.pulls;
-    ck_assert(run_until(src_pulled_10, 3000));
+    ck_assert(run_until_fn(loop, src_pulled_10, 3000));
     ck_assert_int_eq(fb.pulls, fb_before);
     /* Detached: back to the fallback, with no silence at any point. */
     ck_assert_int_eq(program_attach(&prog, NULL), 0);
     int src_before = src.pulls;
     fb.pulls = 0;
-    ck_assert(run_until(fb_pulled_more, 3000));
+    ck_assert(run_until_fn(loop, fb_pulled_more, 3000));
     ck_assert_int_eq(src.pulls, src_before);
     ck_assert_uint_eq(prog.silence_samples, 0);
     assert_paced();
@@ -417,12 +388,12 @@ START_TEST(no_source_no_fallback_fills_silence)
 {
     fake_init(&src, 1, -1);
     ck_assert_int_eq(program_attach(&prog, &src.src), 0);
-    ck_assert(run_until(src_pulled_10, 3000));
+    ck_assert(run_until_fn(loop, src_pulled_10, 3000));
     ck_assert_int_eq(program_attach(&prog, NULL), 0);
     ck_assert_ptr_null(prog.source);
     detached_at = loop_now_ms(loop);
     int before = src.pulls;
-    ck_assert(run_until(has_200ms_silence, 3000));
+    ck_assert(run_until_fn(loop, has_200ms_silence, 3000));
     /* Nobody is late when nobody is attached: silence keeps the stream going at once. */
     ck_assert_uint_lt(loop_now_ms(loop) - detached_at, PROGRAM_UNDERRUN_MS);
     ck_assert_int_eq(src.pulls, before);
@@ -459,24 +430,24 @@ START_TEST(jitter_buffer_fills_before_reading)
     src.src.ops = &buffered_ops;
     held_samples = (uint64_t)(PROGRAM_JITTER_MS - 100) * 48;
     ck_assert_int_eq(program_attach(&prog, &src.src), 0);
-    ck_assert(run_until(quarter_second, 5000));
+    ck_assert(run_until_fn(loop, quarter_second, 5000));
     /* Under the jitter buffer: the source is not read, silence keeps the clock. */
     ck_assert_int_eq(src.pulls, 0);
     ck_assert_uint_gt(prog.silence_samples, 0);
     ck_assert(!prog.is_primed);
     held_samples = (uint64_t)PROGRAM_JITTER_MS * 48;
-    ck_assert(run_until(src_pulled_5, 2000));
+    ck_assert(run_until_fn(loop, src_pulled_5, 2000));
     ck_assert(prog.is_primed);
     /* An underrun past the grace empties it: it must fill again. */
     src.is_gated = true;
     uint64_t silence = prog.silence_samples;
     held_samples = 0;
-    ck_assert(run_until(one_second, 5000));
+    ck_assert(run_until_fn(loop, one_second, 5000));
     ck_assert_uint_gt(prog.silence_samples, silence);
     ck_assert(!prog.is_primed);
     int pulls = src.pulls;
     src.is_gated = false;
-    ck_assert(run_until(one_second_and_more, 5000));
+    ck_assert(run_until_fn(loop, one_second_and_more, 5000));
     ck_assert_int_eq(src.pulls, pulls); /* data, but not enough of it: still filling */
     finish();
 }
@@ -501,9 +472,5 @@ static Suite *program_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(program_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(program_suite());
 }

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../harness.h"
 #include "core/clock.h"
 #include "core/log.h"
 
@@ -317,9 +318,5 @@ static Suite *listen_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(listen_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(listen_suite());
 }

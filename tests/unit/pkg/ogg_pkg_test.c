@@ -12,6 +12,7 @@
 #include <ogg/ogg.h>
 #include <opus/opus.h>
 
+#include "../harness.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "deliver/chunk.h"
@@ -437,9 +438,5 @@ static Suite *ogg_pkg_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(ogg_pkg_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(ogg_pkg_suite());
 }

@@ -12,6 +12,7 @@
 #include <openssl/sha.h>
 #include <sqlite3.h>
 
+#include "../harness.h"
 #include "core/log.h"
 
 static char dir[64];
@@ -450,9 +451,5 @@ static Suite *registry_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(registry_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(registry_suite());
 }

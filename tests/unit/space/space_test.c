@@ -16,6 +16,7 @@
 #include <ogg/ogg.h>
 #include <opus/opus.h>
 
+#include "../harness.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "deliver/chunk.h"
@@ -70,35 +71,6 @@ static enum space_state stored_state(const char *id)
     ck_assert_int_eq(registry_get(other, id, &r), 0);
     registry_close(other);
     return r.state;
-}
-
-struct waiter {
-    struct timer t;
-    bool (*cond)(void);
-    uint64_t deadline;
-};
-
-static void on_poll(struct timer *t)
-{
-    struct waiter *w = (struct waiter *)t;
-    uint64_t now = loop_now_ms(loop);
-    if (w->cond() || now >= w->deadline) {
-        loop_stop(loop);
-        return;
-    }
-    timer_start(loop, t, now + 2);
-}
-
-static bool run_until(bool (*cond)(void), uint64_t timeout_ms)
-{
-    if (cond()) return true;
-    struct waiter w = {.cond = cond};
-    timer_init(&w.t, on_poll);
-    w.deadline = loop_now_ms(loop) + timeout_ms;
-    timer_start(loop, &w.t, loop_now_ms(loop) + 2);
-    ck_assert_int_eq(loop_run(loop), 0);
-    timer_stop(&w.t);
-    return cond();
 }
 
 START_TEST(get_loads_lazily_and_once)
@@ -182,7 +154,7 @@ START_TEST(builtin_speaker_makes_space_live)
     ck_assert_ptr_eq(s->builtin, b);
     /* The program runs: chunks of audible Opus arrive in the ring. */
     cur = s;
-    ck_assert(run_until(has_5_chunks, 3000));
+    ck_assert(run_until_fn(loop, has_5_chunks, 3000));
     ck_assert_uint_eq(s->program.silence_samples, 0);
     ogg_sync_state oy;
     ogg_stream_state os;
@@ -258,7 +230,7 @@ START_TEST(second_publisher_is_busy)
      * it, and the next publisher is welcome. */
     close(a[1]);
     cur = s;
-    ck_assert(run_until(has_no_publisher, 2000));
+    ck_assert(run_until_fn(loop, has_no_publisher, 2000));
     ck_assert_int_eq(space_publish(s, publisher_pair(c), NULL, 0, 1, 0, "c"), 0);
     ck_assert_ptr_nonnull(s->publisher);
     close(c[1]);
@@ -277,7 +249,7 @@ START_TEST(silent_publisher_dropped_by_sweep)
     ck_assert_ptr_nonnull(s->publisher);
     cur = s;
     /* The spaces' one-second sweep applies the publisher timeout. */
-    ck_assert(run_until(has_no_publisher, 3500));
+    ck_assert(run_until_fn(loop, has_no_publisher, 3500));
     ck_assert_uint_ge(loop_now_ms(loop) - t0, 200);
     /* The client sees its connection closed. */
     char buf[64];
@@ -309,9 +281,5 @@ static Suite *space_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(space_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(space_suite());
 }
