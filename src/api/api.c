@@ -59,6 +59,10 @@ static cJSON *space_json(struct node *n, const struct space_record *r)
     cJSON *l = cJSON_AddObjectToObject(o, "listeners");
     if (l) {
         cJSON_AddNumberToObject(l, "connected", (double)st.listeners);
+        cJSON_AddNumberToObject(l, "waiting", (double)st.waiting);
+        cJSON_AddNumberToObject(l, "hearing", (double)st.hearing);
+        cJSON_AddNumberToObject(l, "lagging", (double)st.lagging);
+        cJSON_AddNumberToObject(l, "peak_hearing", s ? (double)s->peak_hearing : 0);
         cJSON_AddNumberToObject(l, "skips", (double)st.skips);
         cJSON_AddNumberToObject(l, "dropped", (double)st.dropped);
         cJSON_AddNumberToObject(l, "bytes", (double)st.bytes);

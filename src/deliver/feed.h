@@ -36,11 +36,22 @@
 
 struct chunk;
 
+/* Listener states (DESIGN.md, "Accounting"), kept as gauges updated on each
+ * transition, never by scanning:
+ *   waiting  admitted, no audio yet (the space has no program header)
+ *   hearing  audio written, caught up to within 2 s of live (lag_chunks),
+ *            no skip and no lag for the last FEED_HEAR_WINDOW_MS
+ *   lagging  skipped to live, or blocked more than 2 s behind, within the
+ *            last FEED_HEAR_WINDOW_MS
+ * HEAD requests are counted in `listeners` but in no state. */
+enum { FEED_HEAR_WINDOW_MS = 10000, FEED_LAG_MS = 2000 };
+
 struct feed_stats {
-    uint64_t listeners; /* connected now */
-    uint64_t joined;    /* since start */
-    uint64_t left;      /* since start */
-    uint64_t skips;     /* skip-to-live events */
+    uint64_t listeners;                 /* connected now */
+    uint64_t waiting, hearing, lagging; /* connected now, by state */
+    uint64_t joined;                    /* since start */
+    uint64_t left;                      /* since start */
+    uint64_t skips;                     /* skip-to-live events */
     uint64_t skipped_chunks;
     uint64_t dropped; /* removed for making no progress */
     uint64_t bytes;   /* audio and headers written */
@@ -53,6 +64,7 @@ struct feed {
     struct chunk *header; /* read-only: format header (Ogg: OpusHead+OpusTags pages) */
     struct list ready[FEED_MAX_BUCKETS], blocked; /* private */
     unsigned nbuckets;    /* public: write every nbuckets-th chunk (1..FEED_MAX_BUCKETS) */
+    unsigned lag_chunks;  /* public: FEED_LAG_MS in chunks (set from chunk_ms; default 20) */
     unsigned next_bucket; /* private: round-robin for joins */
     /* public: called for the header and every chunk published (the master
      * forwards them to its workers); the chunk is borrowed. */

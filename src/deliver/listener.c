@@ -34,6 +34,7 @@ const char feed_ogg_response_head[] = "HTTP/1.1 200 OK\r\n"
                                       "\r\n";
 
 enum listener_phase { PHASE_HEAD, PHASE_HEADER, PHASE_AUDIO, PHASE_DONE };
+enum listener_state { LS_NONE, LS_WAITING, LS_HEARING, LS_LAGGING };
 
 struct listener {
     struct io io;
@@ -43,9 +44,11 @@ struct listener {
     uint64_t next_seq;         /* next ring chunk to write after `partial` */
     uint64_t last_progress_ms; /* last time the socket accepted bytes */
     uint64_t last_skip_ms;     /* last skip to live, 0 = never */
+    uint64_t last_lag_ms;      /* last time it was found lagging, 0 = never */
     uint32_t offset;           /* bytes of the current piece already written */
     uint8_t phase;             /* enum listener_phase */
     uint8_t bucket;            /* which ready list (feed.h) */
+    uint8_t state;             /* enum listener_state */
     bool is_blocked;
     bool is_head_only;
     bool has_cursor; /* next_seq is set (the header existed) */
@@ -63,6 +66,46 @@ static void listener_free(struct deferred *d)
     free(list_entry(d, struct listener, dfr));
 }
 
+static uint64_t *state_gauge(struct feed_stats *s, uint8_t st)
+{
+    switch (st) {
+    case LS_WAITING:
+        return &s->waiting;
+    case LS_HEARING:
+        return &s->hearing;
+    case LS_LAGGING:
+        return &s->lagging;
+    default:
+        return NULL;
+    }
+}
+
+/* The one place a listener's state changes: the gauges follow. */
+static void set_state(struct listener *l, uint8_t st)
+{
+    if (l->state == st) return;
+    uint64_t *from = state_gauge(&l->feed->stats, l->state);
+    uint64_t *to = state_gauge(&l->feed->stats, st);
+    if (from) (*from)--;
+    if (to) (*to)++;
+    l->state = st;
+}
+
+static void mark_lagging(struct listener *l, uint64_t now)
+{
+    l->last_lag_ms = now;
+    set_state(l, LS_LAGGING);
+}
+
+/* After a write that left the listener caught up with the ring's head. */
+static void mark_caught_up(struct listener *l)
+{
+    if (!l->has_cursor || l->state == LS_NONE) return;
+    uint64_t now = loop_now_ms(l->feed->loop);
+    bool is_recent = l->last_lag_ms && now - l->last_lag_ms < FEED_HEAR_WINDOW_MS;
+    set_state(l, is_recent ? LS_LAGGING : LS_HEARING);
+}
+
 static void listener_close(struct listener *l)
 {
     if (l->io.fd < 0) return;
@@ -72,6 +115,7 @@ static void listener_close(struct listener *l)
     l->io.fd = -1;
     list_remove(&l->node);
     chunk_unref(&l->partial);
+    set_state(l, LS_NONE);
     f->stats.listeners--;
     f->stats.left++;
     loop_defer(f->loop, &l->dfr, listener_free);
@@ -106,6 +150,7 @@ int listener_start(struct feed *f, int fd, int is_head_only)
     list_push_back(&f->ready[l->bucket], &l->node);
     f->stats.listeners++;
     f->stats.joined++;
+    if (!is_head_only) set_state(l, LS_WAITING);
     listener_flush(l);
     return 0;
 }
@@ -135,6 +180,7 @@ static bool skip_if_behind(struct listener *l)
         return false;
     }
     l->last_skip_ms = now;
+    mark_lagging(l, now);
     uint64_t live = r->head ? r->head - 1 : 0;
     f->stats.skips++;
     f->stats.skipped_chunks += live - l->next_seq;
@@ -248,6 +294,7 @@ static void listener_flush(struct listener *l)
         return;
     }
     set_blocked(l, false);
+    mark_caught_up(l);
 }
 
 /* Listeners send nothing after their request: input is drained and dropped;
@@ -288,6 +335,7 @@ int feed_init(struct feed *f, struct loop *loop, size_t ring_chunks, size_t burs
     f->response_head = response_head;
     f->response_head_len = strlen(response_head);
     f->stall_timeout_ms = 30000;
+    f->lag_chunks = 20;
     return 0;
 }
 
@@ -361,6 +409,10 @@ void feed_sweep(struct feed *f)
         if (now - l->last_progress_ms > f->stall_timeout_ms) {
             f->stats.dropped++;
             listener_close(l);
+            continue;
         }
+        /* Blocked listeners are the only ones that can fall behind unseen. */
+        uint64_t cursor = l->partial ? l->partial->seq : l->next_seq;
+        if (l->has_cursor && f->ring.head > cursor + f->lag_chunks) mark_lagging(l, now);
     }
 }

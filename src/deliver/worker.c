@@ -94,6 +94,7 @@ static struct wfeed *add_feed(struct worker *w, const char *id)
     }
     wf->feed.stall_timeout_ms = (uint64_t)cfg->stall_timeout_ms;
     wf->feed.sndbuf = cfg->sndbuf_bytes;
+    wf->feed.lag_chunks = (unsigned)(FEED_LAG_MS / chunk_ms);
     wf->feed.nbuckets = w->nbuckets;
     snprintf(wf->id, sizeof(wf->id), "%s", id);
     list_push_back(&w->feeds, &wf->node);

@@ -19,6 +19,9 @@ static void on_sweep(struct timer *t)
     {
         struct space *s = list_entry(pos, struct space, node);
         feed_sweep(&s->ogg);
+        struct feed_stats st;
+        space_stats(s, &st);
+        if (st.hearing > s->peak_hearing) s->peak_hearing = st.hearing;
         if (s->publisher) publisher_sweep(s->publisher);
     }
     timer_start(ss->loop, t, loop_now_ms(ss->loop) + SWEEP_MS);
@@ -67,6 +70,9 @@ void space_stats(const struct space *s, struct feed_stats *out)
     for (int w = 0; w < FLEET_MAX; w++) {
         const struct feed_stats *st = &s->wstats[w];
         out->listeners += st->listeners;
+        out->waiting += st->waiting;
+        out->hearing += st->hearing;
+        out->lagging += st->lagging;
         out->joined += st->joined;
         out->left += st->left;
         out->skips += st->skips;
@@ -92,6 +98,7 @@ static struct space *space_new(struct spaces *ss, const struct space_record *rec
     }
     s->ogg.stall_timeout_ms = (uint64_t)cfg->stall_timeout_ms;
     s->ogg.sndbuf = cfg->sndbuf_bytes;
+    s->ogg.lag_chunks = (unsigned)(FEED_LAG_MS / chunk_ms);
     list_push_back(&ss->all, &s->node);
     if (ss->fleet) {
         s->ogg.on_chunk = forward_chunk;

@@ -30,6 +30,7 @@ struct space {
     struct publisher *publisher;         /* the connected publisher, or NULL */
     struct program_source *builtin;      /* the demo speaker, or NULL */
     struct feed_stats wstats[FLEET_MAX]; /* read-only: the ogg feed in each worker */
+    uint64_t peak_hearing;               /* read-only: most hearing at once (1 s sweeps) */
 };
 
 struct spaces {

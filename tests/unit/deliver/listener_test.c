@@ -513,6 +513,61 @@ START_TEST(changing_nbuckets_strands_nobody)
 }
 END_TEST
 
+/* Listener states (feed.h): waiting before the header, hearing once audio
+ * is written and caught up, lagging when blocked far behind or skipped, and
+ * back to hearing only after FEED_HEAR_WINDOW_MS without lag; the gauges
+ * always add up to the connected listeners (HEAD requests in no state). */
+static void expect_states(uint64_t waiting, uint64_t hearing, uint64_t lagging)
+{
+    ck_assert_uint_eq(feed.stats.waiting, waiting);
+    ck_assert_uint_eq(feed.stats.hearing, hearing);
+    ck_assert_uint_eq(feed.stats.lagging, lagging);
+}
+
+START_TEST(states_follow_the_listener)
+{
+    feed.sndbuf = 4096;
+    feed.lag_chunks = 4;
+    struct sink a, b;
+    join(&a, 0);
+    join(&b, 0);
+    expect_states(2, 0, 0);
+    feed_set_header(&feed, make_header());
+    publish(0, 2);
+    expect_states(0, 2, 0);
+    /* b stops reading: once its socket is full and it is more than lag_chunks
+     * behind, the sweep finds it lagging; a keeps hearing. */
+    sink_pause(&b);
+    for (uint32_t t = 2; t < 40; t++) {
+        publish(t, t + 1);
+        a.want = t;
+        ck_assert(run_until(loop, has_tag, &a, 2000));
+    }
+    feed_sweep(&feed);
+    expect_states(0, 1, 1);
+    /* It reads again and is skipped to live: still lagging (a skip counts for
+     * FEED_HEAR_WINDOW_MS), although caught up. */
+    sink_resume(&b);
+    b.want = 40;
+    publish(40, 41);
+    ck_assert(run_until(loop, has_tag, &b, 3000));
+    ck_assert_uint_ge(feed.stats.skips, 1);
+    expect_states(0, 1, 1);
+    /* A HEAD request is in no state (and is gone once its head is written);
+     * closing sockets empties the gauges. */
+    struct sink h;
+    join(&h, 1);
+    expect_states(0, 1, 1);
+    ck_assert_uint_eq(feed.stats.listeners, 2);
+    sink_fini(&a);
+    sink_fini(&b);
+    sink_fini(&h);
+    ck_assert(run_until(loop, no_listeners, NULL, 2000));
+    expect_states(0, 0, 0);
+    finish();
+}
+END_TEST
+
 static Suite *listener_suite(void)
 {
     Suite *s = suite_create("listener");
@@ -530,6 +585,7 @@ static Suite *listener_suite(void)
     tcase_add_test(tc, listener_reading_input_closes_on_eof);
     tcase_add_test(tc, buckets_write_each_listener_every_nth_chunk);
     tcase_add_test(tc, changing_nbuckets_strands_nobody);
+    tcase_add_test(tc, states_follow_the_listener);
     suite_add_tcase(s, tc);
     return s;
 }
