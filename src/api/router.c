@@ -6,13 +6,14 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "api/metrics.h"
 #include "api/node.h"
 #include "core/log.h"
 #include "deliver/feed.h"
 #include "http/route.h"
 #include "media/ingest.h"
 
-enum route_id { R_INDEX, R_LISTEN, R_PUBLISH, R_SPACES, R_SPACE };
+enum route_id { R_INDEX, R_LISTEN, R_PUBLISH, R_SPACES, R_SPACE, R_METRICS };
 
 static const struct route routes[] = {
     {"/", ROUTE_GET | ROUTE_HEAD, R_INDEX},
@@ -20,6 +21,7 @@ static const struct route routes[] = {
     {"/spaces/{}/live.opus", ROUTE_PUT | ROUTE_SOURCE, R_PUBLISH},
     {"/api/spaces", ROUTE_GET | ROUTE_HEAD | ROUTE_POST, R_SPACES},
     {"/api/spaces/{}", ROUTE_GET | ROUTE_HEAD, R_SPACE},
+    {"/metrics", ROUTE_GET | ROUTE_HEAD, R_METRICS},
 };
 
 static void handle_listen(struct node *n, struct conn *c, const struct route_match *m)
@@ -132,6 +134,9 @@ void node_on_request(struct conn *c)
         break;
     case R_SPACE:
         api_space(n, c, m.captures[0].s, m.captures[0].len);
+        break;
+    case R_METRICS:
+        api_metrics(n, c);
         break;
     }
 }

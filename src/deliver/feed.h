@@ -33,6 +33,7 @@
 #include "core/list.h"
 #include "core/loop.h"
 #include "deliver/ring.h"
+#include "metrics/hist.h"
 
 struct chunk;
 
@@ -46,6 +47,20 @@ struct chunk;
  * HEAD requests are counted in `listeners` but in no state. */
 enum { FEED_HEAR_WINDOW_MS = 10000, FEED_LAG_MS = 2000 };
 
+enum { FEED_LISTEN_MS = 60000 };
+
+/* A histogram's numbers without its bucket set: plain values, so that a
+ * worker can send them to the master (the bounds pointer of struct hist means
+ * nothing in another process). The bucket set is implied by the field:
+ * hist_join_to_first_audio or hist_session_length (metrics/hist.h). */
+struct feed_hist {
+    uint64_t counts[HIST_MAX + 1]; /* per bucket, as struct hist */
+    double sum;
+    uint64_t count;
+};
+
+/* Counters since start and gauges, of one feed. The same struct travels from
+ * each worker to the master (CHAN_STATS, same binary on both ends). */
 struct feed_stats {
     uint64_t listeners;                 /* connected now */
     uint64_t waiting, hearing, lagging; /* connected now, by state */
@@ -53,9 +68,20 @@ struct feed_stats {
     uint64_t left;                      /* since start */
     uint64_t skips;                     /* skip-to-live events */
     uint64_t skipped_chunks;
-    uint64_t dropped; /* removed for making no progress */
-    uint64_t bytes;   /* audio and headers written */
+    uint64_t dropped;         /* removed: stalled (no progress) or lagging */
+    uint64_t dropped_lagging; /* of which: fell behind again soon after a skip */
+    uint64_t bytes;           /* audio and headers written */
+    uint64_t listens;         /* sessions closed after >= FEED_LISTEN_MS of audio */
+    /* Seconds from listener_start to the first audio byte its socket accepted
+     * (hist_join_to_first_audio), and from that byte to the close
+     * (hist_session_length, only for listeners that got audio). */
+    struct feed_hist join_to_audio, session;
 };
+
+/* Adds src's buckets, sum and count to dst (summing workers). */
+void feed_hist_add(struct feed_hist *dst, const struct feed_hist *src);
+/* Rebuilds a struct hist on bucket set `b` from `src`. 0 or -EINVAL. */
+int feed_hist_get(const struct feed_hist *src, const struct hist_buckets *b, struct hist *out);
 
 enum { FEED_MAX_BUCKETS = 16 };
 
@@ -75,8 +101,9 @@ struct feed {
     size_t response_head_len;
     size_t burst_chunks; /* chunks of recent audio sent on join */
     uint64_t stall_timeout_ms;
-    int sndbuf;              /* SO_SNDBUF for listener sockets, 0 = leave */
-    struct feed_stats stats; /* read-only */
+    int sndbuf;                          /* SO_SNDBUF for listener sockets, 0 = leave */
+    struct feed_stats stats;             /* read-only */
+    struct hist join_hist, session_hist; /* private: mirrored into stats */
 };
 
 /* The response head of progressive Ogg/Opus listeners. */

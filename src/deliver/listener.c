@@ -52,6 +52,10 @@ struct listener {
     bool is_blocked;
     bool is_head_only;
     bool has_cursor; /* next_seq is set (the header existed) */
+    bool has_audio;  /* its socket accepted an audio byte */
+    /* (uint32_t)loop_now_ms at listener_start, then at the first audio byte
+     * (durations are taken modulo 2^32 ms, about 49 days) */
+    uint32_t since_ms;
     struct deferred dfr;
 };
 
@@ -106,10 +110,39 @@ static void mark_caught_up(struct listener *l)
     set_state(l, is_recent ? LS_LAGGING : LS_HEARING);
 }
 
+/* Copies a histogram's numbers into the feed's stats (joins and closes only,
+ * never per write). */
+static void observe(struct hist *h, struct feed_hist *out, double seconds)
+{
+    hist_observe(h, seconds);
+    memcpy(out->counts, h->counts, sizeof(out->counts));
+    out->sum = h->sum;
+    out->count = h->count;
+}
+
+static uint32_t ms_since(const struct listener *l)
+{
+    return (uint32_t)loop_now_ms(l->feed->loop) - l->since_ms;
+}
+
+/* The first audio byte of `l` was accepted by its socket. */
+static void mark_first_audio(struct listener *l)
+{
+    struct feed *f = l->feed;
+    l->has_audio = true;
+    observe(&f->join_hist, &f->stats.join_to_audio, ms_since(l) / 1000.0);
+    l->since_ms = (uint32_t)loop_now_ms(f->loop);
+}
+
 static void listener_close(struct listener *l)
 {
     if (l->io.fd < 0) return;
     struct feed *f = l->feed;
+    if (l->has_audio) {
+        uint32_t ms = ms_since(l);
+        observe(&f->session_hist, &f->stats.session, ms / 1000.0);
+        if (ms >= FEED_LISTEN_MS) f->stats.listens++;
+    }
     loop_del(f->loop, &l->io);
     close(l->io.fd);
     l->io.fd = -1;
@@ -137,6 +170,7 @@ int listener_start(struct feed *f, int fd, int is_head_only)
     l->feed = f;
     l->is_head_only = is_head_only;
     l->last_progress_ms = loop_now_ms(f->loop);
+    l->since_ms = (uint32_t)l->last_progress_ms;
     list_init(&l->node);
     deferred_init(&l->dfr);
     if (f->sndbuf > 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &f->sndbuf, sizeof(f->sndbuf));
@@ -176,6 +210,7 @@ static bool skip_if_behind(struct listener *l)
     uint64_t now = loop_now_ms(f->loop);
     if (l->last_skip_ms && now - l->last_skip_ms < LAG_WINDOW_MS) {
         f->stats.dropped++;
+        f->stats.dropped_lagging++;
         listener_close(l);
         return false;
     }
@@ -226,13 +261,16 @@ static int gather(struct listener *l, struct iovec *iov, struct piece *pc)
     return n;
 }
 
-/* Moves the cursor past `written` bytes of the gathered pieces. */
-static void advance(struct listener *l, const struct iovec *iov, const struct piece *pc, int n,
+/* Moves the cursor past `written` bytes of the gathered pieces. Returns
+ * whether any audio byte was among them. */
+static bool advance(struct listener *l, const struct iovec *iov, const struct piece *pc, int n,
                     size_t written)
 {
+    bool has_audio = false;
     for (int i = 0; i < n; i++) {
+        if (written > 0 && pc[i].phase == PHASE_AUDIO) has_audio = true;
         if (written < iov[i].iov_len) {
-            if (written == 0) return;
+            if (written == 0) return has_audio;
             if (pc[i].phase == PHASE_AUDIO && l->partial != pc[i].chunk) {
                 l->partial = chunk_ref(pc[i].chunk);
                 l->next_seq = pc[i].chunk->seq + 1;
@@ -240,7 +278,7 @@ static void advance(struct listener *l, const struct iovec *iov, const struct pi
             }
             l->phase = pc[i].phase;
             l->offset += (uint32_t)written;
-            return;
+            return has_audio;
         }
         written -= iov[i].iov_len;
         l->offset = 0;
@@ -256,6 +294,7 @@ static void advance(struct listener *l, const struct iovec *iov, const struct pi
             l->phase = PHASE_AUDIO;
         }
     }
+    return has_audio;
 }
 
 /* Writes everything pending, as far as the socket takes it. */
@@ -283,7 +322,7 @@ static void listener_flush(struct listener *l)
         }
         l->feed->stats.bytes += (uint64_t)w;
         l->last_progress_ms = loop_now_ms(l->feed->loop);
-        advance(l, iov, pc, n, (size_t)w);
+        if (advance(l, iov, pc, n, (size_t)w) && !l->has_audio) mark_first_audio(l);
         if ((size_t)w < want) {
             set_blocked(l, true);
             return;
@@ -336,7 +375,29 @@ int feed_init(struct feed *f, struct loop *loop, size_t ring_chunks, size_t burs
     f->response_head_len = strlen(response_head);
     f->stall_timeout_ms = 30000;
     f->lag_chunks = 20;
+    hist_init(&f->join_hist, &hist_join_to_first_audio);
+    hist_init(&f->session_hist, &hist_session_length);
     return 0;
+}
+
+void feed_hist_add(struct feed_hist *dst, const struct feed_hist *src)
+{
+    for (size_t i = 0; i <= HIST_MAX; i++)
+        dst->counts[i] += src->counts[i];
+    dst->sum += src->sum;
+    dst->count += src->count;
+}
+
+int feed_hist_get(const struct feed_hist *src, const struct hist_buckets *b, struct hist *out)
+{
+    struct hist h;
+    int err = hist_init(out, b);
+    if (err == 0) err = hist_init(&h, b);
+    if (err < 0) return err;
+    memcpy(h.counts, src->counts, sizeof(h.counts));
+    h.sum = src->sum;
+    h.count = src->count;
+    return hist_merge(out, &h);
 }
 
 static void close_all(struct list *head)

@@ -78,7 +78,11 @@ void space_stats(const struct space *s, struct feed_stats *out)
         out->skips += st->skips;
         out->skipped_chunks += st->skipped_chunks;
         out->dropped += st->dropped;
+        out->dropped_lagging += st->dropped_lagging;
         out->bytes += st->bytes;
+        out->listens += st->listens;
+        feed_hist_add(&out->join_to_audio, &st->join_to_audio);
+        feed_hist_add(&out->session, &st->session);
     }
 }
 

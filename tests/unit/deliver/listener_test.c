@@ -568,6 +568,42 @@ START_TEST(states_follow_the_listener)
 }
 END_TEST
 
+START_TEST(histograms_count_first_audio_and_sessions)
+{
+    struct sink a, h;
+    join(&a, 0);
+    feed_set_header(&feed, make_header());
+    sink_wait_bytes(&a, RESP_LEN + HEADER_LEN, 2000);
+    /* The header is not audio: no first audio yet. */
+    ck_assert_uint_eq(feed.stats.join_to_audio.count, 0);
+    publish(0, 1);
+    expect_chunks(&a, RESP_LEN + HEADER_LEN, 0, 1);
+    ck_assert_uint_eq(feed.stats.join_to_audio.count, 1);
+    /* Observed once per listener, not per write. */
+    publish(1, 3);
+    expect_chunks(&a, RESP_LEN + HEADER_LEN, 0, 3);
+    ck_assert_uint_eq(feed.stats.join_to_audio.count, 1);
+    /* A HEAD request never gets audio: in neither histogram. */
+    join(&h, 1);
+    ck_assert_uint_eq(feed.stats.session.count, 0);
+    feed_fini(&feed);
+    is_feed_live = false;
+    ck_assert_uint_eq(feed.stats.join_to_audio.count, 1);
+    ck_assert_uint_eq(feed.stats.session.count, 1);
+    ck_assert_uint_eq(feed.stats.listens, 0); /* far less than 60 s */
+    /* The numbers are the feed's struct hist, bucket for bucket. */
+    struct hist j, s;
+    ck_assert_int_eq(feed_hist_get(&feed.stats.join_to_audio, &hist_join_to_first_audio, &j), 0);
+    ck_assert_int_eq(feed_hist_get(&feed.stats.session, &hist_session_length, &s), 0);
+    ck_assert_uint_eq(hist_cumulative(&j, 0), 1); /* well under 50 ms on a socketpair */
+    ck_assert_uint_eq(hist_cumulative(&s, 0), 1); /* under 1 s */
+    ck_assert_int_eq(memcmp(j.counts, feed.join_hist.counts, sizeof(j.counts)), 0);
+    sink_fini(&a);
+    sink_fini(&h);
+    finish();
+}
+END_TEST
+
 static Suite *listener_suite(void)
 {
     Suite *s = suite_create("listener");
@@ -586,6 +622,7 @@ static Suite *listener_suite(void)
     tcase_add_test(tc, buckets_write_each_listener_every_nth_chunk);
     tcase_add_test(tc, changing_nbuckets_strands_nobody);
     tcase_add_test(tc, states_follow_the_listener);
+    tcase_add_test(tc, histograms_count_first_audio_and_sessions);
     suite_add_tcase(s, tc);
     return s;
 }

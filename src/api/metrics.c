@@ -1,0 +1,193 @@
+/* GET /metrics: see metrics.h. */
+#include "api/metrics.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "api/node.h"
+#include "http/conn.h"
+#include "space/space.h"
+
+const char metrics_content_type[] = "text/plain; version=0.0.4; charset=utf-8";
+
+/* Appended to the help of every per-space family. */
+#define ACROSS                                                                                     \
+    " Summed over the master and the running delivery workers (reported each second);"             \
+    " a worker that dies takes its counts out of the sum."
+
+enum field { F_CONNECTED, F_JOINED, F_LEFT, F_SKIPS, F_SKIPPED_S, F_BYTES, F_PEAK, F_LISTENS };
+
+static const struct {
+    const char *name;
+    enum prom_type type;
+    enum field field;
+    const char *help;
+} simple[] = {
+    {"tribune_listeners_connected", PROM_GAUGE, F_CONNECTED,
+     "Listener connections open now, in any state (HEAD requests included)." ACROSS},
+    {"tribune_listener_joins_total", PROM_COUNTER, F_JOINED, "Listeners admitted." ACROSS},
+    {"tribune_listener_leaves_total", PROM_COUNTER, F_LEFT,
+     "Listeners gone (closed by the client, dropped, or at shutdown)." ACROSS},
+    {"tribune_skips_total", PROM_COUNTER, F_SKIPS,
+     "Skips to live by listeners that fell behind the ring." ACROSS},
+    {"tribune_skipped_seconds_total", PROM_COUNTER, F_SKIPPED_S,
+     "Audio skipped over by skips to live, in seconds." ACROSS},
+    {"tribune_bytes_sent_total", PROM_COUNTER, F_BYTES,
+     "Bytes written to listener sockets (response heads, headers and audio)." ACROSS},
+    {"tribune_peak_hearing", PROM_GAUGE, F_PEAK,
+     "Most listeners hearing at once since start, sampled each second."},
+    {"tribune_listens_total", PROM_COUNTER, F_LISTENS,
+     "Listener sessions that received at least 60 s of audio (first audio byte to close)." ACROSS},
+};
+
+static double value(const struct metrics_space *s, const struct metrics_node *node, enum field f)
+{
+    switch (f) {
+    case F_CONNECTED:
+        return (double)s->st.listeners;
+    case F_JOINED:
+        return (double)s->st.joined;
+    case F_LEFT:
+        return (double)s->st.left;
+    case F_SKIPS:
+        return (double)s->st.skips;
+    case F_SKIPPED_S:
+        return (double)s->st.skipped_chunks * (node->chunk_ms > 0 ? node->chunk_ms : 100) / 1000.0;
+    case F_BYTES:
+        return (double)s->st.bytes;
+    case F_PEAK:
+        return (double)s->peak_hearing;
+    case F_LISTENS:
+        return (double)s->st.listens;
+    }
+    return 0;
+}
+
+static int render_states(struct prom_buf *b, const struct metrics_space *sp, size_t n)
+{
+    int err = prom_family_begin(b, "tribune_listeners", PROM_GAUGE,
+                                "Listeners by state (DESIGN.md, Accounting): waiting (admitted, no "
+                                "audio yet), hearing (caught up, no skip or lag for 10 s), "
+                                "lagging." ACROSS);
+    for (size_t i = 0; err == 0 && i < n; i++) {
+        const char *names[] = {"waiting", "hearing", "lagging"};
+        uint64_t v[] = {sp[i].st.waiting, sp[i].st.hearing, sp[i].st.lagging};
+        for (int k = 0; err == 0 && k < 3; k++) {
+            struct prom_label l[] = {{"space", sp[i].id}, {"state", names[k]}, {NULL, NULL}};
+            err = prom_sample(b, NULL, l, (double)v[k]);
+        }
+    }
+    return err;
+}
+
+static int render_dropped(struct prom_buf *b, const struct metrics_space *sp, size_t n)
+{
+    int err = prom_family_begin(b, "tribune_dropped_total", PROM_COUNTER,
+                                "Listeners dropped by the server: stalled (no progress for the "
+                                "stall timeout) or lagging (fell behind again within 60 s of a "
+                                "skip to live)." ACROSS);
+    for (size_t i = 0; err == 0 && i < n; i++) {
+        uint64_t lag = sp[i].st.dropped_lagging;
+        uint64_t stalled = sp[i].st.dropped >= lag ? sp[i].st.dropped - lag : 0;
+        struct prom_label l1[] = {{"space", sp[i].id}, {"reason", "stalled"}, {NULL, NULL}};
+        struct prom_label l2[] = {{"space", sp[i].id}, {"reason", "lagging"}, {NULL, NULL}};
+        err = prom_sample(b, NULL, l1, (double)stalled);
+        if (err == 0) err = prom_sample(b, NULL, l2, (double)lag);
+    }
+    return err;
+}
+
+static int render_hist(struct prom_buf *b, const char *name, const char *help,
+                       const struct metrics_space *sp, size_t n, int is_session)
+{
+    int err = prom_family_begin(b, name, PROM_HISTOGRAM, help);
+    for (size_t i = 0; err == 0 && i < n; i++) {
+        struct hist h;
+        err = is_session ? feed_hist_get(&sp[i].st.session, &hist_session_length, &h)
+                         : feed_hist_get(&sp[i].st.join_to_audio, &hist_join_to_first_audio, &h);
+        struct prom_label l[] = {{"space", sp[i].id}, {NULL, NULL}};
+        if (err == 0) err = prom_hist_sample(b, l, &h);
+    }
+    return err;
+}
+
+int metrics_render(struct prom_buf *b, const struct metrics_node *node,
+                   const struct metrics_space *sp, size_t n)
+{
+    int err = 0;
+    if (n > 0) {
+        err = render_states(b, sp, n);
+        for (size_t f = 0; err == 0 && f < sizeof(simple) / sizeof(simple[0]); f++) {
+            err = prom_family_begin(b, simple[f].name, simple[f].type, simple[f].help);
+            for (size_t i = 0; err == 0 && i < n; i++) {
+                struct prom_label l[] = {{"space", sp[i].id}, {NULL, NULL}};
+                err = prom_sample(b, NULL, l, value(&sp[i], node, simple[f].field));
+            }
+        }
+        if (err == 0) err = render_dropped(b, sp, n);
+        if (err == 0)
+            err = render_hist(b, "tribune_join_to_first_audio_seconds",
+                              "Seconds from a listener's admission to the first audio byte its "
+                              "socket accepted." ACROSS,
+                              sp, n, 0);
+        if (err == 0)
+            err = render_hist(b, "tribune_session_seconds",
+                              "Seconds from a listener's first audio byte to its close (listeners "
+                              "that got audio)." ACROSS,
+                              sp, n, 1);
+    }
+    if (err == 0)
+        err = prom_family_begin(b, "tribune_workers", PROM_GAUGE,
+                                "Delivery worker processes by state (0 and 0: a single-process "
+                                "node).");
+    if (err == 0)
+        err = prom_sample(b, NULL, (struct prom_label[]){{"state", "up"}, {NULL, NULL}},
+                          node->workers_up);
+    if (err == 0)
+        err = prom_sample(b, NULL, (struct prom_label[]){{"state", "down"}, {NULL, NULL}},
+                          node->workers >= node->workers_up ? node->workers - node->workers_up : 0);
+    if (err == 0)
+        err = prom_counter(b, "tribune_worker_restarts_total",
+                           "Delivery workers restarted after dying.", NULL,
+                           (double)node->worker_restarts);
+    return err;
+}
+
+void api_metrics(struct node *n, struct conn *c)
+{
+    size_t count = 0;
+    struct list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &n->spaces.all) count++;
+    struct metrics_space *sp = count ? calloc(count, sizeof(*sp)) : NULL;
+    if (count && !sp) {
+        conn_respond_error(c, 500, "out of memory");
+        return;
+    }
+    size_t i = 0;
+    list_for_each_safe(pos, tmp, &n->spaces.all)
+    {
+        struct space *s = list_entry(pos, struct space, node);
+        if (i == count) break;
+        sp[i].id = s->rec.id;
+        space_stats(s, &sp[i].st);
+        sp[i].peak_hearing = s->peak_hearing;
+        i++;
+    }
+    struct metrics_node node = {.chunk_ms = n->cfg.chunk_ms};
+    if (n->has_fleet) {
+        node.workers = (unsigned)n->fleet.n;
+        for (int w = 0; w < n->fleet.n; w++) {
+            node.workers_up += n->fleet.w[w].is_up;
+            node.worker_restarts += n->fleet.w[w].restarts;
+        }
+    }
+    struct prom_buf b;
+    prom_buf_init(&b);
+    int err = metrics_render(&b, &node, sp, i);
+    free(sp);
+    if (err < 0)
+        conn_respond_error(c, 500, "cannot render metrics");
+    else
+        conn_respond(c, 200, metrics_content_type, NULL, b.data ? b.data : "", b.len);
+    prom_buf_fini(&b);
+}

@@ -1,0 +1,50 @@
+/* GET /metrics: the node's listener accounting in Prometheus text format
+ * (version 0.0.4), rendered with metrics/prom.h on each scrape.
+ *
+ *   spaces (master feed + each running worker's last CHAN_STATS, space_stats)
+ *     + fleet (workers up, restarts) --> metrics_render --> text/plain body
+ *
+ * Every series is per space (label `space`); the node's totals are the sum
+ * over spaces (sum without (space) in PromQL), so no number appears twice.
+ * Workers report once a second, so worker counts are up to 1 s old; a worker
+ * that dies takes its counts out of the sums (they drop, which Prometheus
+ * treats as a counter reset). Thread: the master loop.
+ */
+#ifndef TRIBUNE_API_METRICS_H
+#define TRIBUNE_API_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "deliver/feed.h"
+#include "metrics/prom.h"
+
+struct node;
+struct conn;
+
+/* One space's numbers, collected before rendering. */
+struct metrics_space {
+    const char *id;       /* borrowed */
+    struct feed_stats st; /* summed over the master and the workers */
+    uint64_t peak_hearing;
+};
+
+/* The node's own numbers. */
+struct metrics_node {
+    unsigned workers;         /* worker processes configured (0: single process) */
+    unsigned workers_up;      /* running now */
+    uint64_t worker_restarts; /* since start, over all workers */
+    int chunk_ms;             /* audio per chunk (turns skipped chunks into seconds) */
+};
+
+/* The content type of the body. */
+extern const char metrics_content_type[];
+
+/* Appends every family to `b`. 0 or a negative errno from prom.h. */
+int metrics_render(struct prom_buf *b, const struct metrics_node *node,
+                   const struct metrics_space *spaces, size_t n);
+
+/* GET and HEAD /metrics. */
+void api_metrics(struct node *n, struct conn *c);
+
+#endif
