@@ -3,7 +3,8 @@
  *   tribune serve [--config FILE] [--listen ADDR:PORT] [--data DIR] [flags]
  *   tribune demo  [--listen ADDR:PORT] [flags]
  *   tribune space create --title T [--starts-at UNIX] [--server URL]
- *   tribune relay | top        (not yet implemented)
+ *   tribune top [URL] [--once]
+ *   tribune relay              (not yet implemented)
  */
 #include <errno.h>
 #include <netdb.h>
@@ -16,7 +17,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "api/client.h"
 #include "api/node.h"
+#include "api/top.h"
 #include "config/config.h"
 #include "core/log.h"
 #include "deliver/worker.h"
@@ -35,6 +38,9 @@ static void usage(FILE *out)
           "  tribune space create --title TITLE [--starts-at UNIX_TIME] [--server URL]\n"
           "      Create a space on a running server (default http://127.0.0.1:8000);\n"
           "      prints its id and host key (the key is shown once: keep it).\n"
+          "  tribune top [URL] [--once]\n"
+          "      A live view of a running node (default http://127.0.0.1:8000): spaces,\n"
+          "      hearing, lagging, waiting, joins/s, skips/s, refreshed every second.\n"
           "  tribune --help | --version\n"
           "\n"
           "Publish (Icecast source protocol, works with ffmpeg, OBS, butt, liquidsoap):\n"
@@ -90,40 +96,11 @@ static int run_server(int argc, char **argv, bool demo)
 
 /* --- tribune space create: a small blocking HTTP client ----------------- */
 
-static int split_url(const char *url, char *host, size_t hostlen, char *port, size_t portlen)
-{
-    const char *p = url;
-    if (strncmp(p, "http://", 7) == 0)
-        p += 7;
-    else if (strstr(p, "://"))
-        return -EINVAL;
-    size_t n = strcspn(p, "/");
-    char hostport[256];
-    if (n == 0 || n >= sizeof(hostport)) return -EINVAL;
-    memcpy(hostport, p, n);
-    hostport[n] = '\0';
-    const char *h = hostport;
-    char *colon;
-    if (hostport[0] == '[') {
-        char *end = strchr(hostport, ']');
-        if (!end) return -EINVAL;
-        *end = '\0';
-        h = hostport + 1;
-        colon = end[1] == ':' ? end + 1 : NULL;
-    } else {
-        colon = strrchr(hostport, ':');
-        if (colon) *colon = '\0';
-    }
-    snprintf(host, hostlen, "%s", h);
-    snprintf(port, portlen, "%s", colon ? colon + 1 : "80");
-    return 0;
-}
-
 static int http_post_json(const char *url, const char *path, const char *body, char *resp,
                           size_t cap, int *status)
 {
     char host[256], port[16];
-    if (split_url(url, host, sizeof(host), port, sizeof(port)) < 0) {
+    if (client_split_url(url, host, sizeof(host), port, sizeof(port)) < 0) {
         fprintf(stderr, "tribune: bad server URL %s (expected http://HOST:PORT)\n", url);
         return -EINVAL;
     }
@@ -245,7 +222,7 @@ static int cmd_space(int argc, char **argv)
         return 1;
     }
     char host[256], port[16];
-    split_url(server, host, sizeof(host), port, sizeof(port));
+    client_split_url(server, host, sizeof(host), port, sizeof(port));
     printf("id: %s\nhost_key: %s\n", id->valuestring, key->valuestring);
     printf("listen: http://%s:%s/spaces/%s/live.opus\n", host, port, id->valuestring);
     printf("publish: icecast://source:%s@%s:%s/spaces/%s/live.opus\n", key->valuestring, host, port,
@@ -276,7 +253,8 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "serve") == 0) return run_server(argc, argv, false);
     if (strcmp(argv[1], "demo") == 0) return run_server(argc, argv, true);
     if (strcmp(argv[1], "space") == 0) return cmd_space(argc, argv);
-    if (strcmp(argv[1], "relay") == 0 || strcmp(argv[1], "top") == 0) {
+    if (strcmp(argv[1], "top") == 0) return top_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "relay") == 0) {
         fprintf(stderr, "tribune %s: not yet implemented\n", argv[1]);
         return 2;
     }

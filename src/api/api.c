@@ -37,8 +37,7 @@ static void respond_json(struct conn *c, int status, cJSON *obj)
     free(text);
 }
 
-/* The public view of a space: never holds a key. */
-static cJSON *space_json(struct node *n, const struct space_record *r)
+cJSON *api_space_json(struct node *n, const struct space_record *r)
 {
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
@@ -63,6 +62,7 @@ static cJSON *space_json(struct node *n, const struct space_record *r)
         cJSON_AddNumberToObject(l, "hearing", (double)st.hearing);
         cJSON_AddNumberToObject(l, "lagging", (double)st.lagging);
         cJSON_AddNumberToObject(l, "peak_hearing", s ? (double)s->peak_hearing : 0);
+        cJSON_AddNumberToObject(l, "joined", (double)st.joined);
         cJSON_AddNumberToObject(l, "skips", (double)st.skips);
         cJSON_AddNumberToObject(l, "dropped", (double)st.dropped);
         cJSON_AddNumberToObject(l, "bytes", (double)st.bytes);
@@ -79,7 +79,7 @@ struct list_ctx {
 static int add_one(const struct space_record *r, void *arg)
 {
     struct list_ctx *ctx = arg;
-    cJSON *o = space_json(ctx->n, r);
+    cJSON *o = api_space_json(ctx->n, r);
     if (o) cJSON_AddItemToArray(ctx->arr, o);
     return 0;
 }
@@ -140,7 +140,7 @@ static void create_space(struct node *n, struct conn *c)
         return;
     }
     log_info("space %s created", rec.id);
-    cJSON *o = space_json(n, &rec);
+    cJSON *o = api_space_json(n, &rec);
     if (o) cJSON_AddStringToObject(o, "host_key", key);
     respond_json(c, 201, o);
 }
@@ -167,7 +167,7 @@ void api_space(struct node *n, struct conn *c, const char *id, size_t len)
         conn_respond_error(c, 404, "no such space");
         return;
     }
-    respond_json(c, 200, space_json(n, &rec));
+    respond_json(c, 200, api_space_json(n, &rec));
 }
 
 static const char index_html[] =

@@ -7,12 +7,18 @@
 
 struct node;
 struct conn;
+struct cJSON;
+struct space_record;
 
 void api_index(struct node *n, struct conn *c);
 /* GET /api/spaces (list) and POST /api/spaces (create). */
 void api_spaces(struct node *n, struct conn *c);
 /* GET /api/spaces/{id}. */
 void api_space(struct node *n, struct conn *c, const char *id, size_t len);
+
+/* The public view of a space (what GET /api/spaces/{id} answers): never
+ * holds a key. NULL when out of memory; the caller deletes it. */
+struct cJSON *api_space_json(struct node *n, const struct space_record *r);
 
 /* Decodes standard base64 (OpenSSL's decoder). Returns the decoded length or
  * -1 when the input is invalid or does not fit `cap`. */

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api/events.h"
 #include "core/log.h"
 #include "deliver/chunk.h"
 
@@ -184,6 +185,7 @@ int node_run(struct node *n)
 void node_close(struct node *n)
 {
     if (n->acceptor.io.fd >= 0) acceptor_stop(&n->acceptor);
+    events_close(n);
     if (n->has_fleet) fleet_stop(&n->fleet);
     n->spaces.fleet = NULL;
     if (n->reserve_fd >= 0) close(n->reserve_fd);

@@ -20,6 +20,8 @@
 #include "space/registry.h"
 #include "space/space.h"
 
+struct events;
+
 struct node {
     struct loop *loop;
     struct config cfg;
@@ -32,6 +34,7 @@ struct node {
     bool has_fleet; /* read-only: listeners are served by worker processes */
     int reserve_fd; /* private: holds the port while workers listen on it */
     bool is_demo;
+    struct events *events; /* private: SSE clients (events.c), NULL until the first */
     char demo_key[SPACE_KEY_HEX + 1];
 };
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "api/events.h"
 #include "api/metrics.h"
 #include "api/node.h"
 #include "core/log.h"
@@ -13,7 +14,7 @@
 #include "http/route.h"
 #include "media/ingest.h"
 
-enum route_id { R_INDEX, R_LISTEN, R_PUBLISH, R_SPACES, R_SPACE, R_METRICS };
+enum route_id { R_INDEX, R_LISTEN, R_PUBLISH, R_SPACES, R_SPACE, R_EVENTS, R_METRICS };
 
 static const struct route routes[] = {
     {"/", ROUTE_GET | ROUTE_HEAD, R_INDEX},
@@ -21,6 +22,7 @@ static const struct route routes[] = {
     {"/spaces/{}/live.opus", ROUTE_PUT | ROUTE_SOURCE, R_PUBLISH},
     {"/api/spaces", ROUTE_GET | ROUTE_HEAD | ROUTE_POST, R_SPACES},
     {"/api/spaces/{}", ROUTE_GET | ROUTE_HEAD, R_SPACE},
+    {"/api/spaces/{}/events", ROUTE_GET, R_EVENTS},
     {"/metrics", ROUTE_GET | ROUTE_HEAD, R_METRICS},
 };
 
@@ -134,6 +136,9 @@ void node_on_request(struct conn *c)
         break;
     case R_SPACE:
         api_space(n, c, m.captures[0].s, m.captures[0].len);
+        break;
+    case R_EVENTS:
+        events_start(n, c, m.captures[0].s, m.captures[0].len);
         break;
     case R_METRICS:
         api_metrics(n, c);
