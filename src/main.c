@@ -75,6 +75,7 @@ static int run_server(int argc, char **argv, bool demo)
         fprintf(stderr, "tribune: bad log_level %s\n", cfg.log_level);
         return 2;
     }
+    log_set_format(cfg.log_format); /* checked by config: text|json */
     struct node n;
     int rc = node_open(&n, &cfg);
     if (rc == 0 && demo) rc = node_setup_demo(&n);

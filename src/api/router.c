@@ -35,6 +35,7 @@ static void handle_listen(struct node *n, struct conn *c, const struct route_mat
     }
     if (n->has_fleet && !fleet_is_up(&n->fleet)) {
         static const char body[] = "{\"error\": \"no delivery worker is running\"}\n";
+        log_refused("503 no worker");
         conn_respond(c, 503, "application/json", "Retry-After: 2\r\n", body, sizeof(body) - 1);
         return;
     }
@@ -44,7 +45,7 @@ static void handle_listen(struct node *n, struct conn *c, const struct route_mat
     int fd = conn_detach(c, rest, 0, &rest_len);
     if (n->has_fleet) {
         if (fleet_give_listener(&n->fleet, c->tag, s->rec.id, fd, is_head) < 0)
-            log_warn("no worker to serve a listener of %s", s->rec.id);
+            log_limited(LOG_WARN, 1, "no worker to serve a listener of %s", s->rec.id);
         close(fd);
         return;
     }
@@ -85,7 +86,7 @@ static void handle_publish(struct node *n, struct conn *c, const struct route_ma
     size_t klen = 0;
     if (basic_password(c, key, sizeof(key), &klen) < 0 ||
         !registry_check_host_key(n->reg, s->rec.id, key, klen)) {
-        log_warn("publish to %s from %s: bad or missing key", s->rec.id, c->peer);
+        log_limited(LOG_WARN, 5, "publish to %s from %s: bad or missing key", s->rec.id, c->peer);
         static const char body[] = "{\"error\": \"missing or wrong key\"}\n";
         conn_respond(c, 401, "application/json", challenge, body, sizeof(body) - 1);
         return;

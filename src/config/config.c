@@ -170,6 +170,14 @@ static const struct setting settings[] = {
      .arg = "LEVEL",
      .def = "info",
      .help = "error, warn, info or debug"},
+    {.name = "log_format",
+     .type = SETTING_STRING,
+     FIELD(log_format),
+     .min = 1,
+     .choices = "text|json",
+     .arg = "FORMAT",
+     .def = "text",
+     .help = "text, or json: one JSON object per line"},
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))

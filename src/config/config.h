@@ -31,6 +31,7 @@ struct config {
     int stall_timeout_ms;     /* a listener making no progress is dropped, default 30000 */
     int publisher_timeout_ms; /* a silent publisher is dropped, default 10000 */
     char log_level[16];       /* error|warn|info|debug, default info */
+    char log_format[8];       /* text|json, default text */
     char config_file[256];    /* where settings came from, if any */
 };
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "core/log.h"
 
 /* Events handled per epoll_wait call: bounds the work per wake-up. */
 enum { LOOP_BATCH = 256 };
@@ -152,6 +153,7 @@ int loop_run(struct loop *loop)
         run_deferred(loop);
         run_timers(loop);
         run_deferred(loop);
+        log_flush(); /* rate-limit and tally summaries whose second ended */
     }
     return 0;
 }

@@ -10,6 +10,7 @@
  * - Errors are negative errno values.
  *
  *   epoll_wait --> on_event(io, events) ... --> timers due --> deferred frees
+ *   --> log_flush() (summaries of rate-limited lines and tallies, core/log.h)
  */
 #ifndef TRIBUNE_CORE_LOOP_H
 #define TRIBUNE_CORE_LOOP_H

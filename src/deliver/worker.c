@@ -109,7 +109,8 @@ static void hand_off(struct worker *w, struct conn *c)
     chan_msg_init(&m, CHAN_HANDOFF, NULL, (uint32_t)c->len);
     int err = chan_send(w->chan.fd, &m, c->buf, c->io.fd);
     if (err < 0) {
-        log_warn("worker: cannot hand a request to the master: %s", strerror(-err));
+        log_limited(LOG_WARN, 1, "worker: cannot hand a request to the master: %s", strerror(-err));
+        log_refused("503 server busy");
         conn_respond_error(c, 503, "server busy, retry");
         return;
     }
@@ -128,6 +129,7 @@ static void on_request(struct conn *c)
         return;
     }
     if (w->listeners >= WORKER_MAX_LISTENERS) {
+        log_refused("503 server full");
         conn_respond(c, 503, "application/json", "Retry-After: 5\r\n", full_body,
                      sizeof(full_body) - 1);
         return;
@@ -176,6 +178,7 @@ static void on_message(struct worker *w, const struct chan_msg *m, const void *p
         break;
     case CHAN_LISTENER:
         if (fd >= 0 && w->listeners >= WORKER_MAX_LISTENERS) {
+            log_refused("503 server full");
             ssize_t wr = send(fd, full_response, sizeof(full_response) - 1, MSG_NOSIGNAL);
             (void)wr;
             break;
@@ -310,6 +313,7 @@ static int worker_open(struct worker *w, int fd)
         return err;
     }
     log_set_level(w->cfg.log_level);
+    log_set_format(w->cfg.log_format);
     w->nworkers = (unsigned)fleet_size(&w->cfg);
     w->nbuckets = 1;
     w->limits.max_head = (size_t)w->cfg.max_header_bytes;

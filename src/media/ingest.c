@@ -95,7 +95,7 @@ static void publisher_reject(struct publisher *pub, int err)
 {
     const char *why = ogg_in_error(pub->in);
     int status = (err == -EPROTONOSUPPORT || err == -EMEDIUMTYPE) ? 415 : 400;
-    log_warn("publisher %s rejected: %s", pub->peer, why ? why : strerror(-err));
+    log_limited(LOG_WARN, 5, "publisher %s rejected: %s", pub->peer, why ? why : strerror(-err));
     if (!ogg_in_is_ready(pub->in)) {
         char resp[512];
         char body[300];

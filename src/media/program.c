@@ -57,7 +57,8 @@ static int program_start(struct program *p, int channels)
 static void emit(struct program *p, const uint8_t *data, size_t len, int samples)
 {
     p->samples += (uint64_t)samples;
-    if (ogg_pkg_packet(&p->pkg, data, len, samples) < 0) log_error("program: out of memory");
+    if (ogg_pkg_packet(&p->pkg, data, len, samples) < 0)
+        log_limited(LOG_ERROR, 1, "program: out of memory");
 }
 
 /* True when the attached source may be read: its jitter buffer filled since

@@ -83,7 +83,8 @@ static void on_listen_event(struct io *io, uint32_t events)
             /* Out of descriptors: stop polling the socket for a moment rather
              * than spin on a level-triggered event we cannot serve. */
             a->paused++;
-            log_warn("accept: %s; pausing accepts for %d ms", strerror(errno), ACCEPT_PAUSE_MS);
+            log_limited(LOG_WARN, 1, "accept: %s; pausing accepts for %d ms", strerror(errno),
+                        ACCEPT_PAUSE_MS);
             loop_mod(a->loop, &a->io, 0);
             timer_start(a->loop, &a->pause, loop_now_ms(a->loop) + ACCEPT_PAUSE_MS);
         }

@@ -27,6 +27,7 @@ static const char *const names[] = {
     "stall_timeout_ms",
     "publisher_timeout_ms",
     "log_level",
+    "log_format",
 };
 #define N_NAMES (sizeof(names) / sizeof(names[0]))
 
@@ -89,6 +90,7 @@ START_TEST(test_defaults)
     ck_assert_int_eq(c.stall_timeout_ms, 30000);
     ck_assert_int_eq(c.publisher_timeout_ms, 10000);
     ck_assert_str_eq(c.log_level, "info");
+    ck_assert_str_eq(c.log_format, "text");
     ck_assert_str_eq(c.config_file, "");
 }
 END_TEST
@@ -310,6 +312,11 @@ START_TEST(test_set_strings)
     ck_assert_int_eq(config_set(&c, "log_level", "war", err, sizeof(err)), -EINVAL);
     ck_assert_int_eq(config_set(&c, "log_level", "warning", err, sizeof(err)), -EINVAL);
     ck_assert_str_eq(c.log_level, "warn");
+    ck_assert_int_eq(config_set(&c, "log-format", "json", err, sizeof(err)), 0);
+    ck_assert_str_eq(c.log_format, "json");
+    ck_assert_int_eq(config_set(&c, "log_format", "JSON", err, sizeof(err)), -EINVAL);
+    ck_assert_str_eq(err, "log_format: \"JSON\" is not one of text|json");
+    ck_assert_str_eq(c.log_format, "json");
 }
 END_TEST
 

@@ -1,9 +1,13 @@
 /* Unit tests for core/log.c: level names, the threshold, one write per line,
- * and log_escape (escaping, truncation, NUL termination, reading only `len`
- * bytes). Each test runs in its own process. */
+ * log_escape (escaping, truncation, NUL termination, reading only `len`
+ * bytes), JSON lines (each parses, escapes quotes, backslashes and control
+ * bytes), rate limits (at most N lines, then one summary with the right
+ * count) and tallies (one line a second, counts by reason). Each test runs in
+ * its own process; rate limits and tallies run on a fake clock. */
 #include "core/log.h"
 
 #include <check.h>
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -13,6 +17,7 @@
 #include <unistd.h>
 
 #include "../harness.h"
+#include "core/loop.h"
 
 START_TEST(set_level_accepts_the_four_names)
 {
@@ -225,6 +230,337 @@ START_TEST(escape_truncates_inside_cap_and_terminates)
 }
 END_TEST
 
+START_TEST(set_format_accepts_text_and_json_only)
+{
+    ck_assert_int_eq(log_format, LOG_TEXT);
+    ck_assert_int_eq(log_set_format("json"), 0);
+    ck_assert_int_eq(log_format, LOG_JSON);
+    static const char *const bad[] = {"", "JSON", "text ", "jsonl", "plain"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_int_eq(log_set_format(bad[i]), -EINVAL);
+        ck_assert_int_eq(log_format, LOG_JSON);
+    }
+    ck_assert_int_eq(log_set_format("text"), 0);
+    ck_assert_int_eq(log_format, LOG_TEXT);
+}
+END_TEST
+
+/* Parses `line` (one line, with its newline) as a JSON log line and checks
+ * its fields; returns the object (the caller frees it). */
+static cJSON *parse_json_line(const char *line, size_t len, const char *level)
+{
+    ck_assert_uint_gt(len, 0);
+    ck_assert_int_eq(line[len - 1], '\n');
+    ck_assert_uint_eq(count_char(line, len, '\n'), 1);
+    for (size_t i = 0; i + 1 < len; i++)
+        ck_assert_msg(line[i] >= 0x20 && line[i] < 0x7f, "byte %zu is 0x%02x", i,
+                      (unsigned char)line[i]);
+    cJSON *o = cJSON_ParseWithLength(line, len);
+    ck_assert_msg(o != NULL, "not JSON: %s", line);
+    ck_assert(cJSON_IsObject(o));
+    ck_assert_int_eq(cJSON_GetArraySize(o), 4);
+    cJSON *ts = cJSON_GetObjectItemCaseSensitive(o, "ts");
+    ck_assert(cJSON_IsString(ts));
+    ck_assert_uint_eq(strlen(ts->valuestring), strlen("2026-12-01T22:40:01.123Z"));
+    ck_assert_int_eq(ts->valuestring[10], 'T');
+    ck_assert_int_eq(ts->valuestring[23], 'Z');
+    cJSON *lv = cJSON_GetObjectItemCaseSensitive(o, "level");
+    ck_assert(cJSON_IsString(lv));
+    ck_assert_str_eq(lv->valuestring, level);
+    cJSON *pid = cJSON_GetObjectItemCaseSensitive(o, "pid");
+    ck_assert(cJSON_IsNumber(pid));
+    ck_assert_int_eq(pid->valueint, (int)getpid());
+    ck_assert(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, "msg")));
+    return o;
+}
+
+static const char *json_msg(cJSON *o)
+{
+    return cJSON_GetObjectItemCaseSensitive(o, "msg")->valuestring;
+}
+
+START_TEST(json_line_parses_and_keeps_the_message)
+{
+    int rd = capture_stderr();
+    ck_assert_int_eq(log_set_format("json"), 0);
+    char buf[8192];
+    /* Quotes, backslashes, every control byte and DEL: the message comes back
+     * exactly. */
+    char in[64];
+    size_t n_in = 0;
+    const char *lead = "say \"hi\" \\ C:\\dir\\ {\"x\":1} ";
+    memcpy(in, lead, strlen(lead));
+    n_in = strlen(lead);
+    for (int c = 1; c < 0x20; c++)
+        in[n_in++] = (char)c;
+    in[n_in++] = 0x7f;
+    in[n_in++] = '!';
+    in[n_in] = '\0';
+    log_warn("%s", in);
+    size_t n = drain(rd, buf, sizeof(buf));
+    cJSON *o = parse_json_line(buf, n, "warn");
+    ck_assert_str_eq(json_msg(o), in);
+    cJSON_Delete(o);
+    ck_assert_ptr_nonnull(strstr(buf, "\"msg\":\"say \\\"hi\\\" \\\\ C:\\\\dir\\\\ {"));
+    ck_assert_ptr_nonnull(strstr(buf, "\\u0001"));
+    ck_assert_ptr_nonnull(strstr(buf, "\\n"));
+
+    /* Bytes from 0x80 up stay ASCII on the line, as U+0080..U+00FF. */
+    log_error("bin \x80\xff end");
+    n = drain(rd, buf, sizeof(buf));
+    o = parse_json_line(buf, n, "error");
+    ck_assert_str_eq(json_msg(o), "bin \xc2\x80\xc3\xbf end");
+    cJSON_Delete(o);
+
+    /* Below the threshold: nothing, as in text. */
+    log_debug("hidden");
+    ck_assert_uint_eq(drain(rd, buf, sizeof(buf)), 0);
+    close(rd);
+}
+END_TEST
+
+START_TEST(long_json_line_is_cut_and_still_parses)
+{
+    int rd = capture_stderr();
+    ck_assert_int_eq(log_set_format("json"), 0);
+    char buf[8192];
+    /* Quotes escape to two bytes and control bytes to six: the cut must fall
+     * between escapes. */
+    static const char *const fill[] = {"\"", "\x01", "z"};
+    for (size_t f = 0; f < 3; f++) {
+        for (size_t len = 990; len <= 1030; len += 7) {
+            char *big = malloc(len + 1);
+            ck_assert_ptr_nonnull(big);
+            for (size_t i = 0; i < len; i++)
+                big[i] = i % 3 == 0 ? fill[f][0] : 'a';
+            big[len] = '\0';
+            log_info("%s", big);
+            size_t n = drain(rd, buf, sizeof(buf));
+            ck_assert_uint_le(n, 2048);
+            cJSON *o = parse_json_line(buf, n, "info");
+            const char *msg = json_msg(o);
+            ck_assert_uint_gt(strlen(msg), 300);
+            ck_assert(strncmp(msg, big, strlen(msg)) == 0);
+            cJSON_Delete(o);
+            free(big);
+        }
+    }
+    close(rd);
+}
+END_TEST
+
+static uint64_t fake_now = 50000;
+static uint64_t fake_clock(void)
+{
+    return fake_now;
+}
+
+/* Counts lines in buf that contain `s`. */
+static size_t count_lines_with(const char *buf, const char *s)
+{
+    size_t n = 0;
+    for (const char *p = buf; (p = strstr(p, s)); p += strlen(s))
+        n++;
+    return n;
+}
+
+START_TEST(limit_writes_at_most_max_then_one_summary)
+{
+    int rd = capture_stderr();
+    log_set_clock(fake_clock);
+    char buf[16384];
+    static struct log_limit l;
+    for (int i = 0; i < 10; i++)
+        log_limit_msg(&l, 3, LOG_WARN, "boom %d", i);
+    size_t n = drain(rd, buf, sizeof(buf));
+    ck_assert_uint_eq(count_char(buf, n, '\n'), 3);
+    ck_assert_ptr_nonnull(strstr(buf, "boom 0\n"));
+    ck_assert_ptr_nonnull(strstr(buf, "boom 2\n"));
+    ck_assert_ptr_null(strstr(buf, "boom 3"));
+
+    /* Not before the second has ended. */
+    log_flush();
+    fake_now += 999;
+    log_limit_msg(&l, 3, LOG_WARN, "boom %d", 10);
+    log_flush();
+    ck_assert_uint_eq(drain(rd, buf, sizeof(buf)), 0);
+
+    /* Then one line: the first line held back, and how many were. */
+    fake_now += 1;
+    log_flush();
+    n = drain(rd, buf, sizeof(buf));
+    ck_assert_uint_eq(count_char(buf, n, '\n'), 1);
+    ck_assert_ptr_nonnull(strstr(buf, "warn"));
+    ck_assert_ptr_nonnull(strstr(buf, "boom 3 (8 more like this in the last second)\n"));
+    log_flush();
+    ck_assert_uint_eq(drain(rd, buf, sizeof(buf)), 0);
+
+    /* A new second: lines again, at most 3. */
+    for (int i = 0; i < 5; i++)
+        log_limit_msg(&l, 3, LOG_WARN, "again %d", i);
+    n = drain(rd, buf, sizeof(buf));
+    ck_assert_uint_eq(count_char(buf, n, '\n'), 3);
+
+    /* The next event after the second ended writes the summary first if the
+     * loop did not. */
+    fake_now += 1500;
+    log_limit_msg(&l, 3, LOG_WARN, "late %d", 1);
+    n = drain(rd, buf, sizeof(buf));
+    ck_assert_uint_eq(count_char(buf, n, '\n'), 2);
+    char *sum = strstr(buf, "again 3 (2 more like this in the last second)\n");
+    char *late = strstr(buf, "late 1\n");
+    ck_assert(sum && late && sum < late);
+
+    /* Below the threshold nothing is written or counted. */
+    fake_now += 1000;
+    ck_assert_int_eq(log_set_level("error"), 0);
+    for (int i = 0; i < 10; i++)
+        log_limit_msg(&l, 1, LOG_WARN, "quiet %d", i);
+    fake_now += 1000;
+    log_flush();
+    ck_assert_uint_eq(drain(rd, buf, sizeof(buf)), 0);
+    close(rd);
+}
+END_TEST
+
+START_TEST(limited_macro_limits_each_site)
+{
+    int rd = capture_stderr();
+    log_set_clock(fake_clock);
+    char buf[16384];
+    for (int i = 0; i < 20; i++) {
+        log_limited(LOG_WARN, 2, "site a %d", i);
+        log_limited(LOG_ERROR, 5, "site b %d", i);
+    }
+    size_t n = drain(rd, buf, sizeof(buf));
+    ck_assert_uint_eq(count_char(buf, n, '\n'), 7);
+    ck_assert_uint_eq(count_lines_with(buf, "site a"), 2);
+    ck_assert_uint_eq(count_lines_with(buf, "site b"), 5);
+    fake_now += 1000;
+    log_flush();
+    n = drain(rd, buf, sizeof(buf));
+    ck_assert_uint_eq(count_char(buf, n, '\n'), 2);
+    ck_assert_ptr_nonnull(strstr(buf, "site a 2 (18 more like this in the last second)\n"));
+    ck_assert_ptr_nonnull(strstr(buf, "site b 5 (15 more like this in the last second)\n"));
+    close(rd);
+}
+END_TEST
+
+START_TEST(limit_summary_in_json)
+{
+    int rd = capture_stderr();
+    log_set_clock(fake_clock);
+    ck_assert_int_eq(log_set_format("json"), 0);
+    char buf[16384];
+    static struct log_limit l;
+    for (int i = 0; i < 4; i++)
+        log_limit_msg(&l, 1, LOG_ERROR, "bad \"%d\"", i);
+    ck_assert_uint_eq(count_char(buf, drain(rd, buf, sizeof(buf)), '\n'), 1);
+    fake_now += 1000;
+    log_flush();
+    size_t n = drain(rd, buf, sizeof(buf));
+    cJSON *o = parse_json_line(buf, n, "error");
+    ck_assert_str_eq(json_msg(o), "bad \"1\" (3 more like this in the last second)");
+    cJSON_Delete(o);
+    close(rd);
+}
+END_TEST
+
+START_TEST(tally_writes_one_line_a_second_by_reason)
+{
+    int rd = capture_stderr();
+    log_set_clock(fake_clock);
+    char buf[16384];
+    static struct log_tally t = LOG_TALLY_INIT("refused", LOG_INFO);
+    for (int i = 0; i < 120; i++)
+        log_tally_add(&t, "503 server full");
+    for (int i = 0; i < 3; i++)
+        log_tally_add(&t, "401 bad key");
+    log_tally_add(&t, "503 server busy");
+    ck_assert_uint_eq(drain(rd, buf, sizeof(buf)), 0);
+    fake_now += 999;
+    log_flush();
+    ck_assert_uint_eq(drain(rd, buf, sizeof(buf)), 0);
+    fake_now += 1;
+    log_flush();
+    size_t n = drain(rd, buf, sizeof(buf));
+    ck_assert_uint_eq(count_char(buf, n, '\n'), 1);
+    ck_assert_ptr_nonnull(strstr(buf, " info  ["));
+    ck_assert_ptr_nonnull(strstr(buf, "] refused in the last second: 124 (503 server full: 120, "
+                                      "401 bad key: 3, 503 server busy: 1)\n"));
+    log_flush();
+    fake_now += 5000;
+    log_flush();
+    ck_assert_uint_eq(drain(rd, buf, sizeof(buf)), 0);
+
+    /* More reasons than rows: the rest count as "other". A new second is
+     * summed up by the next event if the loop did not. */
+    char reason[32];
+    for (int i = 0; i < LOG_TALLY_REASONS + 3; i++) {
+        snprintf(reason, sizeof(reason), "reason %d", i);
+        log_tally_add(&t, reason);
+        log_tally_add(&t, reason);
+    }
+    fake_now += 2000;
+    log_tally_add(&t, "next");
+    n = drain(rd, buf, sizeof(buf));
+    ck_assert_uint_eq(count_char(buf, n, '\n'), 1);
+    ck_assert_ptr_nonnull(strstr(buf, "refused in the last second: 22 (reason 0: 2, "));
+    ck_assert_ptr_nonnull(strstr(buf, ", reason 7: 2, other: 6)\n"));
+    ck_assert_ptr_null(strstr(buf, "reason 8"));
+    /* log_flush_all does not wait for the second to end. */
+    log_flush_all();
+    n = drain(rd, buf, sizeof(buf));
+    ck_assert_ptr_nonnull(strstr(buf, "refused in the last second: 1 (next: 1)\n"));
+
+    /* The process-wide refusal tally. */
+    log_refused("503 server full");
+    log_refused("503 server full");
+    fake_now += 1000;
+    log_flush();
+    n = drain(rd, buf, sizeof(buf));
+    ck_assert_ptr_nonnull(strstr(buf, "refused in the last second: 2 (503 server full: 2)\n"));
+
+    /* Below the threshold nothing is counted. */
+    ck_assert_int_eq(log_set_level("warn"), 0);
+    log_refused("503 server full");
+    fake_now += 1000;
+    log_flush_all();
+    ck_assert_uint_eq(drain(rd, buf, sizeof(buf)), 0);
+    close(rd);
+}
+END_TEST
+
+static struct loop *test_loop;
+static void stop_loop(struct timer *t)
+{
+    (void)t;
+    loop_stop(test_loop);
+}
+
+START_TEST(loop_writes_summaries_when_the_second_ends)
+{
+    int rd = capture_stderr();
+    log_set_clock(fake_clock);
+    char buf[4096];
+    for (int i = 0; i < 3; i++)
+        log_refused("503 server full");
+    fake_now += 1000;
+    /* One turn of a real loop: a timer due now stops it. */
+    struct loop *loop = test_loop = loop_new();
+    ck_assert_ptr_nonnull(loop);
+    struct timer t;
+    timer_init(&t, stop_loop);
+    timer_start(loop, &t, loop_now_ms(loop));
+    ck_assert_int_eq(loop_run(loop), 0);
+    loop_free(loop);
+    size_t n = drain(rd, buf, sizeof(buf));
+    ck_assert_uint_eq(count_char(buf, n, '\n'), 1);
+    ck_assert_ptr_nonnull(strstr(buf, "refused in the last second: 3 (503 server full: 3)\n"));
+    close(rd);
+}
+END_TEST
+
 static Suite *log_suite(void)
 {
     Suite *s = suite_create("log");
@@ -239,6 +575,14 @@ static Suite *log_suite(void)
     tcase_add_test(tc, escape_is_unambiguous_for_backslashes);
     tcase_add_test(tc, escape_reads_only_len_bytes);
     tcase_add_test(tc, escape_truncates_inside_cap_and_terminates);
+    tcase_add_test(tc, set_format_accepts_text_and_json_only);
+    tcase_add_test(tc, json_line_parses_and_keeps_the_message);
+    tcase_add_test(tc, long_json_line_is_cut_and_still_parses);
+    tcase_add_test(tc, limit_writes_at_most_max_then_one_summary);
+    tcase_add_test(tc, limited_macro_limits_each_site);
+    tcase_add_test(tc, limit_summary_in_json);
+    tcase_add_test(tc, tally_writes_one_line_a_second_by_reason);
+    tcase_add_test(tc, loop_writes_summaries_when_the_second_ends);
     suite_add_tcase(s, tc);
     return s;
 }
