@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "load/attack.h"
 #include "load/client.h"
 #include "load/load.h"
 #include "load/report.h"
@@ -37,6 +38,17 @@
 #define FD_RESERVE 32
 #define KILL_GRACE_US 5000000
 #define PROGRESS_LAG_US 200000 /* print after the workers' once-a-second counts arrive */
+#define MAX_FLOOD 100000
+
+/* Long options without a short form. */
+enum {
+    OPT_STOP_READING = 256,
+    OPT_STOP_AFTER,
+    OPT_FLOOD,
+    OPT_FLOOD_RATE,
+    OPT_FLOOD_START,
+    OPT_FLOOD_TRICKLE,
+};
 
 /* One worker process as the parent sees it. */
 struct proc {
@@ -61,6 +73,8 @@ static void usage(FILE *out)
     fputs("usage: tribune-load URL [-n LISTENERS] [-r JOINS_PER_S] [-d SECONDS] [-p PROCESSES]\n"
           "                    [--json FILE] [--warmup SECONDS] [--src-addrs N] [--max-gap-ms MS]\n"
           "                    [--min-pct PCT] [--read-interval MS] [--trace I] [--quiet]\n"
+          "                    [--stop-reading K --stop-after S]\n"
+          "                    [--flood N --flood-rate R [--flood-start S] [--flood-trickle MS]]\n"
           "  URL          http://HOST:PORT/PATH, HOST in 127.0.0.0/8, ::1 or localhost\n"
           "  -n           listeners to join (default 100)\n"
           "  -r           joins per second, over all processes (default 1000)\n"
@@ -78,6 +92,21 @@ static void usage(FILE *out)
           "  --trace I    print every judged span of listener I (0-based) to stderr\n"
           "  --bitrate    accepted and ignored (the rule no longer needs a nominal bitrate)\n"
           "  --quiet      no progress line\n"
+          "\n"
+          "Attack modes (loopback only, bounded by -d like everything else):\n"
+          "  --stop-reading K  the last K listeners stop reading S seconds after their\n"
+          "               first audio (they connect with a 4 KiB receive buffer and a\n"
+          "               1000-byte MSS, so the server feels it at once); from then on\n"
+          "               they count as stopped=K and as stalled, never as hearing\n"
+          "  --stop-after S    seconds (default 10)\n"
+          "  --flood N    N more connections from other source addresses (127.0.1.1 and\n"
+          "               up) that never send a request; each is held until the server\n"
+          "               closes it or the run ends (report: flood_open,\n"
+          "               flood_closed_by_server)\n"
+          "  --flood-rate R    flood connections per second (required with --flood)\n"
+          "  --flood-start S   seconds into the run when the flood begins (default 0)\n"
+          "  --flood-trickle MS  slowloris: one byte of an endless request head every MS\n"
+          "               (default 0: send nothing)\n"
           "\n"
           "Hearing. Each listener is judged on its own, from what it receives, never from\n"
           "what the server reports. Every complete Ogg audio page is credited with the\n"
@@ -153,6 +182,22 @@ static int parse_option(int ch, const char *arg, struct load_opts *o)
     case 'q':
         o->is_quiet = true;
         return 0;
+    case OPT_STOP_READING:
+        return parse_u32(arg, 0, 1000000, &o->attack.stop_reading);
+    case OPT_STOP_AFTER:
+        if (parse_num(arg, 0, 86400, &v) < 0) return -EINVAL;
+        o->attack.stop_after_ms = (uint32_t)(v * 1000);
+        return 0;
+    case OPT_FLOOD:
+        return parse_u32(arg, 0, MAX_FLOOD, &o->attack.flood);
+    case OPT_FLOOD_RATE:
+        return parse_num(arg, 0.001, 1e6, &o->attack.flood_rate);
+    case OPT_FLOOD_START:
+        if (parse_num(arg, 0, 86400, &v) < 0) return -EINVAL;
+        o->attack.flood_start_ms = (uint32_t)(v * 1000);
+        return 0;
+    case OPT_FLOOD_TRICKLE:
+        return parse_u32(arg, 0, 600000, &o->attack.flood_trickle_ms);
     default:
         return -EINVAL;
     }
@@ -177,9 +222,11 @@ static int finish_opts(struct load_opts *o)
     if (o->procs > o->listeners) o->procs = o->listeners;
     if (o->src_addrs == 0)
         o->src_addrs = (o->listeners + CONNS_PER_SRC_ADDR - 1) / CONNS_PER_SRC_ADDR;
-    if ((o->listeners + o->procs - 1) / o->procs > cap) {
-        fprintf(stderr, "tribune-load: %u listeners over %u processes exceeds %u fds per process\n",
-                o->listeners, o->procs, cap);
+    if ((o->listeners + o->attack.flood + o->procs - 1) / o->procs > cap) {
+        fprintf(stderr,
+                "tribune-load: %u listeners and %u flood connections over %u processes exceeds %u "
+                "fds per process\n",
+                o->listeners, o->attack.flood, o->procs, cap);
         return -EINVAL;
     }
     if (o->procs > LOAD_MAX_PROCS) {
@@ -187,22 +234,29 @@ static int finish_opts(struct load_opts *o)
                 LOAD_MAX_PROCS);
         return -EINVAL;
     }
-    return 0;
+    return attack_check(o);
 }
 
 static int parse_args(int argc, char **argv, struct load_opts *o, struct load_target *t)
 {
-    static const struct option longs[] = {{"json", required_argument, NULL, 'j'},
-                                          {"trace", required_argument, NULL, 't'},
-                                          {"bitrate", required_argument, NULL, 'b'},
-                                          {"warmup", required_argument, NULL, 'w'},
-                                          {"src-addrs", required_argument, NULL, 's'},
-                                          {"max-gap-ms", required_argument, NULL, 'g'},
-                                          {"min-pct", required_argument, NULL, 'm'},
-                                          {"read-interval", required_argument, NULL, 'i'},
-                                          {"quiet", no_argument, NULL, 'q'},
-                                          {"help", no_argument, NULL, 'h'},
-                                          {NULL, 0, NULL, 0}};
+    static const struct option longs[] = {
+        {"json", required_argument, NULL, 'j'},
+        {"trace", required_argument, NULL, 't'},
+        {"bitrate", required_argument, NULL, 'b'},
+        {"warmup", required_argument, NULL, 'w'},
+        {"src-addrs", required_argument, NULL, 's'},
+        {"max-gap-ms", required_argument, NULL, 'g'},
+        {"min-pct", required_argument, NULL, 'm'},
+        {"read-interval", required_argument, NULL, 'i'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"stop-reading", required_argument, NULL, OPT_STOP_READING},
+        {"stop-after", required_argument, NULL, OPT_STOP_AFTER},
+        {"flood", required_argument, NULL, OPT_FLOOD},
+        {"flood-rate", required_argument, NULL, OPT_FLOOD_RATE},
+        {"flood-start", required_argument, NULL, OPT_FLOOD_START},
+        {"flood-trickle", required_argument, NULL, OPT_FLOOD_TRICKLE},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     char err[256];
     int ch;
 
@@ -212,7 +266,8 @@ static int parse_args(int argc, char **argv, struct load_opts *o, struct load_ta
                             .trace_listener = -1,
                             .warmup_ms = 2000,
                             .max_gap_ms = 1000,
-                            .min_pct = 90};
+                            .min_pct = 90,
+                            .attack = {.stop_after_ms = 10000}};
     while ((ch = getopt_long(argc, argv, "n:r:d:p:qh", longs, NULL)) != -1) {
         if (ch == 'h') return usage(stdout), 1;
         if (ch == '?' || parse_option(ch, optarg, o) < 0) {
@@ -344,7 +399,7 @@ static void collect(struct proc *procs, uint32_t n, const struct load_opts *o, i
         if (o->is_quiet || now > t0_us + (int64_t)o->duration_s * 1000000 + PROGRESS_LAG_US)
             continue;
         sum_counts(procs, n, &k);
-        report_progress(stderr, (double)((now - t0_us + 500000) / 1000000), &k);
+        report_progress(stderr, o, (double)((now - t0_us + 500000) / 1000000), &k);
     }
 }
 
@@ -396,6 +451,7 @@ static int run(const struct load_opts *o, const struct load_target *t)
     int rc = 0;
 
     player_configure(o, t0_us);
+    flood_configure(o);
     for (; n < o->procs && rc == 0; n++)
         rc = spawn(procs, n, o, t, t0_us);
     if (rc < 0) {

@@ -11,6 +11,7 @@ import os
 import subprocess
 import threading
 
+import heavy
 from lib import IS_ASAN, ROOT, Server, check, http_json, log, run_test, tmpdir, wait_until
 
 N = 2000
@@ -56,5 +57,10 @@ def main():
     srv.stop()
 
 
+def heavy_main():
+    with heavy.exclusive("test_load"):
+        main()
+
+
 if __name__ == "__main__":
-    run_test(main)
+    run_test(heavy_main)

@@ -15,6 +15,7 @@ import subprocess
 import threading
 import time
 
+import heavy
 from lib import (Listener, ROOT, Server, check, create_space, ffmpeg_publish, http_json, log, run_test,
                  stop_process, tmpdir, wait_until)
 
@@ -112,5 +113,10 @@ def main():
     srv.stop()
 
 
+def heavy_main():
+    with heavy.exclusive("test_truth"):
+        main()
+
+
 if __name__ == "__main__":
-    run_test(main)
+    run_test(heavy_main)

@@ -44,6 +44,13 @@ enum close_reason {
     CLOSE_REFUSED, /* the server answered with a refusal (status in `status`) */
 };
 
+/* Per-connection marks set by the driver for the attack modes (attack.h). */
+enum conn_flag {
+    CONN_F_STOPPER = 1, /* will stop reading (--stop-reading) */
+    CONN_F_STOPPED = 2, /* has stopped reading: its socket is no longer watched */
+    CONN_F_FLOOD = 4,   /* a flood connection (flood_ops), not a listener */
+};
+
 struct load_conn {
     int64_t start_us; /* connect() started */
     int fd;           /* -1 when closed */
@@ -53,6 +60,7 @@ struct load_conn {
     uint16_t status;  /* response status, set by the client */
     uint8_t state;    /* enum conn_state */
     uint8_t reason;   /* enum close_reason */
+    uint8_t flags;    /* enum conn_flag */
     _Alignas(8) unsigned char priv[LOAD_CONN_PRIV];
 };
 
@@ -76,7 +84,15 @@ struct client_ops {
     void (*tally)(const struct load_conn *c, struct load_counts *k, int64_t now_us);
     /* Join-to-first-audio in microseconds, or -1 if no audio arrived. */
     int64_t (*join_us)(const struct load_conn *c);
+    /* The driver stopped reading this connection for good (an attack mode);
+     * it must count as not hearing from `now_us` on. May be NULL. */
+    void (*on_stop)(struct load_conn *c, int64_t now_us);
 };
+
+/* Flood connections (attack.h): connect, then send nothing or a trickle. */
+extern const struct client_ops flood_ops;
+/* Its configuration (--flood-trickle), set once before the workers fork. */
+void flood_configure(const struct load_opts *o);
 
 /* The progressive Ogg/Opus player (GET /spaces/{id}/live.opus). */
 extern const struct client_ops player_ops;

@@ -29,6 +29,17 @@ struct load_target {
     char url[640];
 };
 
+/* Attack modes (load/attack.h): listeners that misbehave, and connections
+ * that are not listeners at all. All zero: a plain run. */
+struct load_attack {
+    uint32_t stop_reading;     /* --stop-reading K: the last K listeners stop reading */
+    uint32_t stop_after_ms;    /* --stop-after S: that long after their first audio */
+    uint32_t flood;            /* --flood N: extra connections that never make a request */
+    double flood_rate;         /* --flood-rate R: flood connections per second */
+    uint32_t flood_start_ms;   /* --flood-start S: when the flood begins, from the run's start */
+    uint32_t flood_trickle_ms; /* --flood-trickle MS: 0 idle, else one header byte per MS */
+};
+
 /* The run, as the user asked for it (defaults filled in by the parent). */
 struct load_opts {
     uint32_t listeners;        /* -n */
@@ -43,6 +54,7 @@ struct load_opts {
     uint32_t read_interval_ms; /* 0: read as data comes; else at most one pass per interval */
     const char *json_path;
     bool is_quiet;
+    struct load_attack attack;
 };
 
 /* Counts of one worker (or, summed, of the run) at one instant. A listener is
@@ -78,6 +90,18 @@ struct load_counts {
     uint64_t pages;
     uint64_t resyncs;                                       /* Ogg capture pattern lost */
     uint32_t status[LOAD_STATUS_MAX - LOAD_STATUS_MIN + 1]; /* refusals by status code */
+    /* --stop-reading: listeners that stopped reading (counted in `stalled` too) */
+    uint32_t stopped;      /* open and stopped now */
+    uint32_t stopped_ever; /* stopped at some point (open or not) */
+    int64_t stop_first_us; /* first and last stop, from the run's start; 0: none */
+    int64_t stop_last_us;
+    /* --flood: connections that are not listeners (never in the counts above) */
+    uint32_t flood_started;          /* connection attempts started */
+    uint32_t flood_connecting;       /* TCP handshake in flight */
+    uint32_t flood_open;             /* connected and still open */
+    uint32_t flood_closed_by_server; /* closed (FIN or RST) by the server after connecting */
+    uint32_t flood_failed_connect;   /* could not connect */
+    uint32_t flood_answered;         /* the server sent bytes (a refusal) before closing */
 };
 
 enum load_msg_kind { LOAD_MSG_TICK = 1, LOAD_MSG_FINAL = 2 };

@@ -65,6 +65,11 @@ static void close_span(struct meter *m, const struct meter_cfg *cfg, int64_t now
     m->span_samples = 0;
 }
 
+void meter_stop(struct meter *m)
+{
+    stall(m);
+}
+
 void meter_tick(struct meter *m, const struct meter_cfg *cfg, int64_t now_us)
 {
     if (m->first_audio_us == 0) return;

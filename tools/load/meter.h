@@ -84,6 +84,9 @@ void meter_init(struct meter *m);
 /* A complete audio page arrived at `now_us`. */
 void meter_on_page(struct meter *m, const struct meter_cfg *cfg, int64_t now_us,
                    const struct meter_page *p);
+/* The listener stopped reading (an attack mode): STALLED from now on, for
+ * good; no more pages or ticks are expected. */
+void meter_stop(struct meter *m);
 /* Notices a gap still open at `now_us`. */
 void meter_tick(struct meter *m, const struct meter_cfg *cfg, int64_t now_us);
 /* The largest gap, counting the one still open at `now_us`. */

@@ -196,7 +196,7 @@ static void tally(const struct load_conn *c, struct load_counts *k, int64_t now_
     const struct player *p = cplayer_of(c);
     uint32_t gap = meter_max_gap_ms(&p->meter, now_us);
 
-    if (c->state == CONN_CLOSED) gap = p->meter.max_gap_ms;
+    if (c->state == CONN_CLOSED || (c->flags & CONN_F_STOPPED)) gap = p->meter.max_gap_ms;
     if (c->state == CONN_READING && c->status != 0) tally_open(p, k);
     tally_meter(&p->meter, k);
     if (gap > k->max_gap_ms) k->max_gap_ms = gap;
@@ -212,6 +212,17 @@ static int64_t join_us(const struct load_conn *c)
     return p->meter.first_audio_us != 0 ? p->meter.first_audio_us - c->start_us : -1;
 }
 
+/* --stop-reading: from now on this listener is stalled, not hearing. */
+static void on_stop(struct load_conn *c, int64_t now_us)
+{
+    struct player *p = player_of(c);
+
+    meter_stop(&p->meter);
+    if (p->index == trace_index)
+        fprintf(stderr, "trace: listener %u t=%.3fs stopped reading: FAIL\n", p->index,
+                (double)(now_us - trace_t0_us) / 1e6);
+}
+
 const struct client_ops player_ops = {
     .name = "ogg",
     .render_request = render_request,
@@ -220,4 +231,5 @@ const struct client_ops player_ops = {
     .on_tick = on_tick,
     .tally = tally,
     .join_us = join_us,
+    .on_stop = on_stop,
 };

@@ -18,7 +18,13 @@ void report_add(struct load_counts *dst, const struct load_counts *src)
     ADD(warming), ADD(hearing), ADD(stalled), ADD(ever_stalled), ADD(hearing_clean);
     ADD(failed_connect), ADD(failed_reset), ADD(failed_eof), ADD(failed_proto), ADD(refused);
     ADD(ever_skipped), ADD(skips), ADD(spans_low), ADD(judged), ADD(audio_samples);
+    ADD(stopped), ADD(stopped_ever), ADD(flood_started), ADD(flood_connecting), ADD(flood_open);
+    ADD(flood_closed_by_server), ADD(flood_failed_connect), ADD(flood_answered);
 #undef ADD
+    if (src->stop_first_us > 0 &&
+        (dst->stop_first_us == 0 || src->stop_first_us < dst->stop_first_us))
+        dst->stop_first_us = src->stop_first_us;
+    if (src->stop_last_us > dst->stop_last_us) dst->stop_last_us = src->stop_last_us;
     if (src->max_gap_ms > dst->max_gap_ms) dst->max_gap_ms = src->max_gap_ms;
     if (src->worst_pm < dst->worst_pm) dst->worst_pm = src->worst_pm;
     if (src->last_connect_errno != 0) dst->last_connect_errno = src->last_connect_errno;
@@ -35,10 +41,15 @@ uint32_t report_failed(const struct load_counts *k)
     return k->failed_connect + k->failed_reset + k->failed_eof + k->failed_proto;
 }
 
-void report_progress(FILE *out, double t_s, const struct load_counts *k)
+void report_progress(FILE *out, const struct load_opts *o, double t_s, const struct load_counts *k)
 {
-    fprintf(out, "t=%.0fs joined=%u warming=%u hearing=%u stalled=%u failed=%u refused=%u\n", t_s,
+    fprintf(out, "t=%.0fs joined=%u warming=%u hearing=%u stalled=%u failed=%u refused=%u", t_s,
             k->joined, k->warming, k->hearing, k->stalled, report_failed(k), k->refused);
+    if (o->attack.stop_reading > 0) fprintf(out, " stopped=%u", k->stopped);
+    if (o->attack.flood > 0)
+        fprintf(out, " flood_started=%u flood_open=%u flood_closed_by_server=%u", k->flood_started,
+                k->flood_open, k->flood_closed_by_server);
+    fputc('\n', out);
     fflush(out);
 }
 
@@ -104,6 +115,25 @@ static void print_refusals(FILE *out, const struct load_counts *k, bool is_json)
     if (!is_json && *sep == '\0') fputs("none", out);
 }
 
+/* The attack modes' figures, when a mode was used. */
+static void print_attack_text(FILE *out, const struct load_opts *o, const struct load_counts *k)
+{
+    const struct load_attack *a = &o->attack;
+
+    if (a->stop_reading > 0)
+        fprintf(out,
+                "  stopped     %u now, %u ever of %u asked, after %.1f s of audio (first at "
+                "t=%.2fs, last at t=%.2fs)\n",
+                k->stopped, k->stopped_ever, a->stop_reading, a->stop_after_ms / 1000.0,
+                k->stop_first_us / 1e6, k->stop_last_us / 1e6);
+    if (a->flood > 0)
+        fprintf(out,
+                "  flood       %u asked, %u started, %u open, %u closed by the server, %u answered,"
+                " %u failed to connect, %u still connecting\n",
+                a->flood, k->flood_started, k->flood_open, k->flood_closed_by_server,
+                k->flood_answered, k->flood_failed_connect, k->flood_connecting);
+}
+
 static void print_text(FILE *out, const struct report_run *r, const struct load_counts *k,
                        const struct join_stats *j)
 {
@@ -140,6 +170,7 @@ static void print_text(FILE *out, const struct report_run *r, const struct load_
             measured_bps(k) / 1000.0);
     fprintf(out, "  max gap ms  %u\n  duration    %.1f s%s\n", k->max_gap_ms, r->duration_s,
             r->workers_lost > 0 ? " (some workers lost)" : "");
+    print_attack_text(out, o, k);
 }
 
 /* Writes `s` as a JSON string (URLs and paths are ASCII; escape the rest). */
@@ -190,11 +221,24 @@ static void print_json(FILE *out, const struct report_run *r, const struct load_
     fprintf(out,
             ",\n  \"join_ms\": {\"n\": %zu, \"p50\": %.1f, \"p99\": %.1f, \"max\": %.1f},\n"
             "  \"bytes\": %llu,\n  \"audio_bytes\": %llu,\n  \"pages\": %llu,\n"
-            "  \"resyncs\": %llu,\n  \"max_gap_ms\": %u,\n  \"duration_s\": %.2f,\n"
-            "  \"workers_lost\": %u\n}\n",
+            "  \"resyncs\": %llu,\n  \"max_gap_ms\": %u,\n  \"duration_s\": %.2f,\n",
             j->n, j->p50_ms, j->p99_ms, j->max_ms, (unsigned long long)k->bytes,
             (unsigned long long)k->audio_bytes, (unsigned long long)k->pages,
-            (unsigned long long)k->resyncs, k->max_gap_ms, r->duration_s, r->workers_lost);
+            (unsigned long long)k->resyncs, k->max_gap_ms, r->duration_s);
+    fprintf(out,
+            "  \"stop_reading\": %u,\n  \"stop_after_s\": %.1f,\n  \"stopped\": %u,\n"
+            "  \"stopped_ever\": %u,\n  \"stopped_first_s\": %.3f,\n  \"stopped_last_s\": %.3f,\n",
+            o->attack.stop_reading, o->attack.stop_after_ms / 1000.0, k->stopped, k->stopped_ever,
+            k->stop_first_us / 1e6, k->stop_last_us / 1e6);
+    fprintf(out,
+            "  \"flood\": %u,\n  \"flood_rate\": %.1f,\n  \"flood_start_s\": %.1f,\n"
+            "  \"flood_trickle_ms\": %u,\n  \"flood_started\": %u,\n  \"flood_open\": %u,\n"
+            "  \"flood_closed_by_server\": %u,\n  \"flood_answered\": %u,\n"
+            "  \"flood_failed_connect\": %u,\n  \"flood_connecting\": %u,\n",
+            o->attack.flood, o->attack.flood_rate, o->attack.flood_start_ms / 1000.0,
+            o->attack.flood_trickle_ms, k->flood_started, k->flood_open, k->flood_closed_by_server,
+            k->flood_answered, k->flood_failed_connect, k->flood_connecting);
+    fprintf(out, "  \"workers_lost\": %u\n}\n", r->workers_lost);
 }
 
 int report_final(FILE *out, const struct report_run *run, const struct load_counts *k,

@@ -24,7 +24,8 @@ struct report_run {
 
 void report_add(struct load_counts *dst, const struct load_counts *src);
 uint32_t report_failed(const struct load_counts *k);
-void report_progress(FILE *out, double t_s, const struct load_counts *k);
+/* The progress line; attack modes in use add their fields (stopped=, flood_*=). */
+void report_progress(FILE *out, const struct load_opts *o, double t_s, const struct load_counts *k);
 int report_final(FILE *out, const struct report_run *run, const struct load_counts *k,
                  uint32_t *joins, size_t n);
 

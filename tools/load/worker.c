@@ -9,6 +9,8 @@
  */
 #include "worker.h"
 
+#include "attack.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -33,11 +35,16 @@ struct worker {
     const struct load_opts *o;
     const struct load_target *t;
     const struct client_ops *ops;
-    struct load_conn *conns; /* n slots; [0, started) are in use */
+    struct load_conn *conns; /* n + nf slots: listeners [0, started), then flood */
     uint8_t *scratch;
     uint32_t id;
     uint32_t n;
     uint32_t started;
+    uint32_t nf;                         /* flood connections of this worker (--flood) */
+    uint32_t flood_started;              /* slots [n, n + flood_started) are in use */
+    double flood_rate;                   /* flood connections per second for this worker */
+    int64_t flood_t0_us;                 /* when the flood begins */
+    int64_t stop_first_us, stop_last_us; /* --stop-reading: first and last stop */
     int ep;
     int pipe_fd;
     int req_len;
@@ -80,13 +87,16 @@ static int worker_init(struct worker *w, uint32_t id, int pipe_fd, int64_t t0_us
     w->pipe_fd = pipe_fd;
     w->n = o->listeners / o->procs + (id < o->listeners % o->procs ? 1 : 0);
     w->rate = o->joins_per_s / o->procs;
+    w->nf = o->attack.flood / o->procs + (id < o->attack.flood % o->procs ? 1 : 0);
+    w->flood_rate = o->attack.flood_rate / o->procs;
+    w->flood_t0_us = t0_us + (int64_t)o->attack.flood_start_ms * 1000;
     w->t0_us = t0_us;
     w->end_us = t0_us + (int64_t)o->duration_s * 1000000;
     w->next_tick_us = t0_us + TICK_US;
     w->next_report_us = t0_us + REPORT_US;
     w->req_len = w->ops->render_request(w->t, w->req, sizeof(w->req));
     if (w->req_len < 0) return w->req_len;
-    w->conns = calloc(w->n > 0 ? w->n : 1, sizeof(*w->conns));
+    w->conns = calloc(w->n + w->nf > 0 ? w->n + w->nf : 1, sizeof(*w->conns));
     w->scratch = malloc(SCRATCH_SIZE);
     w->ep = epoll_create1(EPOLL_CLOEXEC);
     if (w->conns == NULL || w->scratch == NULL) return -ENOMEM;
@@ -96,6 +106,8 @@ static int worker_init(struct worker *w, uint32_t id, int pipe_fd, int64_t t0_us
 static void worker_fini(struct worker *w)
 {
     for (uint32_t i = 0; i < w->started; i++)
+        if (w->conns[i].fd >= 0) close(w->conns[i].fd);
+    for (uint32_t i = w->n; i < w->n + w->flood_started; i++)
         if (w->conns[i].fd >= 0) close(w->conns[i].fd);
     free(w->conns);
     w->conns = NULL;
@@ -120,14 +132,28 @@ static void connect_failed(struct worker *w, struct load_conn *c, int err)
     conn_close(c, CLOSE_CONNECT, err);
 }
 
-/* Source address k of the run: 127.0.0.1 + k. IPv6 targets use ::1 only. */
-static int bind_source(const struct worker *w, int fd, uint32_t index)
+static bool is_flood_slot(const struct worker *w, uint32_t slot)
+{
+    return slot >= w->n;
+}
+
+static const struct client_ops *ops_of(const struct worker *w, uint32_t slot)
+{
+    return is_flood_slot(w, slot) ? &flood_ops : w->ops;
+}
+
+/* Source address of a connection: listener k binds 127.0.0.1 + k % src_addrs,
+ * flood connections their own range (attack.h). IPv6 targets use ::1 only. */
+static int bind_source(const struct worker *w, int fd, const struct load_conn *c)
 {
     struct sockaddr_in src = {.sin_family = AF_INET};
     int one = 1;
 
     if (w->t->addr.ss_family != AF_INET) return 0;
-    src.sin_addr.s_addr = htonl(0x7f000001u + index % w->o->src_addrs);
+    if (c->flags & CONN_F_FLOOD)
+        src.sin_addr.s_addr = htonl(attack_flood_source(w->o, c->index));
+    else
+        src.sin_addr.s_addr = htonl(0x7f000001u + c->index % w->o->src_addrs);
     setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
     return bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0 ? -errno : 0;
 }
@@ -139,13 +165,20 @@ static void conn_start(struct worker *w, uint32_t slot, int64_t now_us)
     struct epoll_event ev = {.events = EPOLLOUT, .data.u32 = slot};
     int rc;
 
-    c->index = w->id + slot * w->o->procs;
+    if (is_flood_slot(w, slot)) {
+        c->index = w->id + (slot - w->n) * w->o->procs;
+        c->flags = CONN_F_FLOOD;
+    } else {
+        c->index = w->id + slot * w->o->procs;
+        c->flags = attack_is_stopper(w->o, c->index) ? CONN_F_STOPPER : 0;
+    }
     c->start_us = now_us;
     c->state = CONN_CONNECTING;
-    w->ops->on_open(c);
+    ops_of(w, slot)->on_open(c);
     c->fd = socket(w->t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0) return connect_failed(w, c, errno);
-    rc = bind_source(w, c->fd, c->index);
+    rc = bind_source(w, c->fd, c);
+    if (rc == 0 && (c->flags & CONN_F_STOPPER)) rc = attack_tune_stopper(c->fd);
     if (rc == 0 && connect(c->fd, (const struct sockaddr *)&w->t->addr, w->t->addr_len) < 0 &&
         errno != EINPROGRESS)
         rc = -errno;
@@ -180,10 +213,18 @@ static void on_writable(struct worker *w, struct load_conn *c, uint32_t slot)
         if (err != 0) return connect_failed(w, c, err);
         c->state = CONN_SENDING;
     }
+    if (c->flags & CONN_F_FLOOD) {
+        /* no request: watch for the server closing (or answering) */
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = slot};
+        c->state = CONN_READING;
+        if (epoll_ctl(w->ep, EPOLL_CTL_MOD, c->fd, &ev) < 0) conn_close(c, CLOSE_RESET, errno);
+        return;
+    }
     send_request(w, c, slot);
 }
 
-static void on_readable(struct worker *w, struct load_conn *c, int64_t now_us)
+static void on_readable(struct worker *w, struct load_conn *c, const struct client_ops *ops,
+                        int64_t now_us)
 {
     for (int i = 0; i < READS_PER_WAKE; i++) {
         ssize_t n = read(c->fd, w->scratch, SCRATCH_SIZE);
@@ -193,7 +234,7 @@ static void on_readable(struct worker *w, struct load_conn *c, int64_t now_us)
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
         if (n < 0) return conn_close(c, CLOSE_RESET, errno);
         w->bytes += (uint64_t)n;
-        reason = w->ops->on_data(c, w->scratch, (size_t)n, now_us);
+        reason = ops->on_data(c, w->scratch, (size_t)n, now_us);
         if (reason != CLOSE_NONE) return conn_close(c, reason, 0);
         if (n < SCRATCH_SIZE) return;
     }
@@ -204,9 +245,10 @@ static void on_event(struct worker *w, const struct epoll_event *ev, int64_t now
     uint32_t slot = ev->data.u32;
     struct load_conn *c = &w->conns[slot];
 
-    if (slot >= w->started || c->state == CONN_CLOSED) return;
+    if (is_flood_slot(w, slot) ? slot >= w->n + w->flood_started : slot >= w->started) return;
+    if (c->state == CONN_CLOSED || (c->flags & CONN_F_STOPPED)) return;
     if (c->state == CONN_READING)
-        on_readable(w, c, now_us);
+        on_readable(w, c, ops_of(w, slot), now_us);
     else
         on_writable(w, c, slot);
 }
@@ -222,6 +264,18 @@ static bool join_due(struct worker *w, int64_t now_us)
     while (w->started < target && batch++ < JOIN_BATCH)
         conn_start(w, w->started++, now_us);
     return w->started < target;
+}
+
+/* The same for the flood (--flood), from its own start time. */
+static bool flood_due(struct worker *w, int64_t now_us)
+{
+    double due = (double)(now_us - w->flood_t0_us) / 1e6 * w->flood_rate + 1.0;
+    uint32_t target = now_us < w->flood_t0_us ? 0 : due >= w->nf ? w->nf : (uint32_t)due;
+    uint32_t batch = 0;
+
+    while (w->flood_started < target && batch++ < JOIN_BATCH)
+        conn_start(w, w->n + w->flood_started++, now_us);
+    return w->flood_started < target;
 }
 
 /* The driver's part of the counts: connection states and close reasons. */
@@ -249,10 +303,18 @@ static void tally_all(const struct worker *w, struct load_counts *k, int64_t now
     k->joined = w->started;
     k->bytes = w->bytes;
     k->last_connect_errno = w->last_connect_errno;
+    k->stop_first_us = w->stop_first_us;
+    k->stop_last_us = w->stop_last_us;
     for (uint32_t i = 0; i < w->started; i++) {
-        tally_conn(&w->conns[i], k);
-        w->ops->tally(&w->conns[i], k, now_us);
+        const struct load_conn *c = &w->conns[i];
+        tally_conn(c, k);
+        w->ops->tally(c, k, now_us);
+        if (!(c->flags & CONN_F_STOPPED)) continue;
+        k->stopped_ever++;
+        if (c->state == CONN_READING) k->stopped++;
     }
+    for (uint32_t i = w->n; i < w->n + w->flood_started; i++)
+        flood_ops.tally(&w->conns[i], k, now_us);
 }
 
 static int write_full(int fd, const void *buf, size_t len)
@@ -295,11 +357,31 @@ static int send_final(const struct worker *w, int64_t now_us)
     return rc;
 }
 
+/* --stop-reading: the socket is no longer watched (nor read, ever again);
+ * the client counts the listener as not hearing from now on. */
+static void stop_reading(struct worker *w, struct load_conn *c, int64_t now_us)
+{
+    epoll_ctl(w->ep, EPOLL_CTL_DEL, c->fd, NULL);
+    c->flags |= CONN_F_STOPPED;
+    if (w->ops->on_stop != NULL) w->ops->on_stop(c, now_us);
+    if (w->stop_first_us == 0) w->stop_first_us = now_us - w->t0_us;
+    w->stop_last_us = now_us - w->t0_us;
+}
+
 static void tick_all(struct worker *w, int64_t now_us)
 {
-    for (uint32_t i = 0; i < w->started; i++)
-        if (w->conns[i].state == CONN_READING && w->conns[i].status != 0)
-            w->ops->on_tick(&w->conns[i], now_us);
+    for (uint32_t i = 0; i < w->started; i++) {
+        struct load_conn *c = &w->conns[i];
+        if (c->state != CONN_READING || c->status == 0 || (c->flags & CONN_F_STOPPED)) continue;
+        if ((c->flags & CONN_F_STOPPER) && w->ops->join_us(c) >= 0 &&
+            attack_should_stop(w->o, c->start_us + w->ops->join_us(c), now_us)) {
+            stop_reading(w, c, now_us);
+            continue;
+        }
+        w->ops->on_tick(c, now_us);
+    }
+    for (uint32_t i = w->n; i < w->n + w->flood_started; i++)
+        if (w->conns[i].state == CONN_READING) flood_ops.on_tick(&w->conns[i], now_us);
 }
 
 /* Timers due at `now_us`; returns the epoll_wait() timeout in ms. */
@@ -319,6 +401,10 @@ static int run_timers(struct worker *w, int64_t now_us, bool is_join_behind)
     if (w->next_report_us < next) next = w->next_report_us;
     if (w->started < w->n) {
         int64_t join_at = w->t0_us + (int64_t)(w->started / w->rate * 1e6);
+        if (join_at < next) next = join_at;
+    }
+    if (w->flood_started < w->nf) {
+        int64_t join_at = w->flood_t0_us + (int64_t)(w->flood_started / w->flood_rate * 1e6);
         if (join_at < next) next = join_at;
     }
     if (is_join_behind || next <= now_us) return 0;
@@ -349,6 +435,7 @@ static void run_loop(struct worker *w)
 
     while (!is_stop_requested && now_us < w->end_us) {
         bool is_join_behind = join_due(w, now_us);
+        if (flood_due(w, now_us)) is_join_behind = true;
         int timeout = run_timers(w, now_us, is_join_behind);
         int n = epoll_wait(w->ep, events, MAX_EVENTS, timeout);
 

@@ -78,5 +78,10 @@ int main(void)
     expect("1.2 s gaps", &m, false, 0);
     m = feed(100000, 4800, 0, 2, 0);
     expect("run shorter than the warm-up: not judged", &m, false, 0);
+    m = feed(100000, 4800, 0, 20, 0);
+    meter_stop(&m); /* --stop-reading: stalled from the stop on, for good */
+    meter_tick(&m, &cfg, 21000000);
+    if (m.state != METER_STALLED) failures++;
+    expect("hearing, then stopped reading: stalled", &m, false, 0);
     return failures == 0 ? 0 : 1;
 }
