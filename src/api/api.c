@@ -153,21 +153,23 @@ void api_spaces(struct node *n, struct conn *c)
         list_spaces(n, c);
 }
 
+int api_find_space(struct node *n, struct conn *c, const char *id, size_t len,
+                   struct space_record *rec)
+{
+    char key[SPACE_ID_MAX + 1];
+    if (space_id_is_valid(id, len)) {
+        memcpy(key, id, len);
+        key[len] = '\0';
+        if (registry_get(n->reg, key, rec) == 0) return 0;
+    }
+    conn_respond_error(c, 404, "no such space");
+    return -ENOENT;
+}
+
 void api_space(struct node *n, struct conn *c, const char *id, size_t len)
 {
     struct space_record rec;
-    char key[SPACE_ID_MAX + 1];
-    if (!space_id_is_valid(id, len)) {
-        conn_respond_error(c, 404, "no such space");
-        return;
-    }
-    memcpy(key, id, len);
-    key[len] = '\0';
-    if (registry_get(n->reg, key, &rec) < 0) {
-        conn_respond_error(c, 404, "no such space");
-        return;
-    }
-    respond_json(c, 200, api_space_json(n, &rec));
+    if (api_find_space(n, c, id, len, &rec) == 0) respond_json(c, 200, api_space_json(n, &rec));
 }
 
 static const char index_html[] =

@@ -13,6 +13,10 @@ struct space_record;
 void api_index(struct node *n, struct conn *c);
 /* GET /api/spaces (list) and POST /api/spaces (create). */
 void api_spaces(struct node *n, struct conn *c);
+/* Looks up space `id` (len bytes) in the registry into *rec: 0, or answers
+ * 404 on `c` and returns -ENOENT. */
+int api_find_space(struct node *n, struct conn *c, const char *id, size_t len,
+                   struct space_record *rec);
 /* GET /api/spaces/{id}. */
 void api_space(struct node *n, struct conn *c, const char *id, size_t len);
 

@@ -240,17 +240,7 @@ static struct events *events_get(struct node *n)
 void events_start(struct node *n, struct conn *c, const char *id, size_t len)
 {
     struct space_record rec;
-    char key[SPACE_ID_MAX + 1];
-    if (!space_id_is_valid(id, len)) {
-        conn_respond_error(c, 404, "no such space");
-        return;
-    }
-    memcpy(key, id, len);
-    key[len] = '\0';
-    if (registry_get(n->reg, key, &rec) < 0) {
-        conn_respond_error(c, 404, "no such space");
-        return;
-    }
+    if (api_find_space(n, c, id, len, &rec) < 0) return;
     struct events *ev = events_get(n);
     if (!ev || ev->nclients >= EVENTS_MAX_CLIENTS) {
         static const char body[] = "{\"error\": \"too many event streams\"}\n";
@@ -259,7 +249,7 @@ void events_start(struct node *n, struct conn *c, const char *id, size_t len)
     }
     struct client *cl = calloc(1, sizeof(*cl));
     size_t elen = 0;
-    char *first = build_event(ev, key, &elen);
+    char *first = build_event(ev, rec.id, &elen);
     size_t hlen = sizeof(response_head) - 1;
     char *text = first ? malloc(hlen + elen) : NULL;
     if (!cl || !text) {
@@ -279,7 +269,7 @@ void events_start(struct node *n, struct conn *c, const char *id, size_t len)
     if (fl >= 0 && !(fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
     cl->io.fd = fd;
     cl->ev = ev;
-    memcpy(cl->id, key, len + 1);
+    snprintf(cl->id, sizeof(cl->id), "%s", rec.id);
     deferred_init(&cl->dfr);
     cl->pending = text;
     cl->pending_len = hlen + elen;
