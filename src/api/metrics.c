@@ -147,6 +147,17 @@ int metrics_render(struct prom_buf *b, const struct metrics_node *node,
         err = prom_sample(b, NULL, (struct prom_label[]){{"state", "down"}, {NULL, NULL}},
                           node->workers >= node->workers_up ? node->workers - node->workers_up : 0);
     if (err == 0)
+        err = prom_family_begin(b, "tribune_requests_refused_total", PROM_COUNTER,
+                                "Requests turned away, by reason (503 full, busy or no worker; 404 "
+                                "no such space; 401 bad key; 409 has a publisher; 415 bad stream; "
+                                "4xx bad request; header timeout), over the master and the "
+                                "running workers.");
+    for (int r = 0; err == 0 && r < REFUSE_N; r++)
+        err = prom_sample(
+            b, NULL,
+            (struct prom_label[]){{"reason", refuse_name((enum refuse_reason)r)}, {NULL, NULL}},
+            (double)node->refusals.count[r]);
+    if (err == 0)
         err = prom_counter(b, "tribune_worker_restarts_total",
                            "Delivery workers restarted after dying.", NULL,
                            (double)node->worker_restarts);
@@ -173,12 +184,14 @@ void api_metrics(struct node *n, struct conn *c)
         sp[i].peak_hearing = s->peak_hearing;
         i++;
     }
-    struct metrics_node node = {.chunk_ms = n->cfg.chunk_ms};
+    struct metrics_node node = {.chunk_ms = n->cfg.chunk_ms, .refusals = refusals};
     if (n->has_fleet) {
         node.workers = (unsigned)n->fleet.n;
         for (int w = 0; w < n->fleet.n; w++) {
             node.workers_up += n->fleet.w[w].is_up;
             node.worker_restarts += n->fleet.w[w].restarts;
+            for (int r = 0; r < REFUSE_N; r++)
+                node.refusals.count[r] += n->fleet.w[w].refusals.count[r];
         }
     }
     struct prom_buf b;

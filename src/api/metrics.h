@@ -18,6 +18,7 @@
 
 #include "deliver/feed.h"
 #include "metrics/prom.h"
+#include "metrics/refusals.h"
 
 struct node;
 struct conn;
@@ -35,6 +36,7 @@ struct metrics_node {
     unsigned workers_up;      /* running now */
     uint64_t worker_restarts; /* since start, over all workers */
     int chunk_ms;             /* audio per chunk (turns skipped chunks into seconds) */
+    struct refusals refusals; /* the master's and every running worker's */
 };
 
 /* The content type of the body. */

@@ -13,6 +13,7 @@
 #include "deliver/feed.h"
 #include "http/route.h"
 #include "media/ingest.h"
+#include "metrics/refusals.h"
 
 enum route_id { R_INDEX, R_LISTEN, R_PUBLISH, R_SPACES, R_SPACE, R_EVENTS, R_METRICS };
 
@@ -30,12 +31,13 @@ static void handle_listen(struct node *n, struct conn *c, const struct route_mat
 {
     struct space *s = spaces_get(&n->spaces, m->captures[0].s, m->captures[0].len);
     if (!s) {
+        refuse(REFUSE_NO_SPACE);
         conn_respond_error(c, 404, "no such space");
         return;
     }
     if (n->has_fleet && !fleet_is_up(&n->fleet)) {
         static const char body[] = "{\"error\": \"no delivery worker is running\"}\n";
-        log_refused("503 no worker");
+        refuse(REFUSE_NO_WORKER);
         conn_respond(c, 503, "application/json", "Retry-After: 2\r\n", body, sizeof(body) - 1);
         return;
     }
@@ -79,6 +81,7 @@ static void handle_publish(struct node *n, struct conn *c, const struct route_ma
     static const char challenge[] = "WWW-Authenticate: Basic realm=\"Tribune\"\r\n";
     struct space *s = spaces_get(&n->spaces, m->captures[0].s, m->captures[0].len);
     if (!s) {
+        refuse(REFUSE_NO_SPACE);
         conn_respond_error(c, 404, "no such space");
         return;
     }
@@ -88,10 +91,12 @@ static void handle_publish(struct node *n, struct conn *c, const struct route_ma
         !registry_check_host_key(n->reg, s->rec.id, key, klen)) {
         log_limited(LOG_WARN, 5, "publish to %s from %s: bad or missing key", s->rec.id, c->peer);
         static const char body[] = "{\"error\": \"missing or wrong key\"}\n";
+        refuse(REFUSE_BAD_KEY);
         conn_respond(c, 401, "application/json", challenge, body, sizeof(body) - 1);
         return;
     }
     if (s->publisher && !publisher_is_draining(s->publisher)) {
+        refuse(REFUSE_HAS_SOURCE);
         conn_respond_error(c, 409, "space already has a publisher");
         return;
     }

@@ -60,6 +60,7 @@ static void worker_down(struct fleet_worker *fw)
         fw->io.fd = -1;
     }
     drop_pending(fw);
+    memset(&fw->refusals, 0, sizeof(fw->refusals));
     if (fw->is_up && f->ev.on_down) f->ev.on_down(f, fw->idx, f->ev.arg);
     fw->is_up = false;
 }
@@ -87,7 +88,9 @@ static void on_message(struct fleet_worker *fw, const struct chan_msg *m, const 
         f->ev.on_handoff(f, fw->idx, fd, p, m->len, f->ev.arg);
         return;
     }
-    if (m->type == CHAN_STATS && m->len == sizeof(struct feed_stats) && f->ev.on_stats)
+    if (m->type == CHAN_STATS && !m->space[0] && m->len == sizeof(fw->refusals))
+        memcpy(&fw->refusals, p, sizeof(fw->refusals));
+    else if (m->type == CHAN_STATS && m->len == sizeof(struct feed_stats) && f->ev.on_stats)
         f->ev.on_stats(f, fw->idx, m->space, p, f->ev.arg);
     if (fd >= 0) close(fd);
 }

@@ -29,6 +29,7 @@
 #include "core/list.h"
 #include "core/loop.h"
 #include "deliver/channel.h"
+#include "metrics/refusals.h"
 
 struct fleet;
 struct feed;
@@ -52,17 +53,18 @@ struct fleet_events {
 };
 
 struct fleet_worker {
-    struct io io;         /* private: the channel */
-    struct fleet *fleet;  /* private */
-    int idx;              /* read-only */
-    pid_t pid;            /* read-only: 0 when not running */
-    bool is_up;           /* read-only */
-    struct list pending;  /* private */
-    size_t pending_bytes; /* private */
-    uint64_t started_ms;  /* read-only */
-    uint64_t restarts;    /* read-only */
-    uint64_t backoff_ms;  /* private */
-    struct timer restart; /* private */
+    struct io io;             /* private: the channel */
+    struct fleet *fleet;      /* private */
+    int idx;                  /* read-only */
+    pid_t pid;                /* read-only: 0 when not running */
+    bool is_up;               /* read-only */
+    struct list pending;      /* private */
+    size_t pending_bytes;     /* private */
+    uint64_t started_ms;      /* read-only */
+    uint64_t restarts;        /* read-only */
+    uint64_t backoff_ms;      /* private */
+    struct timer restart;     /* private */
+    struct refusals refusals; /* read-only: the worker's, as of its last report */
 };
 
 struct fleet {

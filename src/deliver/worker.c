@@ -20,6 +20,7 @@
 #include "http/conn.h"
 #include "http/route.h"
 #include "net/listen.h"
+#include "metrics/refusals.h"
 
 enum { SWEEP_MS = 1000, CHAN_BATCH = 256, CONFIG_WAIT_MS = 10000 };
 
@@ -110,7 +111,7 @@ static void hand_off(struct worker *w, struct conn *c)
     int err = chan_send(w->chan.fd, &m, c->buf, c->io.fd);
     if (err < 0) {
         log_limited(LOG_WARN, 1, "worker: cannot hand a request to the master: %s", strerror(-err));
-        log_refused("503 server busy");
+        refuse(REFUSE_BUSY);
         conn_respond_error(c, 503, "server busy, retry");
         return;
     }
@@ -129,7 +130,7 @@ static void on_request(struct conn *c)
         return;
     }
     if (w->listeners >= WORKER_MAX_LISTENERS) {
-        log_refused("503 server full");
+        refuse(REFUSE_FULL);
         conn_respond(c, 503, "application/json", "Retry-After: 5\r\n", full_body,
                      sizeof(full_body) - 1);
         return;
@@ -178,7 +179,7 @@ static void on_message(struct worker *w, const struct chan_msg *m, const void *p
         break;
     case CHAN_LISTENER:
         if (fd >= 0 && w->listeners >= WORKER_MAX_LISTENERS) {
-            log_refused("503 server full");
+            refuse(REFUSE_FULL);
             ssize_t wr = send(fd, full_response, sizeof(full_response) - 1, MSG_NOSIGNAL);
             (void)wr;
             break;
@@ -245,6 +246,10 @@ static void on_sweep(struct timer *t)
         wf->feed.nbuckets = nb;
         send_stats(w, wf);
     }
+    /* The node-wide numbers: an empty space id. */
+    struct chan_msg m;
+    chan_msg_init(&m, CHAN_STATS, NULL, sizeof(refusals));
+    chan_send(w->chan.fd, &m, &refusals, -1);
     timer_start(w->loop, t, loop_now_ms(w->loop) + SWEEP_MS);
 }
 

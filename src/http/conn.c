@@ -13,6 +13,7 @@
 
 #include "core/log.h"
 #include "http/route.h"
+#include "metrics/refusals.h"
 
 enum { LINGER_MS = 2000, SWEEP_MS = 200, READ_BUDGET = 64 * 1024 };
 
@@ -194,7 +195,9 @@ static void sweep(struct timer *t)
     list_for_each_safe(pos, tmp, &all_conns)
     {
         struct conn *c = list_entry(pos, struct conn, node);
-        if (c->deadline_ms <= now) conn_close(c);
+        if (c->deadline_ms > now) continue;
+        if (c->state == CONN_READING) refuse(REFUSE_TIMEOUT);
+        conn_close(c);
     }
     timer_start(sweep_loop, t, now + SWEEP_MS);
 }
@@ -324,6 +327,7 @@ const char *conn_header(const struct conn *c, const char *name, size_t *len)
 /* Answers a request we could not parse, with the most precise status. */
 static void respond_parse_error(struct conn *c)
 {
+    refuse(REFUSE_BAD_REQUEST);
     enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
     if (c->is_too_large && c->is_head_done) {
         conn_respond_error(c, 413, "request body too large");
@@ -345,6 +349,7 @@ static int parse_more(struct conn *c, const char *data, size_t n)
     size_t done = http_parser_execute(&c->parser, &parser_settings, data, n);
     enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
     if (c->url.len > c->limits->max_url) {
+        refuse(REFUSE_BAD_REQUEST);
         conn_respond_error(c, 414, "request target too long");
         return -1;
     }
@@ -384,6 +389,7 @@ static void read_request(struct conn *c)
     for (size_t budget = READ_BUDGET; budget > 0;) {
         bool in_head = !c->is_head_done;
         if (in_head && c->len == c->cap) {
+            refuse(REFUSE_BAD_REQUEST);
             conn_respond_error(c, c->url.len && !c->nheaders ? 414 : 431, "request head too large");
             return;
         }

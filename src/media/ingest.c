@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "media/ogg_in.h"
 #include "media/program.h"
+#include "metrics/refusals.h"
 
 /* Packets buffered between the socket and the program: about 5 s of 20 ms
  * frames at most; reading stops at QUEUE_HIGH (3 s ahead), which leaves TCP
@@ -96,6 +97,7 @@ static void publisher_reject(struct publisher *pub, int err)
     const char *why = ogg_in_error(pub->in);
     int status = (err == -EPROTONOSUPPORT || err == -EMEDIUMTYPE) ? 415 : 400;
     log_limited(LOG_WARN, 5, "publisher %s rejected: %s", pub->peer, why ? why : strerror(-err));
+    refuse(REFUSE_BAD_STREAM);
     if (!ogg_in_is_ready(pub->in)) {
         char resp[512];
         char body[300];

@@ -163,7 +163,30 @@ def main():
            value(s, "tribune_listeners", space="demo", state="hearing")))
     check(value(s, "tribune_listener_leaves_total", space="demo") == N, "leaves != %d" % N)
     check(value(s, "tribune_listeners", space="demo", state="hearing") == 0, "still hearing")
+    refusals(srv)
     srv.stop()
+
+
+def refusals(srv):
+    """Requests turned away are counted by reason, over the master and the workers."""
+    def refused(s, reason):
+        return value(s, "tribune_requests_refused_total", reason=reason) or 0
+    _, before = scrape(srv)
+    for _ in range(3):  # a listen for a space that does not exist: 404
+        check(http(srv, "GET", "/spaces/nosuchspace/live.opus")[0] == 404, "expected 404")
+    for _ in range(2):  # a publish without the key: 401
+        check(http(srv, "PUT", "/spaces/demo/live.opus", body=b"x")[0] == 401, "expected 401")
+    st = http(srv, "GET", "/", headers={"X-Big": "a" * 10000})[0]
+    check(st == 431, "a 10 kB header -> %d, expected 431" % st)
+
+    def counted():
+        _, s = scrape(srv)
+        return s if (refused(s, "no_space") - refused(before, "no_space") == 3 and
+                     refused(s, "bad_key") - refused(before, "bad_key") == 2 and
+                     refused(s, "bad_request") - refused(before, "bad_request") >= 1) else None
+    s = wait_until(counted, 5, "/metrics to count 3 no_space, 2 bad_key and a bad_request refusal", 0.2)
+    log("refused: no_space %d, bad_key %d, bad_request %d (a worker's counts arrive within 1 s)"
+        % (refused(s, "no_space"), refused(s, "bad_key"), refused(s, "bad_request")))
 
 
 if __name__ == "__main__":

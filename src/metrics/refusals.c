@@ -1,0 +1,38 @@
+#include "metrics/refusals.h"
+
+#include "core/log.h"
+
+struct refusals refusals;
+
+static const char *const names[REFUSE_N] = {
+    [REFUSE_FULL] = "full",
+    [REFUSE_BUSY] = "busy",
+    [REFUSE_NO_WORKER] = "no_worker",
+    [REFUSE_NO_SPACE] = "no_space",
+    [REFUSE_BAD_KEY] = "bad_key",
+    [REFUSE_HAS_SOURCE] = "has_source",
+    [REFUSE_BAD_STREAM] = "bad_stream",
+    [REFUSE_BAD_REQUEST] = "bad_request",
+    [REFUSE_TIMEOUT] = "timeout",
+};
+
+/* The log tally's reasons keep the status code for people reading logs. */
+static const char *const log_names[REFUSE_N] = {
+    [REFUSE_FULL] = "503 server full",      [REFUSE_BUSY] = "503 server busy",
+    [REFUSE_NO_WORKER] = "503 no worker",   [REFUSE_NO_SPACE] = "404 no such space",
+    [REFUSE_BAD_KEY] = "401 bad key",       [REFUSE_HAS_SOURCE] = "409 has a publisher",
+    [REFUSE_BAD_STREAM] = "415 bad stream", [REFUSE_BAD_REQUEST] = "4xx bad request",
+    [REFUSE_TIMEOUT] = "header timeout",
+};
+
+void refuse(enum refuse_reason r)
+{
+    if ((unsigned)r >= REFUSE_N) return;
+    refusals.count[r]++;
+    log_refused(log_names[r]);
+}
+
+const char *refuse_name(enum refuse_reason r)
+{
+    return (unsigned)r < REFUSE_N ? names[r] : "other";
+}
