@@ -17,7 +17,12 @@ each server, interleaved:
      microseconds per listener-second, RSS growth per listener and kernel socket
      memory growth per listener; take hearing %, refusals and join times from
      tribune-load's JSON report;
-  5. stop the publisher and the server (their whole process groups).
+  5. for Tribune, compare the server's own audience count with tribune-load's:
+     GET /api/spaces/{id} -> listeners.hearing once a second during the run,
+     against the `t=Ns ... hearing=N` progress line tribune-load prints each
+     second (read back from its log); record both at the last second of the
+     measured window both have, and the largest difference over the steady part;
+  6. stop the publisher and the server (their whole process groups).
 
 Then a join storm per server (BENCH_STORM listeners within 1 s), an optional
 pinned-versus-unpinned check, and the outputs: bench/results/<ts>.json, an SVG
@@ -230,7 +235,7 @@ class Tribune:
     def __init__(self, port, cpus, work):
         self.port, self.cpus, self.work = port, cpus, work
         self.server = self.source = None
-        self.path = None
+        self.path = self.sid = None
 
     def start(self):
         d = tempfile.mkdtemp(prefix="tribune-", dir=self.work)
@@ -245,6 +250,7 @@ class Tribune:
             raise RuntimeError("POST /api/spaces -> %d %r" % (st, body[:200]))
         obj = json.loads(body)
         sid, key = obj["id"], obj["host_key"]
+        self.sid = sid
         self.path = "/spaces/%s/live.opus" % sid
         url = "icecast://source:%s@127.0.0.1:%d%s" % (key, self.port, self.path)
         self.source = Proc(ffmpeg_argv(url), os.path.join(d, "ffmpeg.log"))
@@ -277,6 +283,83 @@ class Sampler(threading.Thread):
 
     def window(self, t0, t1):
         return [s for s in self.samples if t0 <= s["mono"] <= t1]
+
+
+class HearingSampler(threading.Thread):
+    """Asks the server for its own hearing count (GET /api/spaces/{id} ->
+    listeners.hearing) once a second, at t0 + 1 s, t0 + 2 s, ..., so that
+    second k lines up with tribune-load's progress line `t=ks`. A second whose
+    request fails or times out is recorded as None; a slow answer makes the
+    sampler skip to the next whole second rather than fall behind."""
+
+    def __init__(self, port, sid, t0):
+        super().__init__(daemon=True)
+        self.port, self.sid, self.t0 = port, sid, t0
+        self.by_second, self.done = {}, threading.Event()
+
+    def hearing(self):
+        try:
+            st, body = http(self.port, "GET", "/api/spaces/%s" % self.sid, timeout=2)
+            if st != 200:
+                return None
+            v = json.loads(body)["listeners"]["hearing"]
+            return int(v)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def run(self):
+        k = 1
+        while True:
+            if self.done.wait(max(0.0, self.t0 + k - time.monotonic())):
+                return
+            self.by_second[k] = self.hearing()
+            k = max(k + 1, math.floor(time.monotonic() - self.t0) + 1)
+
+
+def load_hearing_per_second(log_path):
+    """tribune-load's own count each second, from its progress lines
+    ("t=7s joined=3000 warming=0 hearing=3000 ..."): {7: 3000, ...}."""
+    own = {}
+    try:
+        with open(log_path, errors="replace") as f:
+            for line in f:
+                m = re.match(r"t=(\d+)s joined=\d+ warming=\d+ hearing=(\d+)", line.strip())
+                if m:
+                    own[int(m.group(1))] = int(m.group(2))
+    except OSError:
+        pass
+    return own
+
+
+def compare_hearing(server, tool, first_s, last_s):
+    """The server's count against tribune-load's, second by second.
+
+    `first_s`..`last_s` is the measured window in whole seconds since the load
+    started. The steady part starts at the first second in which tribune-load
+    counts everyone it will count (its highest count of the run; from the
+    window's start if that came earlier) and runs to the window's end. Returns
+    the fields the record keeps; None where a figure is unknown (for instance
+    the API did not answer)."""
+    out = {"server_hearing": None, "tool_hearing": None, "hearing_at_s": None,
+           "hearing_max_diff": None, "hearing_steady_from_s": None, "hearing_compared_s": 0}
+    seconds = sorted(set(server) | set(tool))
+    out["hearing_by_second"] = [[t, server.get(t), tool.get(t)] for t in seconds]
+    common = [t for t in seconds if first_s <= t <= last_s
+              and server.get(t) is not None and tool.get(t) is not None]
+    if common:
+        t = common[-1]
+        out["hearing_at_s"], out["server_hearing"], out["tool_hearing"] = t, server[t], tool[t]
+    counted = [v for t, v in tool.items() if t <= last_s]
+    if not counted:
+        return out
+    peak = max(counted)
+    start = max(first_s, min(t for t, v in tool.items() if v == peak))
+    out["hearing_steady_from_s"] = start
+    steady = [t for t in common if t >= start]
+    if steady:
+        out["hearing_max_diff"] = max(abs(server[t] - tool[t]) for t in steady)
+        out["hearing_compared_s"] = len(steady)
+    return out
 
 
 def load_duration(n, rate):
@@ -343,14 +426,25 @@ def one_run(kind, n, rate, pin, work, port, tag):
         duration = load_duration(n, rate)
         url = "http://127.0.0.1:%d%s" % (port, srv.path)
         out_json = os.path.join(work, "%s-%s-%d.json" % (tag, kind, n))
+        load_log = os.path.join(work, "%s-%s-%d.log" % (tag, kind, n))
         t0 = time.monotonic()
-        rep, argv = run_load(url, n, rate, duration, l_cpus, out_json,
-                             os.path.join(work, "%s-%s-%d.log" % (tag, kind, n)),
-                             procs=max(2, math.ceil(n / 15000)) if rate >= 5000 else None)
+        counter = HearingSampler(port, srv.sid, t0) if kind == "tribune" else None
+        if counter is not None:
+            counter.start()
+        try:
+            rep, argv = run_load(url, n, rate, duration, l_cpus, out_json, load_log,
+                                 procs=max(2, math.ceil(n / 15000)) if rate >= 5000 else None)
+        finally:
+            if counter is not None:
+                counter.done.set()
+                counter.join()
         sampler.done.set()
         sampler.join()
         w0 = t0 + math.ceil(n / rate) + WARMUP_S + SETTLE_S
         w1 = t0 + duration - 0.5
+        if counter is not None:
+            rec.update(compare_hearing(counter.by_second, load_hearing_per_second(load_log),
+                                       math.ceil(w0 - t0), math.floor(w1 - t0)))
         listeners = rep.get("streaming", 0)
         rec.update(measure(sampler.window(w0, w1), idle, listeners))
         rec["server_alive"] = srv.server.alive()
@@ -358,7 +452,7 @@ def one_run(kind, n, rate, pin, work, port, tag):
         for k in ("joined", "connected", "streaming", "got_audio", "hearing", "hearing_pct",
                   "ever_stalled", "judged", "worst_span_pct", "skips", "failed",
                   "failed_by_kind", "refused", "refused_by_status", "join_ms", "max_gap_ms",
-                  "bitrate_measured", "load_cpu_s", "load_rc", "duration_s"):
+                  "bitrate_measured", "load_cpu_s", "load_rc", "duration_s", "hearing_now"):
             rec[k] = rep.get(k)
     except Exception as e:  # a server that cannot start or crashes is a result too
         rec["error"] = str(e)
@@ -377,6 +471,10 @@ def show(rec):
            rec.get("hearing_pct") or 0, rec.get("refused"), rec.get("failed"), j.get("p99"),
            rec.get("cpu_us_per_ls"), rec.get("server_cpu_pct"), rec.get("rss_b_per_l"),
            rec.get("kernel_b_per_l"), rec.get("load_cpu_s")))
+    if rec["server"] == "tribune":
+        log("tribune N=%d server hearing %s, tribune-load hearing %s (max difference over the "
+            "window %s)" % (rec["n"], fmt(rec.get("server_hearing")), fmt(rec.get("tool_hearing")),
+                            fmt(rec.get("hearing_max_diff"))))
 
 
 def median_of(recs, key):
@@ -393,7 +491,8 @@ def summarize(recs):
             rs = [r for r in recs if r["server"] == kind and r["n"] == n]
             row = {"n": n, "runs": len(rs)}
             for k in ("hearing_pct", "hearing", "cpu_us_per_ls", "server_cpu_pct", "rss_b_per_l",
-                      "kernel_b_per_l", "refused", "failed", "load_cpu_s"):
+                      "kernel_b_per_l", "refused", "failed", "load_cpu_s", "server_hearing",
+                      "tool_hearing", "hearing_max_diff"):
                 row[k] = median_of(rs, k)
             row["join_p99_ms"] = median_of([r.get("join_ms") or {} for r in rs], "p99")
             rows.append(row)
@@ -410,15 +509,17 @@ def fmt(v, nd=1):
 
 def table_md(summary, storm, pin_check):
     lines = ["| server | listeners | hearing % | CPU µs per listener-s | server CPU % of a core | "
-             "RSS B per listener | kernel B per listener (both ends) | join p99 ms | refused | failed |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "RSS B per listener | kernel B per listener (both ends) | join p99 ms | refused | failed | "
+             "server hearing | tool hearing | max diff |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for kind, s in summary.items():
         for r in s["steps"]:
-            lines.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            lines.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 kind, r["n"], fmt(r["hearing_pct"], 2), fmt(r["cpu_us_per_ls"]),
                 fmt(r["server_cpu_pct"]), fmt(r["rss_b_per_l"], 0),
                 fmt(r["kernel_b_per_l"], 0), fmt(r["join_p99_ms"], 0),
-                fmt(r["refused"]), fmt(r["failed"])))
+                fmt(r["refused"]), fmt(r["failed"]), fmt(r.get("server_hearing"), 0),
+                fmt(r.get("tool_hearing"), 0), fmt(r.get("hearing_max_diff"), 0)))
     lines.append("")
     lines.append("Capacity (largest N with ≥ 99.9 % hearing): " + ", ".join(
         "%s %s" % (k, s["capacity"] if s["capacity"] else "below the first step")

@@ -9,7 +9,9 @@
 #   3. runs bench/bench.py, which for each step N starts a fresh server, publishes
 #      a 48 kbit/s Ogg/Opus sine to it with ffmpeg, joins N listeners with
 #      build/tribune-load, reads the server's CPU and memory from /proc, and
-#      stops everything it started.
+#      stops everything it started; for Tribune it also asks the server for its
+#      hearing count once a second (GET /api/spaces/{id}) and compares it with
+#      tribune-load's own count for the same second;
 #
 # Settings (environment):
 #   BENCH_STEPS=1000,5000,10000,20000,50000,100000   listeners per step
