@@ -40,7 +40,7 @@ static void usage(FILE *out)
           "      prints its id and host key (the key is shown once: keep it).\n"
           "  tribune top [URL] [--once]\n"
           "      A live view of a running node (default http://127.0.0.1:8000): spaces,\n"
-          "      hearing, lagging, waiting, joins/s, skips/s, refreshed every second.\n"
+          "      hearing, lagging, joins/s, refused/s, CPU, workers, refreshed every second.\n"
           "  tribune --help | --version\n"
           "\n"
           "Publish (Icecast source protocol, works with ffmpeg, OBS, butt, liquidsoap):\n"

@@ -6,10 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include "api/node.h"
 #include "core/log.h"
 #include "http/route.h"
+#include "metrics/refusals.h"
 
 int api_base64_decode(const char *in, size_t len, char *out, size_t cap)
 {
@@ -170,6 +173,79 @@ void api_space(struct node *n, struct conn *c, const char *id, size_t len)
 {
     struct space_record rec;
     if (api_find_space(n, c, id, len, &rec) == 0) respond_json(c, 200, api_space_json(n, &rec));
+}
+
+/* Fields 14 (utime), 15 (stime) and 22 (starttime) of /proc/<pid>/stat, in
+ * clock ticks. 0 or -1 (no such process, or not readable). */
+static int proc_stat(pid_t pid, unsigned long long *cpu, unsigned long long *start)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+    FILE *f = fopen(path, "re");
+    if (!f) return -1;
+    size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    /* The command name (field 2) may hold spaces and parentheses: skip to the last ')'. */
+    char *p = strrchr(buf, ')');
+    unsigned long long utime, stime, starttime;
+    if (!p || sscanf(p + 2,
+                     "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d "
+                     "%*d %llu",
+                     &utime, &stime, &starttime) != 3)
+        return -1;
+    *cpu = utime + stime;
+    if (start) *start = starttime;
+    return 0;
+}
+
+void api_node(struct node *n, struct conn *c)
+{
+    double tck = (double)sysconf(_SC_CLK_TCK);
+    if (tck <= 0) tck = 100;
+    unsigned long long cpu = 0, start = 0, t;
+    proc_stat(getpid(), &cpu, &start);
+    struct refusals sum = refusals;
+    unsigned workers = 0, up = 0;
+    uint64_t restarts = 0;
+    if (n->has_fleet) {
+        workers = (unsigned)n->fleet.n;
+        for (int w = 0; w < n->fleet.n; w++) {
+            const struct fleet_worker *fw = &n->fleet.w[w];
+            up += fw->is_up;
+            restarts += fw->restarts;
+            for (int r = 0; r < REFUSE_N; r++)
+                sum.count[r] += fw->refusals.count[r];
+            if (fw->pid > 0 && proc_stat(fw->pid, &t, NULL) == 0) cpu += t;
+        }
+    }
+    double uptime = 0;
+    FILE *f = fopen("/proc/uptime", "re");
+    if (f) {
+        if (fscanf(f, "%lf", &uptime) != 1) uptime = 0;
+        fclose(f);
+    }
+    uptime = start && uptime > (double)start / tck ? uptime - (double)start / tck : 0;
+    cJSON *o = cJSON_CreateObject();
+    cJSON *ref = o ? cJSON_CreateObject() : NULL;
+    if (!ref) {
+        cJSON_Delete(o);
+        conn_respond_error(c, 500, "out of memory");
+        return;
+    }
+    cJSON_AddNumberToObject(o, "workers", workers);
+    cJSON_AddNumberToObject(o, "workers_up", up);
+    cJSON_AddNumberToObject(o, "worker_restarts", (double)restarts);
+    cJSON_AddNumberToObject(o, "cpu_seconds", (double)cpu / tck);
+    uint64_t total = 0;
+    for (int r = 0; r < REFUSE_N; r++) {
+        cJSON_AddNumberToObject(ref, refuse_name((enum refuse_reason)r), (double)sum.count[r]);
+        total += sum.count[r];
+    }
+    cJSON_AddItemToObject(o, "refused", ref);
+    cJSON_AddNumberToObject(o, "refused_total", (double)total);
+    cJSON_AddNumberToObject(o, "uptime_seconds", (double)(long long)(uptime * 10) / 10);
+    respond_json(c, 200, o);
 }
 
 static const char index_html[] =

@@ -20,6 +20,10 @@ int api_find_space(struct node *n, struct conn *c, const char *id, size_t len,
 /* GET /api/spaces/{id}. */
 void api_space(struct node *n, struct conn *c, const char *id, size_t len);
 
+/* GET /api/node: workers, restarts, CPU seconds (master + running workers),
+ * refusals by reason (master + workers' last reports), uptime. */
+void api_node(struct node *n, struct conn *c);
+
 /* The public view of a space (what GET /api/spaces/{id} answers): never
  * holds a key. NULL when out of memory; the caller deletes it. */
 struct cJSON *api_space_json(struct node *n, const struct space_record *r);

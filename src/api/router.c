@@ -15,7 +15,7 @@
 #include "media/ingest.h"
 #include "metrics/refusals.h"
 
-enum route_id { R_INDEX, R_LISTEN, R_PUBLISH, R_SPACES, R_SPACE, R_EVENTS, R_METRICS };
+enum route_id { R_INDEX, R_LISTEN, R_PUBLISH, R_SPACES, R_SPACE, R_EVENTS, R_METRICS, R_NODE };
 
 static const struct route routes[] = {
     {"/", ROUTE_GET | ROUTE_HEAD, R_INDEX},
@@ -25,6 +25,7 @@ static const struct route routes[] = {
     {"/api/spaces/{}", ROUTE_GET | ROUTE_HEAD, R_SPACE},
     {"/api/spaces/{}/events", ROUTE_GET, R_EVENTS},
     {"/metrics", ROUTE_GET | ROUTE_HEAD, R_METRICS},
+    {"/api/node", ROUTE_GET | ROUTE_HEAD, R_NODE},
 };
 
 static void handle_listen(struct node *n, struct conn *c, const struct route_match *m)
@@ -148,6 +149,9 @@ void node_on_request(struct conn *c)
         break;
     case R_METRICS:
         api_metrics(n, c);
+        break;
+    case R_NODE:
+        api_node(n, c);
         break;
     }
 }

@@ -68,6 +68,23 @@ int top_parse(const char *json, size_t len, double t, struct top_snap *out)
     return 0;
 }
 
+int top_parse_node(const char *json, size_t len, struct top_snap *out)
+{
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    if (!cJSON_IsObject(root) ||
+        !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(root, "cpu_seconds"))) {
+        cJSON_Delete(root);
+        return -EPROTO;
+    }
+    out->workers = num(root, "workers");
+    out->workers_up = num(root, "workers_up");
+    out->cpu_seconds = num(root, "cpu_seconds");
+    out->refused_total = num(root, "refused_total");
+    out->has_node = true;
+    cJSON_Delete(root);
+    return 0;
+}
+
 void top_snap_free(struct top_snap *s)
 {
     free(s->spaces);
@@ -87,10 +104,22 @@ static const char *rate(char *buf, size_t cap, const struct top_snap *prev,
     return buf;
 }
 
+/* "up/total", or "-" without node numbers. */
+static const char *workers(char *buf, size_t cap, const struct top_snap *cur)
+{
+    if (cur->has_node)
+        snprintf(buf, cap, "%.0f/%.0f", cur->workers_up, cur->workers);
+    else
+        snprintf(buf, cap, "-");
+    return buf;
+}
+
 void top_render(FILE *out, const char *url, const struct top_snap *prev, const struct top_snap *cur,
                 size_t max_rows)
 {
-    char jr[32], sr[32], when[32];
+    /* Node rates need node numbers in both frames. */
+    const struct top_snap *node_prev = prev && prev->has_node && cur->has_node ? prev : NULL;
+    char jr[32], sr[32], rr[32], cr[32], wk[48], when[32];
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
@@ -98,10 +127,15 @@ void top_render(FILE *out, const char *url, const struct top_snap *prev, const s
     fprintf(out, "tribune top  %s  %s\n", url, when);
     fprintf(out,
             "node: %zu spaces  hearing %.0f  lagging %.0f  waiting %.0f  connected %.0f  "
-            "joins/s %s  skips/s %s\n\n",
+            "joins/s %s  skips/s %s  refused/s %s  cpu %% %s  workers %s\n\n",
             cur->n, cur->hearing, cur->lagging, cur->waiting, cur->connected,
             rate(jr, sizeof(jr), prev, cur, prev ? prev->joined : 0, cur->joined),
-            rate(sr, sizeof(sr), prev, cur, prev ? prev->skips : 0, cur->skips));
+            rate(sr, sizeof(sr), prev, cur, prev ? prev->skips : 0, cur->skips),
+            rate(rr, sizeof(rr), node_prev, cur, node_prev ? node_prev->refused_total : 0,
+                 cur->refused_total),
+            rate(cr, sizeof(cr), node_prev, cur, node_prev ? node_prev->cpu_seconds * 100 : 0,
+                 cur->cpu_seconds * 100),
+            workers(wk, sizeof(wk), cur));
     fprintf(out, "%-32s %-9s %9s %9s %9s %9s %9s\n", "SPACE", "STATE", "CONNECTED", "HEARING",
             "LAGGING", "WAITING", "PEAK");
     size_t rows = max_rows && cur->n > max_rows ? max_rows : cur->n;
@@ -137,15 +171,27 @@ static int fetch(const char *url, struct top_snap *snap, char *err, size_t errca
     }
     rc = top_parse(body, len, mono_s(), snap);
     free(body);
-    if (rc < 0) snprintf(err, errcap, "GET %s/api/spaces: not the expected JSON", url);
-    return rc;
+    if (rc < 0) {
+        snprintf(err, errcap, "GET %s/api/spaces: not the expected JSON", url);
+        return rc;
+    }
+    /* Node numbers are optional (a server without GET /api/node shows "-"). */
+    char nerr[256];
+    body = NULL;
+    if (client_request(url, "GET", "/api/node", NULL, NULL, 0, 5, &status, &body, &len, nerr,
+                       sizeof(nerr)) == 0 &&
+        status == 200)
+        top_parse_node(body, len, snap);
+    free(body);
+    return 0;
 }
 
 static void usage(FILE *out)
 {
     fputs("Usage: tribune top [URL] [--once]\n"
           "  A live view of a running node (default http://127.0.0.1:8000), refreshed every\n"
-          "  second: spaces, hearing, lagging, waiting, joins/s, skips/s. Ctrl-C to quit.\n"
+          "  second: spaces, hearing, lagging, waiting, joins/s, skips/s, refused/s,\n"
+          "  cpu % (master and workers), workers up/total. Ctrl-C to quit.\n"
           "  --once   print one frame and exit\n",
           out);
 }

@@ -1,6 +1,6 @@
 /* Unit tests for api/top.c's pure parts: top_parse (GET /api/spaces JSON ->
- * snapshot, sorted by hearing) and top_render (the frame, rates from two
- * snapshots). */
+ * snapshot, sorted by hearing), top_parse_node (GET /api/node JSON) and
+ * top_render (the frame, rates from two snapshots). */
 #include "api/top.h"
 
 #include <check.h>
@@ -75,12 +75,40 @@ START_TEST(frame)
 }
 END_TEST
 
+START_TEST(node)
+{
+    struct top_snap a, b;
+    ck_assert_int_eq(top_parse(two, strlen(two), 10.0, &a), 0);
+    ck_assert_int_eq(top_parse(two, strlen(two), 12.0, &b), 0);
+    char *f0 = render(NULL, &a, 0); /* no node numbers (an older server) */
+    ck_assert_msg(strstr(f0, "refused/s -  cpu % -  workers -\n") != NULL, "%s", f0);
+    free(f0);
+    ck_assert_int_eq(top_parse_node("[]", 2, &a), -EPROTO);
+    ck_assert_int_eq(top_parse_node("{\"workers\":2}", 13, &a), -EPROTO);
+    static const char n1[] = "{\"workers\":4,\"workers_up\":3,\"cpu_seconds\":1.5,"
+                             "\"refused_total\":10}";
+    static const char n2[] = "{\"workers\":4,\"workers_up\":4,\"cpu_seconds\":2.5,"
+                             "\"refused_total\":16}";
+    ck_assert_int_eq(top_parse_node(n1, strlen(n1), &a), 0);
+    ck_assert_int_eq(top_parse_node(n2, strlen(n2), &b), 0);
+    char *f1 = render(NULL, &a, 0);
+    ck_assert_msg(strstr(f1, "refused/s -  cpu % -  workers 3/4\n") != NULL, "%s", f1);
+    free(f1);
+    char *f2 = render(&a, &b, 0); /* 2 s: 6 refusals, 1 CPU second */
+    ck_assert_msg(strstr(f2, "refused/s 3.0  cpu % 50.0  workers 4/4\n") != NULL, "%s", f2);
+    free(f2);
+    top_snap_free(&a);
+    top_snap_free(&b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("top");
     TCase *tc = tcase_create("top");
     tcase_add_test(tc, parse);
     tcase_add_test(tc, frame);
+    tcase_add_test(tc, node);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
