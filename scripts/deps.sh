@@ -4,7 +4,8 @@
 # `apt-get update` once, only when something must be installed.
 set -eu
 PKGS="build-essential pkg-config libopus-dev libogg-dev libhttp-parser-dev libinih-dev
-libcjson-dev libsqlite3-dev libssl-dev check ffmpeg oggz-tools python3 curl clang-format prometheus"
+libcjson-dev libsqlite3-dev libssl-dev check ffmpeg oggz-tools python3 curl clang-format prometheus
+chromium"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
