@@ -7,12 +7,9 @@
  *   tribune relay              (not yet implemented)
  */
 #include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -95,64 +92,6 @@ static int run_server(int argc, char **argv, bool demo)
     return rc == 0 ? 0 : 1;
 }
 
-/* --- tribune space create: a small blocking HTTP client ----------------- */
-
-static int http_post_json(const char *url, const char *path, const char *body, char *resp,
-                          size_t cap, int *status)
-{
-    char host[256], port[16];
-    if (client_split_url(url, host, sizeof(host), port, sizeof(port)) < 0) {
-        fprintf(stderr, "tribune: bad server URL %s (expected http://HOST:PORT)\n", url);
-        return -EINVAL;
-    }
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
-    int gerr = getaddrinfo(host, port, &hints, &ai);
-    if (gerr != 0) {
-        fprintf(stderr, "tribune: cannot resolve %s: %s\n", host, gai_strerror(gerr));
-        return -EHOSTUNREACH;
-    }
-    int fd = -1;
-    for (struct addrinfo *a = ai; a; a = a->ai_next) {
-        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-        if (fd < 0) continue;
-        struct timeval tv = {.tv_sec = 10};
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-        if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) break;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(ai);
-    if (fd < 0) {
-        fprintf(stderr, "tribune: cannot connect to %s: %s\n", url, strerror(errno));
-        return -ECONNREFUSED;
-    }
-    char req[2048];
-    int len = snprintf(req, sizeof(req),
-                       "POST %s HTTP/1.1\r\nHost: %s:%s\r\nContent-Type: application/json\r\n"
-                       "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                       path, host, port, strlen(body), body);
-    if (len < 0 || (size_t)len >= sizeof(req) || write(fd, req, (size_t)len) != len) {
-        fprintf(stderr, "tribune: cannot send the request to %s\n", url);
-        close(fd);
-        return -EIO;
-    }
-    size_t got = 0;
-    for (;;) {
-        ssize_t r = read(fd, resp + got, cap - 1 - got);
-        if (r <= 0) break;
-        got += (size_t)r;
-        if (got == cap - 1) break;
-    }
-    close(fd);
-    resp[got] = '\0';
-    if (sscanf(resp, "HTTP/1.%*d %d", status) != 1) {
-        fprintf(stderr, "tribune: %s did not answer HTTP\n", url);
-        return -EPROTO;
-    }
-    return 0;
-}
-
 static int cmd_space(int argc, char **argv)
 {
     if (argc < 3 || strcmp(argv[2], "create") != 0) {
@@ -201,13 +140,18 @@ static int cmd_space(int argc, char **argv)
     char *body = cJSON_PrintUnformatted(req);
     cJSON_Delete(req);
     if (!body) return 1;
-    static char resp[65536];
     int status = 0;
-    int rc = http_post_json(server, "/api/spaces", body, resp, sizeof(resp), &status);
+    char *resp = NULL, err[256];
+    size_t resp_len = 0;
+    int rc = client_request(server, "POST", "/api/spaces", "application/json", body, strlen(body),
+                            10, &status, &resp, &resp_len, err, sizeof(err));
     free(body);
-    if (rc < 0) return 1;
-    const char *json = strstr(resp, "\r\n\r\n");
-    cJSON *obj = json ? cJSON_Parse(json + 4) : NULL;
+    if (rc < 0) {
+        fprintf(stderr, "tribune space create: %s\n", err);
+        return 1;
+    }
+    cJSON *obj = cJSON_Parse(resp);
+    free(resp);
     if (status != 201 || !obj) {
         const cJSON *e = obj ? cJSON_GetObjectItemCaseSensitive(obj, "error") : NULL;
         fprintf(stderr, "tribune space create: server answered %d%s%s\n", status,
