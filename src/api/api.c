@@ -210,14 +210,9 @@ void api_node(struct node *n, struct conn *c)
     uint64_t restarts = 0;
     if (n->has_fleet) {
         workers = (unsigned)n->fleet.n;
-        for (int w = 0; w < n->fleet.n; w++) {
-            const struct fleet_worker *fw = &n->fleet.w[w];
-            up += fw->is_up;
-            restarts += fw->restarts;
-            for (int r = 0; r < REFUSE_N; r++)
-                sum.count[r] += fw->refusals.count[r];
-            if (fw->pid > 0 && proc_stat(fw->pid, &t, NULL) == 0) cpu += t;
-        }
+        fleet_totals(&n->fleet, &up, &restarts, &sum);
+        for (int w = 0; w < n->fleet.n; w++)
+            if (n->fleet.w[w].pid > 0 && proc_stat(n->fleet.w[w].pid, &t, NULL) == 0) cpu += t;
     }
     double uptime = 0;
     FILE *f = fopen("/proc/uptime", "re");

@@ -187,12 +187,7 @@ void api_metrics(struct node *n, struct conn *c)
     struct metrics_node node = {.chunk_ms = n->cfg.chunk_ms, .refusals = refusals};
     if (n->has_fleet) {
         node.workers = (unsigned)n->fleet.n;
-        for (int w = 0; w < n->fleet.n; w++) {
-            node.workers_up += n->fleet.w[w].is_up;
-            node.worker_restarts += n->fleet.w[w].restarts;
-            for (int r = 0; r < REFUSE_N; r++)
-                node.refusals.count[r] += n->fleet.w[w].refusals.count[r];
-        }
+        fleet_totals(&n->fleet, &node.workers_up, &node.worker_restarts, &node.refusals);
     }
     struct prom_buf b;
     prom_buf_init(&b);

@@ -363,6 +363,16 @@ void fleet_sync_feed(struct fleet *f, int w, const char *id, const struct feed *
     }
 }
 
+void fleet_totals(const struct fleet *f, unsigned *up, uint64_t *restarts, struct refusals *refused)
+{
+    for (int w = 0; w < f->n; w++) {
+        *up += f->w[w].is_up;
+        *restarts += f->w[w].restarts;
+        for (int r = 0; r < REFUSE_N; r++)
+            refused->count[r] += f->w[w].refusals.count[r];
+    }
+}
+
 bool fleet_is_up(const struct fleet *f)
 {
     for (int i = 0; i < f->n; i++)

@@ -98,6 +98,10 @@ int fleet_send(struct fleet *f, int w, const struct chan_msg *m, const void *pay
 void fleet_broadcast(struct fleet *f, const struct chan_msg *m, const void *payload);
 /* Tells every worker about a chunk of space `id` (is_header: the format header). */
 void fleet_broadcast_chunk(struct fleet *f, const char *id, const struct chunk *c, int is_header);
+/* The fleet's node-wide numbers: workers running, restarts since start, and
+ * every running worker's last-reported refusals added into *refused. */
+void fleet_totals(const struct fleet *f, unsigned *up, uint64_t *restarts,
+                  struct refusals *refused);
 /* True when at least one worker runs. */
 bool fleet_is_up(const struct fleet *f);
 /* Sends worker w a space: SPACE, its header, and the last `burst` chunks. */
