@@ -49,7 +49,7 @@ $(BUILD)/tribune-load: $(BUILD)/obj/tools/tribune-load.o \
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Unit tests (Check): one binary per source module, tests/unit mirrors src/.
-$(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libtribune.a
+$(BUILD)/tests/unit/%: tests/unit/%.c tests/unit/harness.h $(BUILD)/libtribune.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(shell pkg-config --cflags check) $(LDFLAGS) -o $@ $< $(BUILD)/libtribune.a \
 		$(LDLIBS) $(shell pkg-config --libs check)

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "config/config.h"
@@ -268,6 +269,33 @@ static inline int run_suite(Suite *s)
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+/* Runs `promtool check metrics` on `text`; returns its exit status and puts
+ * what it printed into out. Fails the test when promtool is missing. */
+static inline int promtool_check(const char *text, char *out, size_t cap)
+{
+    ck_assert_msg(system("command -v promtool >/dev/null 2>&1") == 0,
+                  "promtool not found: install the Debian package prometheus "
+                  "(apt-get install --no-install-recommends prometheus; `make test` runs "
+                  "scripts/deps.sh, which does)");
+    const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char path[512], cmd[600];
+    snprintf(path, sizeof(path), "%s/promtool_check.XXXXXX", dir);
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    size_t len = strlen(text);
+    ck_assert_int_eq(write(fd, text, len), (ssize_t)len);
+    close(fd);
+    snprintf(cmd, sizeof(cmd), "promtool check metrics < '%s' 2>&1", path);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int status = pclose(p);
+    unlink(path);
+    ck_assert(WIFEXITED(status));
+    return WEXITSTATUS(status);
 }
 
 #endif

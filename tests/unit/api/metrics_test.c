@@ -34,29 +34,6 @@ static void expect_line(const char *text, const char *line)
                   text);
 }
 
-static int promtool_check(const char *text, char *out, size_t cap)
-{
-    ck_assert_msg(system("command -v promtool >/dev/null 2>&1") == 0,
-                  "promtool not found: install the Debian package prometheus");
-    const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    char path[512], cmd[600];
-    snprintf(path, sizeof(path), "%s/metrics_test.XXXXXX", dir);
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    size_t len = strlen(text);
-    ck_assert_int_eq(write(fd, text, len), (ssize_t)len);
-    close(fd);
-    snprintf(cmd, sizeof(cmd), "promtool check metrics < '%s' 2>&1", path);
-    FILE *p = popen(cmd, "r");
-    ck_assert_ptr_nonnull(p);
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    int status = pclose(p);
-    unlink(path);
-    ck_assert(WIFEXITED(status));
-    return WEXITSTATUS(status);
-}
-
 /* Two spaces; "demo" as the master sums it from two workers. */
 static void two_spaces(struct metrics_space sp[2])
 {
