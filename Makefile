@@ -54,6 +54,13 @@ $(BUILD)/tests/unit/%: tests/unit/%.c tests/unit/harness.h $(BUILD)/libtribune.a
 	$(CC) $(CFLAGS) $(shell pkg-config --cflags check) $(LDFLAGS) -o $@ $< $(BUILD)/libtribune.a \
 		$(LDLIBS) $(shell pkg-config --libs check)
 
+# Unit tests of the load tool (tests/unit/tools mirrors tools/): linked with its modules.
+LOAD_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(sort $(wildcard tools/load/*.c)))
+$(BUILD)/tests/unit/tools/%: tests/unit/tools/%.c tests/unit/harness.h $(LOAD_OBJ) $(BUILD)/libtribune.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itools $(shell pkg-config --cflags check) $(LDFLAGS) -o $@ $< $(LOAD_OBJ) \
+		$(BUILD)/libtribune.a $(LDLIBS) $(shell pkg-config --libs check)
+
 # Fuzz drivers, built as corpus replayers (tests/fuzz/replay.c supplies main).
 $(BUILD)/tests/fuzz/%: tests/fuzz/%.c tests/fuzz/replay.c $(BUILD)/libtribune.a
 	@mkdir -p $(dir $@)

@@ -63,6 +63,16 @@ static void close_span(struct meter *m, const struct meter_cfg *cfg, int64_t now
         m->state = METER_HEARING;
     m->span_start_us = now_us;
     m->span_samples = 0;
+    m->span_due = false;
+}
+
+/* A span that became due closes once no page has arrived for METER_BATCH_US:
+ * at the last page of the batch, so that a backlog delivered at once (after a
+ * delay in the server, the network or this process) is judged in one span. */
+static void close_due_span(struct meter *m, const struct meter_cfg *cfg, int64_t now_us)
+{
+    if (m->span_due && now_us - m->last_page_us > METER_BATCH_US)
+        close_span(m, cfg, m->last_page_us);
 }
 
 void meter_stop(struct meter *m)
@@ -73,6 +83,7 @@ void meter_stop(struct meter *m)
 void meter_tick(struct meter *m, const struct meter_cfg *cfg, int64_t now_us)
 {
     if (m->first_audio_us == 0) return;
+    close_due_span(m, cfg, now_us);
     if (now_us - m->last_page_us > cfg->max_gap_us && is_past_warmup(m, cfg, now_us)) stall(m);
 }
 
@@ -103,7 +114,7 @@ void meter_on_page(struct meter *m, const struct meter_cfg *cfg, int64_t now_us,
         return;
     }
     m->span_samples += samples;
-    if (now_us - m->span_start_us >= cfg->span_us) close_span(m, cfg, now_us);
+    if (now_us - m->span_start_us >= cfg->span_us) m->span_due = true;
 }
 
 uint32_t meter_max_gap_ms(const struct meter *m, int64_t now_us)

@@ -15,8 +15,11 @@
  *                            spans start and end on a page arrival, >= 1 s long
  *
  * After the warm-up, time is cut into spans. A span opens at a page arrival
- * and closes at the first page arriving at least 1 s later; it holds the audio
- * of the pages after its opening page up to and including its closing page. It
+ * and closes at the first page arriving at least 1 s later, together with the
+ * pages that arrive with it (each within METER_BATCH_US of the one before: a
+ * backlog released at once after a delay is one arrival, not the end of one
+ * span and the start of the next); it holds the audio of the pages after its
+ * opening page up to and including its closing page. It
  * passes when that audio time is at least `min_ratio_pm` per mille of the span's
  * wall-clock length (default 900: 0.9 s of audio per second). Because both ends
  * sit on page arrivals, the page period (100 ms chunks, 20 ms pages, 1 s pages)
@@ -43,6 +46,7 @@
 
 #define METER_SPAN_US 1000000 /* the shortest span, when pages are read as they come */
 #define METER_RATE 48000      /* Opus granule positions count 48 kHz samples */
+#define METER_BATCH_US 5000   /* pages closer than this arrived together */
 
 enum meter_state { METER_WAITING, METER_WARMING, METER_HEARING, METER_STALLED };
 
@@ -78,6 +82,7 @@ struct meter {
     uint16_t last_audio_ms; /* and audio time credited in it */
     uint8_t state;          /* enum meter_state */
     bool has_stalled;
+    bool span_due; /* the span is long enough: closes after this batch */
 };
 
 void meter_init(struct meter *m);
