@@ -46,6 +46,68 @@ static void stream(struct feed *f, int64_t from_ms, int64_t to_ms, int page_ms, 
     }
 }
 
+/* A stream of pages of `page_samples` each, arriving every `period_us` plus a
+ * deterministic jitter in [-jitter_us/2, jitter_us/2), for `seconds`, ticking
+ * every 100 ms as the load worker does; a seqno jump of 3 pages after
+ * `skip_at` pages when nonzero. */
+static struct meter jittered(int64_t period_us, uint32_t page_samples, int64_t jitter_us,
+                             int seconds, uint32_t skip_at)
+{
+    struct meter m;
+    int64_t t = 1000000, end = t + (int64_t)seconds * 1000000, next_tick = t;
+    struct meter_page p = {.granule = 312, .serial = 7, .seqno = 2};
+    uint32_t i = 0, lcg = 12345;
+
+    meter_init(&m);
+    while (t < end) {
+        for (; next_tick <= t; next_tick += 100000)
+            meter_tick(&m, &cfg, next_tick);
+        meter_on_page(&m, &cfg, t, &p);
+        p.granule += page_samples;
+        p.seqno++;
+        if (skip_at != 0 && ++i == skip_at) {
+            p.seqno += 3;
+            p.granule += 3 * page_samples;
+        }
+        lcg = lcg * 1103515245u + 12345u;
+        t += period_us + (jitter_us > 0 ? (int64_t)(lcg >> 8) % jitter_us - jitter_us / 2 : 0);
+    }
+    return m;
+}
+
+static const struct {
+    const char *name;
+    int64_t period_us;
+    uint32_t page_samples;
+    int64_t jitter_us;
+    int seconds;
+    uint32_t skip_at;
+    bool clean;
+    int skips;
+} cases[] = {
+    {"100 ms pages, steady", 100000, 4800, 0, 20, 0, true, 0},
+    {"100 ms pages, +-14 ms jitter", 100000, 4800, 28000, 20, 0, true, 0},
+    {"120 ms pages, jitter", 120000, 5760, 20000, 20, 0, true, 0},
+    {"20 ms pages, jitter", 20000, 960, 4000, 20, 0, true, 0},
+    {"1 s pages (gap just under the limit)", 999000, 47952, 0, 20, 0, true, 0},
+    {"100 ms of audio every 125 ms (80 %)", 125000, 4800, 0, 20, 0, false, 0},
+    {"100 ms of audio every 105 ms (95 %)", 105000, 4800, 0, 20, 0, true, 0},
+    {"one skip of 3 pages: counted, still hearing", 100000, 4800, 0, 20, 60, true, 1},
+    {"1.2 s gaps", 1200000, 57600, 0, 20, 0, false, 0},
+    {"run shorter than the warm-up: not judged", 100000, 4800, 0, 2, 0, false, 0},
+};
+
+START_TEST(jittered_cases)
+{
+    struct meter m = jittered(cases[_i].period_us, cases[_i].page_samples, cases[_i].jitter_us,
+                              cases[_i].seconds, cases[_i].skip_at);
+    ck_assert_msg(meter_is_clean(&m) == cases[_i].clean && m.skips == cases[_i].skips,
+                  "%s: clean=%d stalled=%d spans=%u worst=%.1f%% skips=%u gap=%ums", cases[_i].name,
+                  meter_is_clean(&m), m.has_stalled, m.spans, m.worst_pm / 10.0, m.skips,
+                  m.max_gap_ms);
+}
+END_TEST
+
 START_TEST(steady_streams_pass)
 {
     static const int pages_ms[] = {20, 100, 200, 500};
@@ -156,6 +218,7 @@ int main(void)
 {
     Suite *s = suite_create("meter");
     TCase *tc = tcase_create("core");
+    tcase_add_loop_test(tc, jittered_cases, 0, (int)(sizeof(cases) / sizeof(cases[0])));
     tcase_add_test(tc, steady_streams_pass);
     tcase_add_test(tc, slow_stream_fails);
     tcase_add_test(tc, gap_fails);
