@@ -141,11 +141,101 @@ static unsigned method_bit(unsigned m)
     }
 }
 
+/* Whether span s, without optional whitespace around it, is `word` (case-
+ * insensitive). */
+static bool span_is(const struct conn *c, struct span s, const char *word)
+{
+    const char *v = c->buf + s.off;
+    size_t len = s.len, wlen = strlen(word);
+    while (len && (v[0] == ' ' || v[0] == '\t'))
+        v++, len--;
+    while (len && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+        len--;
+    return len == wlen && strncasecmp(v, word, wlen) == 0;
+}
+
+static bool span_is_digits(const struct conn *c, struct span s)
+{
+    const char *v = c->buf + s.off;
+    size_t len = s.len, ndigits = 0;
+    while (len && (v[0] == ' ' || v[0] == '\t'))
+        v++, len--;
+    while (len && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+        len--;
+    for (; ndigits < len; ndigits++)
+        if (v[ndigits] < '0' || v[ndigits] > '9') return false;
+    return ndigits > 0;
+}
+
+/* The body's framing must have one meaning (RFC 9112 6.1-6.3): at most one
+ * Content-Length, of plain digits; Transfer-Encoding exactly "chunked", once;
+ * never both. A smuggler relies on two parsers disagreeing, so anything else
+ * is refused rather than interpreted. Works on the fields seen so far, which
+ * lets respond_parse_error name the problem when http_parser stopped first. */
+static const char *check_framing(const struct conn *c)
+{
+    unsigned ncl = 0, nte = 0;
+    struct span cl = {0, 0}, te = {0, 0};
+    for (unsigned i = 0; i < c->nheaders; i++) {
+        struct span name = c->header_names[i];
+        if (span_is(c, name, "Content-Length")) {
+            ncl++;
+            cl = c->header_values[i];
+        } else if (span_is(c, name, "Transfer-Encoding")) {
+            nte++;
+            te = c->header_values[i];
+        }
+    }
+    if (ncl && nte) return "both Content-Length and Transfer-Encoding";
+    if (ncl > 1) return "more than one Content-Length";
+    if (nte > 1) return "more than one Transfer-Encoding";
+    if (ncl && !span_is_digits(c, cl)) return "Content-Length is not a number";
+    if (nte && !span_is(c, te, "chunked")) return "Transfer-Encoding other than chunked";
+    return NULL;
+}
+
+/* One pass over the raw head bytes received so far, up to the empty line
+ * that ends the head: every line must end in CRLF (no bare LF, no bare CR),
+ * and no field line may start with a space or tab (obs-fold, a continuation
+ * of the previous field). http_parser tolerates all three when not built
+ * strict, and another parser on the path may read them differently. Empty
+ * lines before the request line are allowed (RFC 9112 2.2). */
+static const char *check_lines(const char *b, size_t n)
+{
+    size_t line = 0;     /* where the current line starts */
+    unsigned nlines = 0; /* non-empty lines so far */
+    for (size_t i = 0; i < n; i++) {
+        if (b[i] == '\n') return "bare LF line ending (lines end in CRLF)";
+        if (b[i] == '\r') {
+            if (i + 1 == n) return NULL; /* the LF has not arrived yet */
+            if (b[i + 1] != '\n') return "bare CR in the request head";
+            if (i == line && nlines) return NULL; /* the empty line: end of head */
+            if (i > line) nlines++;
+            line = i + 2;
+            i++;
+        } else if (i == line && nlines && (b[i] == ' ' || b[i] == '\t')) {
+            return "obs-fold (a header line starting with a space or tab)";
+        }
+    }
+    return NULL;
+}
+
+/* Why the head is refused with 400 though http_parser let it through, or
+ * NULL. Only the head is in buf[0, len) while it is read (bodies go through a
+ * scratch buffer), and check_lines stops at its end. */
+static const char *check_head(const struct conn *c)
+{
+    const char *why = check_lines(c->buf, c->len);
+    return why ? why : check_framing(c);
+}
+
 /* Return 2 for publishers: the body is a stream without a length, and the
- * parser must stop at the end of the head. 1: no body expected. */
+ * parser must stop at the end of the head. 1: no body expected. -1 (an error,
+ * answered by respond_parse_error) when check_head refuses the head. */
 static int on_headers_complete(http_parser *p)
 {
     struct conn *c = conn_of(p);
+    if (check_head(c)) return -1;
     c->method = method_bit(p->method);
     c->is_head_done = true;
     size_t len;
@@ -336,8 +426,11 @@ static void respond_parse_error(struct conn *c)
     } else if (e == HPE_INVALID_METHOD) {
         conn_respond_error(c, 405, "unknown method");
     } else {
+        /* Our own checks first: they name the problem more precisely than
+         * http_parser (which refuses, e.g., a second Content-Length itself). */
+        const char *why = c->is_head_done ? NULL : check_head(c);
         char msg[128];
-        snprintf(msg, sizeof(msg), "malformed request: %s", http_errno_description(e));
+        snprintf(msg, sizeof(msg), "malformed request: %s", why ? why : http_errno_description(e));
         conn_respond_error(c, 400, msg);
     }
 }
@@ -379,6 +472,7 @@ static void finish_head(struct conn *c)
     list_init(&c->node);
     c->deadline_ms = UINT64_MAX;
     list_push_back(&all_conns, &c->node);
+    c->is_routed = true;
     c->on_request(c);
 }
 
@@ -450,7 +544,11 @@ static void drain_input(struct conn *c)
 static void on_conn_event(struct io *io, uint32_t events)
 {
     struct conn *c = list_entry(io, struct conn, io);
-    if (c->state == CONN_READING && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+    /* Once routed, a conn still READING (its owner answers later) reads no
+     * more: bytes after the request, a pipelined one included, wait in the
+     * socket and are drained unparsed while lingering. */
+    if (c->state == CONN_READING && !c->is_routed &&
+        (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
         read_request(c);
     if (c->state == CONN_WRITING && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) write_response(c);
     if (c->state == CONN_LINGERING && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))

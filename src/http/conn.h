@@ -11,6 +11,24 @@
  * is 400, and a head not complete within the deadline is closed silently (a
  * 408 would be wasted on a slow-loris). Bodies (POST) are collected up to
  * CONN_MAX_BODY bytes (413 above).
+ *
+ * Strict: so that no proxy in front of us can read a request differently
+ * (request smuggling), these are 400 too, though http_parser tolerates some:
+ * Content-Length with Transfer-Encoding; more than one Content-Length (even
+ * equal) or one that is not plain digits; Transfer-Encoding other than exactly
+ * "chunked" (case-insensitive), or more than once; obs-fold (a line starting
+ * with a space or tab); a line ending in a bare LF, or a bare CR. The raw head
+ * bytes are checked in one pass when the head is complete (check_head).
+ * Every refusal here counts refuse(REFUSE_BAD_REQUEST), answers a JSON error
+ * naming the problem, and closes.
+ *
+ * Pipelining is bounded at one request per connection: the parser pauses at
+ * the end of the first message and is never resumed. Bytes after it (a
+ * pipelined request, or a smuggled one after a refused head) are never parsed
+ * nor routed: they are not read at all while the owner answers (is_routed),
+ * then drained unparsed while lingering (at most LINGER_MS), after our
+ * `Connection: close` response. A handed-off head (conn_start_with) obeys the
+ * same rule; conn_detach passes such bytes on to the new owner as raw bytes.
  * Thread: the loop that accepted it. Memory: one allocation for the struct plus
  * one for the head buffer, both released once the request is handled.
  */
@@ -68,6 +86,7 @@ struct conn {
     size_t body_start; /* private: first byte after the head */
     unsigned method;   /* read-only: enum route_method bit */
     bool is_head_done, is_message_done, is_body_pending, is_too_large;
+    bool is_routed;           /* private: on_request was called (once, ever) */
     bool has_expect_continue; /* read-only */
     char peer[64];            /* read-only: "addr:port" for logs */
 };

@@ -7,6 +7,11 @@ case L must have received more whole pages and still be connected.
   1. unknown paths -> 404; wrong methods on known paths -> 405 with an Allow header
   2. request target > 2048 bytes -> 414; header block > 8192 bytes -> 431 (one huge header, and
      many small ones)
+  2b. strict parsing, each 400 with a JSON error naming the problem, and the connection closed:
+     Content-Length with Transfer-Encoding, two Content-Lengths (even equal), a Content-Length that is
+     not plain digits, obs-fold, bare LF (and bare CR), Transfer-Encoding other than "chunked"; 101
+     header fields -> 431. Still fine: CRLF requests, 100 header fields, a POST with Content-Length and
+     a chunked POST. A request pipelined behind another (answered or refused) is never processed.
   3. headers trickled one byte per 200 ms -> connection closed by the 1 s header deadline (well within
      ~2 s), and a silent connection that sends nothing is closed too
   4. 200 listeners that connect, read a little and reset the connection (SO_LINGER 0), plus some that
@@ -120,6 +125,68 @@ def main():
                              % ("p" * 7000)).encode())
     check(status_of(data, "7000-byte header")[0] == 200, "a 7000-byte header must be accepted: %r" % data[:100])
     unaffected(L, "414/431")
+
+    # 2b. strict parsing
+    def refused(raw, why, what):
+        t0 = time.monotonic()
+        data = raw_request(srv, raw.encode(), timeout=5)
+        took = time.monotonic() - t0
+        st, hd, body = status_of(data, what)
+        check(st == 400, "%s: status %d (expected 400) %r" % (what, st, data[:200]))
+        check(why.encode() in body, "%s: error body %r does not say %r" % (what, body[:200], why))
+        check(hd.get("connection") == "close", "%s: no Connection: close: %r" % (what, hd))
+        check(data.count(b"HTTP/1.") == 1, "%s: more than one response: %r" % (what, data[:400]))
+        check(took < 3, "%s: server did not close after its 400 (%.1fs)" % (what, took))
+
+    post = "POST /api/spaces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    title = '{"title": "strict"}'
+    chunked = "%x\r\n%s\r\n0\r\n\r\n" % (len(title), title)
+    refused(post + "Content-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n%s" % (len(chunked), chunked),
+            "both Content-Length and Transfer-Encoding", "Content-Length with Transfer-Encoding")
+    refused(post + "Transfer-Encoding: chunked\r\nContent-Length: %d\r\n\r\n%s" % (len(title), title),
+            "both Content-Length and Transfer-Encoding", "Transfer-Encoding with Content-Length")
+    refused(post + "Content-Length: %d\r\nContent-Length: %d\r\n\r\n%s" % (len(title), len(title), title),
+            "more than one Content-Length", "two equal Content-Lengths")
+    refused(post + "Content-Length: 0\r\nContent-Length: %d\r\n\r\n%s" % (len(title), title),
+            "more than one Content-Length", "two different Content-Lengths")
+    for cl in ("+%d" % len(title), "0x%x" % len(title), "%d, %d" % (len(title), len(title)), "abc"):
+        refused(post + "Content-Length: %s\r\n\r\n%s" % (cl, title), "Content-Length is not a number",
+                "Content-Length %r" % cl)
+    refused("GET /api/spaces HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n b\r\n\r\n", "obs-fold", "obs-fold (space)")
+    refused("GET /api/spaces HTTP/1.1\r\nX-Folded: a\r\n\tb\r\nHost: x\r\n\r\n", "obs-fold", "obs-fold (tab)")
+    refused("GET /api/spaces HTTP/1.1\nHost: x\n\n", "bare LF", "bare LF everywhere")
+    refused("GET /api/spaces HTTP/1.1\r\nHost: x\nX-A: 1\r\n\r\n", "bare LF", "one bare LF in a header")
+    refused("GET /api/spaces HTTP/1.1\r\nHost: x\r\n\n", "bare LF", "bare LF ending the head")
+    refused("GET /api/spaces HTTP/1.1\r\nHost: x\rX-A: 1\r\n\r\n", "bare CR", "bare CR")
+    for te in ("gzip", "gzip, chunked", "chunked, chunked", "identity"):
+        refused(post + "Transfer-Encoding: %s\r\n\r\n%s" % (te, chunked), "Transfer-Encoding other than chunked",
+                "Transfer-Encoding %r" % te)
+    refused("GET /spaces/%s/live.opus HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n" % sid,
+            "Transfer-Encoding other than chunked", "a listen request with Transfer-Encoding gzip")
+    refused(post + "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked,
+            "more than one Transfer-Encoding", "two Transfer-Encodings")
+    tiny = "".join("X-H%03d: %d\r\n" % (i, i) for i in range(100))
+    data = raw_request(srv, ("GET /api/spaces HTTP/1.1\r\nHost: x\r\n%s\r\n" % tiny).encode())
+    check(status_of(data, "101 header fields")[0] == 431, "101 small header fields: %r" % data[:100])
+    # still fine
+    data = raw_request(srv, ("GET /api/spaces HTTP/1.1\r\n%s\r\n" % tiny).encode())
+    check(status_of(data, "100 header fields")[0] == 200, "100 small header fields must pass: %r" % data[:100])
+    for what, raw in (("Content-Length", post + "Content-Length: %d\r\n\r\n%s" % (len(title), title)),
+                      ("chunked", post + "Transfer-Encoding: chunked\r\n\r\n" + chunked)):
+        data = raw_request(srv, raw.encode())
+        st, _, body = status_of(data, "a POST with " + what)
+        check(st == 201, "a POST with %s: status %d (expected 201) %r" % (what, st, data[:300]))
+    # pipelining: one request per connection, whatever follows it is never parsed
+    smuggled = post + 'Content-Length: 22\r\n\r\n{"title": "smuggled"}\n'
+    data = raw_request(srv, ("GET /api/spaces HTTP/1.1\r\nHost: x\r\n\r\n" + smuggled).encode())
+    check(status_of(data, "pipelined after a GET")[0] == 200, "pipelined after a GET: %r" % data[:100])
+    check(data.count(b"HTTP/1.") == 1, "two responses to a pipelined pair: %r" % data[:400])
+    refused(post + "Content-Length: 0\r\nContent-Length: %d\r\n\r\n%s" % (len(smuggled), smuggled),
+            "more than one Content-Length", "a smuggling attempt")
+    st, _, body = http(srv, "GET", "/api/spaces")
+    check(st == 200 and b'"strict"' in body, "the spaces made by the valid POSTs are not listed: %r" % body[:400])
+    check(b"smuggled" not in body, "a pipelined request was processed: %r" % body[:400])
+    unaffected(L, "strict parsing")
 
     # 3. trickle, and silence
     s = socket.create_connection(srv.addr, timeout=5)

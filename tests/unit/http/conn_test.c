@@ -1,6 +1,7 @@
 /* Unit tests for http/conn.c: a real conn on a real loop, its client end a
  * blocking TCP socket over 127.0.0.1 read by a sink (tests/unit/harness.h).
- * Covers the parsed request, the 414/431/413 limits, the head deadline, POST
+ * Covers the parsed request, the 414/431/413 limits, the strict 400s (body
+ * framing, obs-fold, bare LF/CR), pipelined requests, the head deadline, POST
  * bodies, conn_respond's bytes, and conn_detach. */
 #include "http/conn.h"
 
@@ -14,6 +15,7 @@
 #include "../harness.h"
 #include "core/log.h"
 #include "http/route.h"
+#include "metrics/refusals.h"
 
 static struct loop *loop;
 static struct conn_limits limits;
@@ -364,6 +366,223 @@ START_TEST(malformed_is_400)
 }
 END_TEST
 
+/* ---- strict parsing: 400 and close ---------------------------------------------------------- */
+
+/* A fresh client and server pair for the next request of a test (the conn of
+ * the last one lingers until teardown or the client's close). */
+static void reconnect(void)
+{
+    sink_fini(&out);
+    close(cli);
+    memset(&seen, 0, sizeof(seen));
+    tcp_pair(&srv, &cli);
+    sink_start(&out, loop, dup(cli));
+}
+
+/* Sends `req` on a new conn: 400, a JSON error naming `why`, one refusal
+ * counted, on_request never called, and the server closed its side. */
+static void expect_strict_400(const char *req, const char *why)
+{
+    uint64_t before = refusals.count[REFUSE_BAD_REQUEST];
+    reconnect();
+    start();
+    send_str(req);
+    expect_error(400);
+    size_t len;
+    const char *body = body_of((const char *)out.buf, &len);
+    ck_assert_msg(strstr(body, why) != NULL, "for %s: wanted \"%s\" in %s", req, why, body);
+    ck_assert_uint_eq(refusals.count[REFUSE_BAD_REQUEST], before + 1);
+    ck_assert(out.is_eof);
+}
+
+START_TEST(content_length_with_transfer_encoding_is_400)
+{
+    expect_strict_400("POST /x HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      "0\r\n\r\n",
+                      "both Content-Length and Transfer-Encoding");
+    expect_strict_400("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"
+                      "0\r\n\r\n",
+                      "both Content-Length and Transfer-Encoding");
+    expect_strict_400("GET / HTTP/1.1\r\ncontent-length: 0\r\ntransfer-encoding: chunked\r\n\r\n",
+                      "both Content-Length and Transfer-Encoding");
+    /* Publishers too, though their body is read raw. */
+    expect_strict_400("PUT /spaces/x/live.opus HTTP/1.1\r\nContent-Length: 5\r\n"
+                      "Transfer-Encoding: chunked\r\n\r\n",
+                      "both Content-Length and Transfer-Encoding");
+}
+END_TEST
+
+START_TEST(duplicate_content_length_is_400)
+{
+    expect_strict_400("POST /x HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+                      "more than one Content-Length");
+    expect_strict_400(
+        "POST /x HTTP/1.1\r\nContent-Length: 5\r\nHost: h\r\nContent-Length: 6\r\n\r\n"
+        "hello!",
+        "more than one Content-Length");
+    expect_strict_400("GET / HTTP/1.1\r\nContent-Length: 0\r\ncontent-LENGTH: 0\r\n\r\n",
+                      "more than one Content-Length");
+}
+END_TEST
+
+START_TEST(content_length_not_digits_is_400)
+{
+    static const char *const bad[] = {"+5", "-1", "0x5", "5 5", "5,5", "5.0", "five", "", " "};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char req[128];
+        snprintf(req, sizeof(req), "POST /x HTTP/1.1\r\nContent-Length: %s\r\n\r\nhello", bad[i]);
+        expect_strict_400(req, "Content-Length is not a number");
+    }
+}
+END_TEST
+
+START_TEST(obs_fold_is_400)
+{
+    expect_strict_400("GET / HTTP/1.1\r\nX-A: one\r\n two\r\nHost: h\r\n\r\n", "obs-fold");
+    expect_strict_400("GET / HTTP/1.1\r\nHost: h\r\nX-A: one\r\n\ttwo\r\n\r\n", "obs-fold");
+    /* A folded Content-Length, which another parser may read as 5 or 56. */
+    expect_strict_400("POST /x HTTP/1.1\r\nContent-Length: 5\r\n 6\r\n\r\nhello", "obs-fold");
+}
+END_TEST
+
+START_TEST(bare_lf_is_400)
+{
+    expect_strict_400("GET / HTTP/1.1\nHost: h\r\n\r\n", "bare LF");
+    expect_strict_400("GET / HTTP/1.1\r\nHost: h\nX-A: 1\r\n\r\n", "bare LF");
+    expect_strict_400("GET / HTTP/1.1\r\nHost: h\r\n\n", "bare LF");
+    expect_strict_400("GET / HTTP/1.1\nHost: h\n\n", "bare LF");
+    expect_strict_400("\nGET / HTTP/1.1\r\nHost: h\r\n\r\n", "bare LF");
+    expect_strict_400("GET / HTTP/1.1\r\nHost: h\rX-A: 1\r\n\r\n", "bare CR");
+}
+END_TEST
+
+START_TEST(transfer_encoding_other_than_chunked_is_400)
+{
+    static const char *const bad[] = {
+        "gzip", "gzip, chunked", "chunked, chunked", "identity", "chunked;x=1", "xchunked", ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char req[160];
+        snprintf(req, sizeof(req),
+                 "POST /x HTTP/1.1\r\nTransfer-Encoding: %s\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+                 bad[i]);
+        expect_strict_400(req, "Transfer-Encoding other than chunked");
+    }
+    expect_strict_400("GET / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+                      "Transfer-Encoding other than chunked");
+    expect_strict_400(
+        "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"
+        "\r\n0\r\n\r\n",
+        "more than one Transfer-Encoding");
+}
+END_TEST
+
+/* Requests that are strict enough still pass, each on its own conn. */
+static void expect_ok(const char *req)
+{
+    uint64_t before = refusals.count[REFUSE_BAD_REQUEST];
+    reconnect();
+    start();
+    send_str(req);
+    const char *r = response();
+    ck_assert_msg(status_of(r) == 200, "for %s: got %.80s", req, r);
+    ck_assert_int_eq(seen.calls, 1);
+    ck_assert_uint_eq(refusals.count[REFUSE_BAD_REQUEST], before);
+}
+
+START_TEST(strict_requests_pass)
+{
+    expect_ok("GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    expect_ok("\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n"); /* an empty line first (RFC 9112 2.2) */
+    expect_ok("GET / HTTP/1.0\r\n\r\n");
+    expect_ok("GET / HTTP/1.1\r\nHost: h\r\nX-Tabs:\tin\tthe value\t\r\nX-E:\r\n\r\n");
+    expect_ok("POST /x HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello");
+    ck_assert_str_eq(seen.body, "hello");
+    free(seen.body);
+    expect_ok("POST /x HTTP/1.1\r\ncontent-length:  5 \r\n\r\nhello");
+    ck_assert_str_eq(seen.body, "hello");
+    free(seen.body);
+    expect_ok("POST /x HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    ck_assert_uint_eq(seen.body_len, 0);
+    expect_ok("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+    ck_assert_str_eq(seen.body, "hello");
+    free(seen.body);
+    /* Coding names are case-insensitive (RFC 9112 7). */
+    expect_ok("POST /x HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+    ck_assert_str_eq(seen.body, "hello");
+    /* (teardown frees the last body) */
+}
+END_TEST
+
+/* ---- pipelining: one request per conn ------------------------------------------------------ */
+
+/* The whole response the client got must hold exactly one status line. */
+static void expect_one_response(const char *r, int status)
+{
+    ck_assert_int_eq(status_of(r), status);
+    ck_assert_ptr_null(strstr(r + 1, "HTTP/1.1 "));
+}
+
+START_TEST(pipelined_request_is_ignored)
+{
+    start();
+    send_str("GET /first HTTP/1.1\r\nHost: h\r\n\r\n"
+             "GET /second HTTP/1.1\r\nHost: h\r\n\r\n"
+             "DELETE /third HTTP/1.1\r\n\r\n");
+    expect_one_response(response(), 200);
+    ck_assert_int_eq(seen.calls, 1);
+    ck_assert_str_eq(seen.url, "/first");
+}
+END_TEST
+
+START_TEST(pipelined_after_a_body_is_ignored)
+{
+    start();
+    send_str("POST /first HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"
+             "GET /second HTTP/1.1\r\n\r\n");
+    expect_one_response(response(), 200);
+    ck_assert_int_eq(seen.calls, 1);
+    ck_assert_str_eq(seen.body, "hello");
+    free(seen.body);
+    reconnect();
+    start();
+    send_str("POST /first HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+             "POST /second HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc");
+    expect_one_response(response(), 200);
+    ck_assert_int_eq(seen.calls, 1);
+    ck_assert_str_eq(seen.body, "hello");
+}
+END_TEST
+
+START_TEST(pipelined_after_a_refusal_is_ignored)
+{
+    uint64_t before = refusals.count[REFUSE_BAD_REQUEST];
+    start();
+    /* A smuggling attempt: the second request must never be seen. */
+    send_str("POST /x HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 44\r\n\r\n"
+             "GET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n");
+    const char *r = response();
+    expect_one_response(r, 400);
+    ck_assert_int_eq(seen.calls, 0);
+    ck_assert_uint_eq(refusals.count[REFUSE_BAD_REQUEST], before + 1);
+}
+END_TEST
+
+START_TEST(pipelined_while_the_answer_is_pending_is_not_read)
+{
+    action = NOTHING;
+    start();
+    send_str("GET /first HTTP/1.1\r\n\r\n");
+    ck_assert(run_until(loop, is_seen, NULL, 2000));
+    /* The owner has not answered yet; more requests, then the client's FIN. */
+    send_str("GET /second HTTP/1.1\r\n\r\nGET /third HTTP/1.1\r\n\r\n");
+    shutdown(cli, SHUT_WR);
+    run_for(loop, 100);
+    ck_assert_int_eq(seen.calls, 1);
+    ck_assert_int_ge(fcntl(srv, F_GETFD), 0); /* still open for the pending answer */
+    ck_assert(!out.is_eof);
+}
+END_TEST
+
 /* ---- the head deadline --------------------------------------------------------------------- */
 
 START_TEST(head_deadline_closes_a_trickling_client)
@@ -657,6 +876,17 @@ static Suite *conn_suite(void)
     tcase_add_test(tc, too_many_header_fields_is_431);
     tcase_add_test(tc, max_header_fields_is_fine);
     tcase_add_test(tc, malformed_is_400);
+    tcase_add_test(tc, content_length_with_transfer_encoding_is_400);
+    tcase_add_test(tc, duplicate_content_length_is_400);
+    tcase_add_test(tc, content_length_not_digits_is_400);
+    tcase_add_test(tc, obs_fold_is_400);
+    tcase_add_test(tc, bare_lf_is_400);
+    tcase_add_test(tc, transfer_encoding_other_than_chunked_is_400);
+    tcase_add_test(tc, strict_requests_pass);
+    tcase_add_test(tc, pipelined_request_is_ignored);
+    tcase_add_test(tc, pipelined_after_a_body_is_ignored);
+    tcase_add_test(tc, pipelined_after_a_refusal_is_ignored);
+    tcase_add_test(tc, pipelined_while_the_answer_is_pending_is_not_read);
     tcase_add_test(tc, head_deadline_closes_a_trickling_client);
     tcase_add_test(tc, head_in_time_is_not_closed);
     tcase_add_test(tc, post_body_is_collected);
