@@ -95,7 +95,7 @@ static void usage(FILE *out)
           "\n"
           "Attack modes (loopback only, bounded by -d like everything else):\n"
           "  --stop-reading K  the last K listeners stop reading S seconds after their\n"
-          "               first audio (they connect with a 4 KiB receive buffer and a\n"
+          "               first audio (they connect with a 2 KiB receive buffer and a\n"
           "               1000-byte MSS, so the server feels it at once); from then on\n"
           "               they count as stopped=K and as stalled, never as hearing\n"
           "  --stop-after S    seconds (default 10)\n"

@@ -21,7 +21,7 @@
  *   (edge-triggered, registered once: no epoll_ctl per write) and rejoin
  *   `ready` once caught up. Behind the ring's tail they skip to live.
  * - A listener making no progress for `stall_timeout_ms` is dropped by the
- *   1-second sweep.
+ *   sweep (every 100 ms).
  * Thread: one loop. A feed outlives its listeners (feed_fini closes them).
  */
 #ifndef TRIBUNE_DELIVER_FEED_H
@@ -119,8 +119,10 @@ void feed_set_header(struct feed *f, struct chunk *header);
 /* Appends `c` to the ring (takes the caller's reference) and writes it to
  * every ready listener. */
 void feed_publish(struct feed *f, struct chunk *c);
-/* Drops listeners stalled for longer than stall_timeout_ms. Call about once
- * per second. */
+/* Drops listeners stalled for longer than stall_timeout_ms and marks blocked
+ * listeners more than lag_chunks behind (counting their socket send queue)
+ * lagging. Call every 100 ms or so (the workers do): the sweep's period adds
+ * to the time the audience count takes to see a reader that stopped. */
 void feed_sweep(struct feed *f);
 
 /* Makes `fd` (a socket whose request was routed here) a listener of `f`:

@@ -9,12 +9,14 @@
  * caught-up listener costs one system call per chunk.
  */
 #include <errno.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -460,6 +462,14 @@ void feed_publish(struct feed *f, struct chunk *c)
         flush_bucket(f, b);
 }
 
+/* `bytes` of the stream in thousandths of a chunk, at the newest chunk's size. */
+static uint64_t bytes_in_millichunks(const struct feed *f, int bytes)
+{
+    const struct chunk *c = f->ring.head > 0 ? ring_get(&f->ring, f->ring.head - 1) : NULL;
+    if (bytes <= 0 || c == NULL || c->len == 0) return 0;
+    return (uint64_t)bytes * 1000 / c->len;
+}
+
 void feed_sweep(struct feed *f)
 {
     uint64_t now = loop_now_ms(f->loop);
@@ -472,8 +482,17 @@ void feed_sweep(struct feed *f)
             listener_close(l);
             continue;
         }
-        /* Blocked listeners are the only ones that can fall behind unseen. */
+        /* Blocked listeners are the only ones that can fall behind unseen.
+         * Behind = the chunks its socket has not accepted, plus the audio
+         * still in the socket's send queue (written but not acknowledged by
+         * the peer: SIOCOUTQ), since a reader that stopped leaves both to
+         * grow. One ioctl per blocked listener per sweep. */
+        if (!l->has_cursor) continue;
         uint64_t cursor = l->partial ? l->partial->seq : l->next_seq;
-        if (l->has_cursor && f->ring.head > cursor + f->lag_chunks) mark_lagging(l, now);
+        uint64_t behind = f->ring.head > cursor ? (f->ring.head - cursor) * 1000 : 0;
+        int queued = 0;
+        if (behind <= f->lag_chunks * 1000 && ioctl(l->io.fd, SIOCOUTQ, &queued) == 0)
+            behind += bytes_in_millichunks(f, queued);
+        if (behind > f->lag_chunks * 1000) mark_lagging(l, now);
     }
 }

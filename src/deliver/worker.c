@@ -22,7 +22,7 @@
 #include "net/listen.h"
 #include "metrics/refusals.h"
 
-enum { SWEEP_MS = 1000, CHAN_BATCH = 256, CONFIG_WAIT_MS = 10000 };
+enum { SWEEP_MS = 100, CHAN_BATCH = 256, CONFIG_WAIT_MS = 10000 };
 
 struct wfeed {
     struct list node;

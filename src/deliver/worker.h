@@ -5,7 +5,8 @@
  *        anything else --HANDOFF (fd + bytes read)--> master
  *   master --SPACE/HEADER/CHUNK--> feeds (own rings, own chunks)
  *   master --LISTENER (fd)--> a listener the master routed back here
- *   every second: sweep stalled listeners, tune write coalescing, STATS --> master
+ *   every 100 ms: sweep stalled and lagging listeners, tune write coalescing,
+ *                 STATS --> master
  *
  * Workers are started by the master (deliver/fleet.c) as `tribune __worker`
  * with the channel on fd 3; the first message carries the settings. A worker

@@ -9,7 +9,7 @@
 #include "media/demo.h"
 #include "media/ingest.h"
 
-enum { SWEEP_MS = 1000 };
+enum { SWEEP_MS = 100 };
 
 static void on_sweep(struct timer *t)
 {

@@ -31,7 +31,7 @@
 
 #include "load.h"
 
-#define ATTACK_STOPPER_RCVBUF 4096 /* SO_RCVBUF of a listener that will stop reading */
+#define ATTACK_STOPPER_RCVBUF 2048 /* SO_RCVBUF of a listener that will stop reading */
 #define ATTACK_STOPPER_MAXSEG 1000 /* TCP_MAXSEG, likewise */
 #define ATTACK_FLOOD_PER_SRC 10000 /* flood connections per source address */
 
