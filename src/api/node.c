@@ -55,8 +55,7 @@ static void on_worker_down(struct fleet *f, int w, void *arg)
     struct list *pos, *tmp;
     list_for_each_safe(pos, tmp, &n->spaces.all)
     {
-        struct space *s = list_entry(pos, struct space, node);
-        memset(&s->wstats[w], 0, sizeof(s->wstats[w]));
+        space_retire_worker(list_entry(pos, struct space, node), w);
     }
 }
 

@@ -64,26 +64,42 @@ static void forward_chunk(struct feed *f, struct chunk *c, int is_header)
     fleet_broadcast_chunk(s->owner->fleet, s->rec.id, c, is_header);
 }
 
+/* Adds src's counters (not its gauges) to dst. */
+static void add_counters(struct feed_stats *dst, const struct feed_stats *src)
+{
+    dst->joined += src->joined;
+    dst->left += src->left;
+    dst->skips += src->skips;
+    dst->skipped_chunks += src->skipped_chunks;
+    dst->dropped += src->dropped;
+    dst->dropped_lagging += src->dropped_lagging;
+    dst->bytes += src->bytes;
+    dst->listens += src->listens;
+    feed_hist_add(&dst->join_to_audio, &src->join_to_audio);
+    feed_hist_add(&dst->session, &src->session);
+}
+
 void space_stats(const struct space *s, struct feed_stats *out)
 {
     *out = s->ogg.stats;
+    add_counters(out, &s->retired);
     for (int w = 0; w < FLEET_MAX; w++) {
         const struct feed_stats *st = &s->wstats[w];
         out->listeners += st->listeners;
         out->waiting += st->waiting;
         out->hearing += st->hearing;
         out->lagging += st->lagging;
-        out->joined += st->joined;
-        out->left += st->left;
-        out->skips += st->skips;
-        out->skipped_chunks += st->skipped_chunks;
-        out->dropped += st->dropped;
-        out->dropped_lagging += st->dropped_lagging;
-        out->bytes += st->bytes;
-        out->listens += st->listens;
-        feed_hist_add(&out->join_to_audio, &st->join_to_audio);
-        feed_hist_add(&out->session, &st->session);
+        add_counters(out, st);
     }
+}
+
+void space_retire_worker(struct space *s, int w)
+{
+    if (w < 0 || w >= FLEET_MAX) return;
+    struct feed_stats *st = &s->wstats[w];
+    add_counters(&s->retired, st);
+    s->retired.left += st->listeners;
+    memset(st, 0, sizeof(*st));
 }
 
 static struct space *space_new(struct spaces *ss, const struct space_record *rec)

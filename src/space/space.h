@@ -30,6 +30,7 @@ struct space {
     struct publisher *publisher;         /* the connected publisher, or NULL */
     struct program_source *builtin;      /* the demo speaker, or NULL */
     struct feed_stats wstats[FLEET_MAX]; /* read-only: the ogg feed in each worker */
+    struct feed_stats retired;           /* read-only: counters of workers that died */
     uint64_t peak_hearing;               /* read-only: most hearing at once (1 s sweeps) */
 };
 
@@ -57,9 +58,13 @@ int space_add_builtin_speaker(struct space *s);
  * Returns 0, or -EBUSY when a publisher is already connected (409). */
 int space_publish(struct space *s, int fd, const void *rest, size_t rest_len, int expect_continue,
                   int is_legacy, const char *peer);
-/* The space's listener counters, summed over the master and every running
- * worker (workers report each second; a dead worker's counts are gone). */
+/* The space's listener counters, summed over the master, every running
+ * worker (workers report every 100 ms) and the workers that died: counters
+ * never go back, gauges count only live connections. */
 void space_stats(const struct space *s, struct feed_stats *out);
+/* Worker `w` died: its counters move to `retired` (its listeners are gone:
+ * they count as left) and its gauges drop to zero. */
+void space_retire_worker(struct space *s, int w);
 /* Marks the space live in the registry (and the record). */
 void space_set_state(struct space *s, enum space_state st);
 

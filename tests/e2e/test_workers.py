@@ -72,6 +72,12 @@ def max_gap(lst, t_from, t_to):
     return max(b - a for a, b in zip(times, times[1:]))
 
 
+def api_listeners(srv):
+    st, _, obj = http_json(srv, "GET", "/api/spaces/demo")
+    check(st == 200, "GET /api/spaces/demo -> %d" % st)
+    return obj["listeners"]
+
+
 def connected(srv):
     st, _, obj = http_json(srv, "GET", "/api/spaces/demo")
     check(st == 200, "GET /api/spaces/demo -> %d" % st)
@@ -107,6 +113,8 @@ def main():
     others = [lst for lst in ls if owner[id(lst)] != victim]
     check(victims and others, "the kernel put every listener on one worker: %s" % counts)
     wait_until(lambda: connected(srv) == N, 5, "the API to count %d listeners" % N)
+    joined_before = api_listeners(srv)["joined"]
+    check(joined_before == N, "the API counted %d joins, expected %d" % (joined_before, N))
 
     t_kill = time.monotonic()
     os.kill(victim, signal.SIGKILL)
@@ -128,6 +136,9 @@ def main():
 
     wait_until(lambda: connected(srv) == len(others), 5,
                "the API to count %d listeners (the dead worker's are gone)" % len(others))
+    # Counters never go back when a worker dies: its joins stay counted.
+    joined_after = api_listeners(srv)["joined"]
+    check(joined_after == N, "after the kill the API counts %d joins, expected still %d" % (joined_after, N))
 
     again = [Listener(srv, "demo", keep=False, max_seconds=30) for _ in victims]
     for lst in again:
@@ -135,6 +146,8 @@ def main():
     for lst in again:
         lst.wait_pages(5, 10, "after rejoining")
     wait_until(lambda: connected(srv) == N, 5, "the API to count %d listeners after the rejoin" % N)
+    wait_until(lambda: api_listeners(srv)["joined"] == N + len(victims), 5,
+               "the API to count %d joins (the first %d and %d rejoins)" % (N + len(victims), N, len(victims)))
     log("%d listeners rejoined and hear" % len(again))
 
     for lst in ls + again:
