@@ -60,6 +60,9 @@ static void worker_down(struct fleet_worker *fw)
         fw->io.fd = -1;
     }
     drop_pending(fw);
+    /* counters never go back: a dead worker's refusals stay in the totals */
+    for (int r = 0; r < REFUSE_N; r++)
+        fw->retired.count[r] += fw->refusals.count[r];
     memset(&fw->refusals, 0, sizeof(fw->refusals));
     if (fw->is_up && f->ev.on_down) f->ev.on_down(f, fw->idx, f->ev.arg);
     fw->is_up = false;
@@ -369,7 +372,7 @@ void fleet_totals(const struct fleet *f, unsigned *up, uint64_t *restarts, struc
         *up += f->w[w].is_up;
         *restarts += f->w[w].restarts;
         for (int r = 0; r < REFUSE_N; r++)
-            refused->count[r] += f->w[w].refusals.count[r];
+            refused->count[r] += f->w[w].refusals.count[r] + f->w[w].retired.count[r];
     }
 }
 

@@ -65,6 +65,7 @@ struct fleet_worker {
     uint64_t backoff_ms;      /* private */
     struct timer restart;     /* private */
     struct refusals refusals; /* read-only: the worker's, as of its last report */
+    struct refusals retired;  /* read-only: refusals of this slot's earlier processes */
 };
 
 struct fleet {
