@@ -64,6 +64,10 @@ CFG = {
     "steps": env_list("BENCH_STEPS", "1000,5000,10000,20000,50000,100000"),
     "seconds": int(os.environ.get("BENCH_SECONDS", "20")),
     "rate": float(os.environ.get("BENCH_RATE", "1000")),
+    # per-server join rates, e.g. "icecast:250": Icecast2's accept path cannot take
+    # thousands of joins per second, and its capacity should not be judged at a rate it refuses
+    "rate_by": {k: float(v) for k, v in (x.split(":") for x in
+                os.environ.get("BENCH_RATE_BY", "").replace(" ", "").split(",") if x)},
     "runs": int(os.environ.get("BENCH_RUNS", "1")),
     "servers": [s for s in os.environ.get("BENCH_SERVERS", "icecast,tribune").split(",") if s],
     "storm": int(os.environ.get("BENCH_STORM", "15000")),
@@ -489,7 +493,7 @@ def summarize(recs):
         rows = []
         for n in sorted({r["n"] for r in recs if r["server"] == kind}):
             rs = [r for r in recs if r["server"] == kind and r["n"] == n]
-            row = {"n": n, "runs": len(rs)}
+            row = {"n": n, "runs": len(rs), "rate": median_of(rs, "rate")}
             for k in ("hearing_pct", "hearing", "cpu_us_per_ls", "server_cpu_pct", "rss_b_per_l",
                       "kernel_b_per_l", "refused", "failed", "load_cpu_s", "server_hearing",
                       "tool_hearing", "hearing_max_diff"):
@@ -507,15 +511,39 @@ def fmt(v, nd=1):
     return ("%." + str(nd) + "f") % v if isinstance(v, float) else str(v)
 
 
+def ratio_lines(summary):
+    """Tribune against Icecast2 at equal N (the issue's targets: CPU <= 1/5, capacity >= 10x)."""
+    if "tribune" not in summary or "icecast" not in summary:
+        return []
+    ice = {r["n"]: r for r in summary["icecast"]["steps"]}
+    out = []
+    for r in summary["tribune"]["steps"]:
+        i = ice.get(r["n"])
+        if not i or not i["cpu_us_per_ls"] or not r["cpu_us_per_ls"]:
+            continue
+        out.append("N=%d: CPU per listener-second %.2fx, user-space memory per listener %s "
+                   "(Tribune / Icecast2; Icecast2 hearing %s %%)"
+                   % (r["n"], r["cpu_us_per_ls"] / i["cpu_us_per_ls"],
+                      "%.2fx" % (r["rss_b_per_l"] / i["rss_b_per_l"])
+                      if r["rss_b_per_l"] and i["rss_b_per_l"] else "n/a",
+                      fmt(i["hearing_pct"], 2)))
+    ct, ci = summary["tribune"]["capacity"], summary["icecast"]["capacity"]
+    lines = ["", "Ratios at equal N:", ""] + ["- " + x for x in out] if out else []
+    lines.append("")
+    lines.append("Capacity ratio (Tribune / Icecast2): %s." % (
+        "%.1fx" % (ct / ci) if ci else "Icecast2 below the first step"))
+    return lines
+
+
 def table_md(summary, storm, pin_check):
-    lines = ["| server | listeners | hearing % | CPU µs per listener-s | server CPU % of a core | "
+    lines = ["| server | listeners | joins/s | hearing % | CPU µs per listener-s | server CPU % of a core | "
              "RSS B per listener | kernel B per listener (both ends) | join p99 ms | refused | failed | "
              "server hearing | tool hearing | max diff |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for kind, s in summary.items():
         for r in s["steps"]:
-            lines.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-                kind, r["n"], fmt(r["hearing_pct"], 2), fmt(r["cpu_us_per_ls"]),
+            lines.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                kind, r["n"], fmt(r.get("rate"), 0), fmt(r["hearing_pct"], 2), fmt(r["cpu_us_per_ls"]),
                 fmt(r["server_cpu_pct"]), fmt(r["rss_b_per_l"], 0),
                 fmt(r["kernel_b_per_l"], 0), fmt(r["join_p99_ms"], 0),
                 fmt(r["refused"]), fmt(r["failed"]), fmt(r.get("server_hearing"), 0),
@@ -524,6 +552,7 @@ def table_md(summary, storm, pin_check):
     lines.append("Capacity (largest N with ≥ 99.9 % hearing): " + ", ".join(
         "%s %s" % (k, s["capacity"] if s["capacity"] else "below the first step")
         for k, s in summary.items()) + ".")
+    lines += ratio_lines(summary)
     if storm:
         lines += ["", "Join storm (all listeners asked to join within 1 s):", "",
                   "| server | listeners | got audio | hearing % | failed | refused | "
@@ -587,7 +616,8 @@ def ramp(work):
                 if kind in stopped:
                     continue
                 port += 1
-                rec = one_run(kind, n, CFG["rate"], CFG["pin"], work, port, "ramp%d" % run)
+                rate = CFG["rate_by"].get(kind, CFG["rate"])
+                rec = one_run(kind, n, rate, CFG["pin"], work, port, "ramp%d" % run)
                 recs.append(rec)
                 show(rec)
         for kind in CFG["servers"]:

@@ -17,6 +17,7 @@
 #   BENCH_STEPS=1000,5000,10000,20000,50000,100000   listeners per step
 #   BENCH_SECONDS=20     measured seconds per step, after joins and warm-up
 #   BENCH_RATE=1000      joins per second during a step
+#   BENCH_RATE_BY=       per-server join rates overriding BENCH_RATE, e.g. icecast:250
 #   BENCH_RUNS=1         runs per step and server, interleaved; medians reported
 #   BENCH_SERVERS=icecast,tribune
 #   BENCH_STORM=15000    join-storm size (all within 1 s); 0 to skip
