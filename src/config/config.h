@@ -27,6 +27,9 @@ struct config {
     int max_header_bytes;     /* request line + headers, default 8192 (431 above) */
     int max_url_bytes;        /* request target, default 2048 (414 above) */
     int max_listeners;        /* per node, default 100000 */
+    int join_rate;            /* listener joins admitted per second per node, default 10000 */
+    int join_burst;           /* joins admitted at once per node, default 20000 */
+    int fd_reserve;           /* descriptors per process kept from new listeners, default 64 */
     int sndbuf_bytes;         /* listener socket send buffer, default 32768 */
     int stall_timeout_ms;     /* a listener making no progress is dropped, default 30000 */
     int publisher_timeout_ms; /* a silent publisher is dropped, default 10000 */

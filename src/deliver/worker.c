@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 #include "deliver/chunk.h"
 #include "deliver/feed.h"
 #include "deliver/fleet.h"
+#include "guard/admit.h"
 #include "http/conn.h"
 #include "http/route.h"
 #include "net/listen.h"
@@ -42,16 +44,10 @@ struct worker {
     unsigned nworkers;       /* in this node (fleet_size of the same settings) */
     unsigned nbuckets;       /* write coalescing for every feed (worker_buckets) */
     unsigned char *buf;      /* one received channel message */
+    struct admit admit;      /* this worker's share of the node's admission limits */
+    uint64_t base_fds;       /* descriptors open before any client (loop, channel, port...) */
     bool has_conns;          /* conn_module_init ran (it did not if no settings came) */
 };
-
-static const char full_body[] = "{\"error\": \"server full\"}\n";
-static const char full_response[] = "HTTP/1.1 503 Service Unavailable\r\n"
-                                    "Content-Type: application/json\r\n"
-                                    "Content-Length: 25\r\n"
-                                    "Retry-After: 5\r\n"
-                                    "Connection: close\r\n\r\n"
-                                    "{\"error\": \"server full\"}\n";
 
 static const struct route routes[] = {
     {"/spaces/{}/live.opus", ROUTE_GET | ROUTE_HEAD, 0},
@@ -118,6 +114,24 @@ static void hand_off(struct worker *w, struct conn *c)
     conn_close(c);
 }
 
+/* Admission (guard/admit.h): true to take the listener on `fd`; otherwise
+ * the pre-built 503 with a jittered Retry-After has been sent on `fd`
+ * (whose request head was read in full) and the caller closes it. */
+static bool admit_listener(struct worker *w, int fd)
+{
+    uint64_t now = loop_now_ms(w->loop);
+    enum admit_verdict v =
+        admit_join(&w->admit, now, w->listeners, w->base_fds + w->listeners + conn_count());
+    if (v == ADMIT_OK) return true;
+    refuse(v == ADMIT_FULL ? REFUSE_FULL : v == ADMIT_FDS ? REFUSE_FDS : REFUSE_JOIN_RATE);
+    size_t len;
+    const char *resp = admit_response(&w->admit, now, &len);
+    ssize_t n = send(fd, resp, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)n;
+    shutdown(fd, SHUT_WR);
+    return false;
+}
+
 static void on_request(struct conn *c)
 {
     struct worker *w = c->owner;
@@ -129,19 +143,25 @@ static void on_request(struct conn *c)
         hand_off(w, c);
         return;
     }
-    if (w->listeners >= WORKER_MAX_LISTENERS) {
-        refuse(REFUSE_FULL);
-        conn_respond(c, 503, "application/json", "Retry-After: 5\r\n", full_body,
-                     sizeof(full_body) - 1);
-        return;
-    }
     int is_head = c->method == ROUTE_HEAD;
     size_t none;
     int fd = conn_detach(c, NULL, 0, &none);
+    if (!admit_listener(w, fd)) {
+        close(fd);
+        return;
+    }
     if (listener_start(&wf->feed, fd, is_head) < 0)
         close(fd);
     else
         w->listeners++;
+}
+
+/* No descriptor left for accept(): the oldest connections still in their
+ * handshake go first (a slow-loris holds those); listeners are never
+ * touched. */
+static unsigned on_exhausted(struct acceptor *a)
+{
+    return conn_evict_oldest(16);
 }
 
 static void on_accept(struct acceptor *a, int fd)
@@ -178,12 +198,7 @@ static void on_message(struct worker *w, const struct chan_msg *m, const void *p
         if ((c = chunk_from(p, m->len, m->a, m->b))) feed_publish(&wf->feed, c);
         break;
     case CHAN_LISTENER:
-        if (fd >= 0 && w->listeners >= WORKER_MAX_LISTENERS) {
-            refuse(REFUSE_FULL);
-            ssize_t wr = send(fd, full_response, sizeof(full_response) - 1, MSG_NOSIGNAL);
-            (void)wr;
-            break;
-        }
+        if (fd >= 0 && !admit_listener(w, fd)) break;
         if (fd >= 0 && wf && listener_start(&wf->feed, fd, m->a != 0) == 0) {
             w->listeners++;
             fd = -1;
@@ -299,7 +314,32 @@ static int open_port(struct worker *w)
         log_error("worker: cannot listen on %s: %s", w->cfg.listen, strerror(-fd));
         return fd;
     }
-    return acceptor_start(&w->acceptor, w->loop, fd, on_accept, w);
+    int err = acceptor_start(&w->acceptor, w->loop, fd, on_accept, w);
+    w->acceptor.on_exhausted = on_exhausted;
+    return err;
+}
+
+/* This worker's share of the node's limits: SO_REUSEPORT spreads joins
+ * evenly over the workers. */
+static void admit_setup(struct worker *w)
+{
+    const struct config *cfg = &w->cfg;
+    unsigned n = w->nworkers ? w->nworkers : 1;
+    struct rlimit rl;
+    struct admit_limits lim = {
+        .max_listeners = ((uint64_t)cfg->max_listeners + n - 1) / n,
+        .rate = (double)cfg->join_rate / n,
+        .burst = (double)cfg->join_burst / n,
+        .fd_limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                        ? (uint64_t)rl.rlim_cur
+                        : 0,
+        .fd_reserve = (uint64_t)cfg->fd_reserve,
+    };
+    if (lim.max_listeners > WORKER_MAX_LISTENERS) lim.max_listeners = WORKER_MAX_LISTENERS;
+    /* stdio, the loop's epoll, the channel, the signalfd, the port, the
+     * timerfd: counted once here rather than by reading /proc */
+    w->base_fds = 8;
+    admit_init(&w->admit, &lim, loop_now_ms(w->loop), (uint32_t)getpid() * 2654435761u);
 }
 
 static int worker_open(struct worker *w, int fd)
@@ -321,6 +361,7 @@ static int worker_open(struct worker *w, int fd)
     log_set_format(w->cfg.log_format);
     w->nworkers = (unsigned)fleet_size(&w->cfg);
     w->nbuckets = 1;
+    admit_setup(w);
     w->limits.max_head = (size_t)w->cfg.max_header_bytes;
     w->limits.max_url = (size_t)w->cfg.max_url_bytes;
     w->limits.head_timeout_ms = (uint64_t)w->cfg.header_timeout_ms;

@@ -19,6 +19,7 @@ enum { LINGER_MS = 2000, SWEEP_MS = 200, READ_BUDGET = 64 * 1024 };
 
 /* Every conn that is not yet detached, for deadline sweeps. */
 static struct list all_conns;
+static size_t n_conns; /* allocated and not yet freed */
 static struct timer sweep_timer;
 static struct loop *sweep_loop;
 static http_parser_settings parser_settings;
@@ -320,6 +321,7 @@ static void conn_free(struct deferred *d)
     free(c->buf);
     free(c->body);
     free(c);
+    n_conns--;
 }
 
 void conn_close(struct conn *c)
@@ -392,12 +394,34 @@ int conn_start_with(struct loop *loop, int fd, const struct conn_limits *limits,
     }
     peer_name(fd, c->peer, sizeof(c->peer));
     list_push_back(&all_conns, &c->node);
+    n_conns++;
     if (len) {
         memcpy(c->buf, pre, len);
         c->len = len;
         if (parse_more(c, c->buf, len) > 0) finish_head(c);
     }
     return 0;
+}
+
+size_t conn_count(void)
+{
+    return n_conns;
+}
+
+unsigned conn_evict_oldest(unsigned max)
+{
+    unsigned n = 0;
+    struct list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &all_conns)
+    {
+        if (n >= max) break;
+        struct conn *c = list_entry(pos, struct conn, node);
+        if (c->state != CONN_READING || c->is_head_done) continue;
+        refuse(REFUSE_EVICTED);
+        conn_close(c);
+        n++;
+    }
+    return n;
 }
 
 const char *conn_header(const struct conn *c, const char *name, size_t *len)

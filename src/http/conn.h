@@ -106,6 +106,14 @@ int conn_start(struct loop *loop, int fd, const struct conn_limits *limits, conn
 int conn_start_with(struct loop *loop, int fd, const struct conn_limits *limits, conn_request_cb cb,
                     void *owner, int tag, const void *pre, size_t len);
 
+/* Connections of this process not yet freed (each holds a descriptor until
+ * closed or detached). */
+size_t conn_count(void);
+/* Closes up to `max` connections still reading their request head, oldest
+ * first (when descriptors run out, handshakes go before listeners); each is
+ * counted as refused (evicted). Returns how many were closed. */
+unsigned conn_evict_oldest(unsigned max);
+
 /* Finds header `name` (case-insensitive). Returns its value or NULL; *len set. */
 const char *conn_header(const struct conn *c, const char *name, size_t *len);
 static inline const char *conn_str(const struct conn *c, struct span s)

@@ -14,6 +14,9 @@ static const char *const names[REFUSE_N] = {
     [REFUSE_BAD_STREAM] = "bad_stream",
     [REFUSE_BAD_REQUEST] = "bad_request",
     [REFUSE_TIMEOUT] = "timeout",
+    [REFUSE_FDS] = "fds",
+    [REFUSE_JOIN_RATE] = "join_rate",
+    [REFUSE_EVICTED] = "evicted",
 };
 
 /* The log tally's reasons keep the status code for people reading logs. */
@@ -22,7 +25,8 @@ static const char *const log_names[REFUSE_N] = {
     [REFUSE_NO_WORKER] = "503 no worker",   [REFUSE_NO_SPACE] = "404 no such space",
     [REFUSE_BAD_KEY] = "401 bad key",       [REFUSE_HAS_SOURCE] = "409 has a publisher",
     [REFUSE_BAD_STREAM] = "415 bad stream", [REFUSE_BAD_REQUEST] = "4xx bad request",
-    [REFUSE_TIMEOUT] = "header timeout",
+    [REFUSE_TIMEOUT] = "header timeout",    [REFUSE_FDS] = "503 descriptor reserve",
+    [REFUSE_JOIN_RATE] = "503 join rate",   [REFUSE_EVICTED] = "evicted for a descriptor",
 };
 
 void refuse(enum refuse_reason r)

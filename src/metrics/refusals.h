@@ -3,10 +3,11 @@
  *
  *   refuse(REFUSE_FULL)  -> refusals[REFUSE_FULL]++  and  log_refused("503 server full")
  *
- * Workers send their table to the master with each second's stats (an empty
- * space id in CHAN_STATS); the master adds every running worker's table to
- * its own for GET /metrics (tribune_requests_refused_total{reason}). A dead
- * worker's refusals leave the sum with it. Thread: the process's one loop.
+ * Workers send their table to the master with each sweep's stats (an empty
+ * space id in CHAN_STATS); the master adds every worker's table to its own
+ * for GET /metrics (tribune_requests_refused_total{reason}). A dead worker's
+ * refusals stay in the sum (fleet.c keeps them). Thread: the process's one
+ * loop.
  */
 #ifndef TRIBUNE_METRICS_REFUSALS_H
 #define TRIBUNE_METRICS_REFUSALS_H
@@ -14,7 +15,7 @@
 #include <stdint.h>
 
 enum refuse_reason {
-    REFUSE_FULL,        /* 503: a worker holds WORKER_MAX_LISTENERS */
+    REFUSE_FULL,        /* 503: a worker holds its share of max_listeners */
     REFUSE_BUSY,        /* 503: the master's channel was full for a hand-off */
     REFUSE_NO_WORKER,   /* 503: no delivery worker runs */
     REFUSE_NO_SPACE,    /* 404: listen or publish to a space that does not exist */
@@ -23,6 +24,9 @@ enum refuse_reason {
     REFUSE_BAD_STREAM,  /* 415/400: a published stream that is not valid Ogg/Opus */
     REFUSE_BAD_REQUEST, /* 400, 405, 413, 414, 431: a request we could not serve */
     REFUSE_TIMEOUT,     /* a request head that did not arrive in time */
+    REFUSE_FDS,         /* 503: a join would eat into the descriptor reserve */
+    REFUSE_JOIN_RATE,   /* 503: over the node's join rate */
+    REFUSE_EVICTED,     /* a request head still incomplete, closed to free a descriptor */
     REFUSE_N
 };
 

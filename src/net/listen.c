@@ -79,6 +79,8 @@ static void on_listen_event(struct io *io, uint32_t events)
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED) continue;
+        if ((errno == EMFILE || errno == ENFILE) && a->on_exhausted && a->on_exhausted(a) > 0)
+            continue; /* room made (handshakes evicted before listeners): go on */
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
             /* Out of descriptors: stop polling the socket for a moment rather
              * than spin on a level-triggered event we cannot serve. */
@@ -98,6 +100,7 @@ int acceptor_start(struct acceptor *a, struct loop *loop, int fd,
     a->io.fd = fd;
     a->loop = loop;
     a->on_accept = on_accept;
+    a->on_exhausted = NULL;
     a->owner = owner;
     a->accepted = a->paused = 0;
     timer_init(&a->pause, resume);

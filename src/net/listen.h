@@ -20,8 +20,13 @@ struct acceptor {
     struct loop *loop;                             /* private */
     struct timer pause;                            /* private */
     void (*on_accept)(struct acceptor *a, int fd); /* takes ownership of fd */
-    void *owner;                                   /* public */
-    uint64_t accepted, paused;                     /* read-only counters */
+    /* public, optional (NULL after acceptor_start): called when accept()
+     * finds no descriptor left; returns how many it freed (e.g. by closing
+     * connections still in their handshake), and accepting goes on if any,
+     * else pauses for ACCEPT_PAUSE_MS. */
+    unsigned (*on_exhausted)(struct acceptor *a);
+    void *owner;               /* public */
+    uint64_t accepted, paused; /* read-only counters */
 };
 
 /* Opens a listening TCP socket on host:port (host "" or "0.0.0.0" = any

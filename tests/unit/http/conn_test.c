@@ -607,6 +607,46 @@ START_TEST(head_deadline_closes_a_trickling_client)
 }
 END_TEST
 
+/* Descriptors ran out: the oldest connections still in their head go first,
+ * each counted as refused (evicted); a routed connection is never evicted. */
+START_TEST(evict_oldest_closes_handshakes_first)
+{
+    action = NOTHING;
+    start(); /* the fixture's connection: its request is routed and held */
+    send_str("GET /held HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert(run_until(loop, is_seen, NULL, 2000));
+    int s[3], c[3];
+    for (int i = 0; i < 3; i++) {
+        tcp_pair(&s[i], &c[i]);
+        ck_assert_int_eq(conn_start(loop, s[i], &limits, on_request, &owner_token), 0);
+        ck_assert_int_eq(send(c[i], "GET / HTTP/1.1\r\nX: ", 19, MSG_NOSIGNAL), 19);
+    }
+    loop_run_once(loop);
+    ck_assert_uint_eq(conn_count(), 4);
+    uint64_t before = refusals.count[REFUSE_EVICTED];
+    ck_assert_uint_eq(conn_evict_oldest(2), 2);
+    ck_assert_uint_eq(refusals.count[REFUSE_EVICTED] - before, 2);
+    /* the two oldest handshakes are closed (their clients see EOF, or a reset since their
+     * unread bytes were dropped), the third is not */
+    char b;
+    for (int i = 0; i < 2; i++) {
+        struct timeval tv = {.tv_sec = 2};
+        setsockopt(c[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        ssize_t r = recv(c[i], &b, 1, 0);
+        ck_assert_msg(r == 0 || (r < 0 && errno == ECONNRESET), "recv %zd: %s", r, strerror(errno));
+    }
+    ck_assert_int_eq(recv(c[2], &b, 1, MSG_DONTWAIT), -1);
+    ck_assert_int_eq(errno, EAGAIN);
+    /* nothing else is in its head: only the third goes, the held request stays */
+    ck_assert_uint_eq(conn_evict_oldest(16), 1);
+    ck_assert_int_eq(seen.calls, 1);
+    loop_run_once(loop); /* frees the closed conns */
+    ck_assert_uint_eq(conn_count(), 1);
+    for (int i = 0; i < 3; i++)
+        close(c[i]);
+}
+END_TEST
+
 START_TEST(head_in_time_is_not_closed)
 {
     limits.head_timeout_ms = 300;
@@ -889,6 +929,7 @@ static Suite *conn_suite(void)
     tcase_add_test(tc, pipelined_while_the_answer_is_pending_is_not_read);
     tcase_add_test(tc, head_deadline_closes_a_trickling_client);
     tcase_add_test(tc, head_in_time_is_not_closed);
+    tcase_add_test(tc, evict_oldest_closes_handshakes_first);
     tcase_add_test(tc, post_body_is_collected);
     tcase_add_test(tc, large_post_body_is_byte_identical);
     tcase_add_test(tc, chunked_post_body_is_collected);
