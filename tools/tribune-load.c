@@ -29,12 +29,13 @@
 #include "load/client.h"
 #include "load/load.h"
 #include "load/report.h"
+#include "load/retry.h"
 #include "load/url.h"
 #include "load/worker.h"
 
 #define EXIT_USAGE 2
 #define CONNS_PER_PROC 15000 /* default; a process may hold at most 20,000 fds here */
-#define CONNS_PER_SRC_ADDR 10000
+#define CONNS_PER_SRC_ADDR 50
 #define FD_RESERVE 32
 #define KILL_GRACE_US 5000000
 #define PROGRESS_LAG_US 200000 /* print after the workers' once-a-second counts arrive */
@@ -48,6 +49,9 @@ enum {
     OPT_FLOOD_RATE,
     OPT_FLOOD_START,
     OPT_FLOOD_TRICKLE,
+    OPT_FLOOD_MODE,
+    OPT_FLOOD_ADDRS,
+    OPT_RETRY,
 };
 
 /* One worker process as the parent sees it. */
@@ -73,8 +77,9 @@ static void usage(FILE *out)
     fputs("usage: tribune-load URL [-n LISTENERS] [-r JOINS_PER_S] [-d SECONDS] [-p PROCESSES]\n"
           "                    [--json FILE] [--warmup SECONDS] [--src-addrs N] [--max-gap-ms MS]\n"
           "                    [--min-pct PCT] [--read-interval MS] [--trace I] [--quiet]\n"
-          "                    [--stop-reading K --stop-after S]\n"
-          "                    [--flood N --flood-rate R [--flood-start S] [--flood-trickle MS]]\n"
+          "                    [--stop-reading K --stop-after S] [--retry MODE]\n"
+          "                    [--flood N --flood-rate R [--flood-start S] [--flood-mode MODE]\n"
+          "                     [--flood-addrs K] [--flood-trickle MS]]\n"
           "  URL          http://HOST:PORT/PATH, HOST in 127.0.0.0/8, ::1 or localhost\n"
           "  -n           listeners to join (default 100)\n"
           "  -r           joins per second, over all processes (default 1000)\n"
@@ -83,7 +88,7 @@ static void usage(FILE *out)
           "  -p           worker processes (default: at most 15,000 listeners each)\n"
           "  --json       write the final report as JSON to FILE\n"
           "  --warmup     seconds after first audio before a listener is judged (default 2)\n"
-          "  --src-addrs  source addresses 127.0.0.1 and up (default: one per 10,000)\n"
+          "  --src-addrs  source addresses 127.0.0.1 and up (default: one per 50)\n"
           "  --max-gap-ms longest tolerated gap between complete audio pages (default 1000)\n"
           "  --min-pct    audio time each span must carry, % of its length (default 90)\n"
           "  --read-interval  read sockets at most once per MS (default 0: as data comes);\n"
@@ -99,14 +104,37 @@ static void usage(FILE *out)
           "               1000-byte MSS, so the server feels it at once); from then on\n"
           "               they count as stopped=K and as stalled, never as hearing\n"
           "  --stop-after S    seconds (default 10)\n"
+          "  --retry MODE  what a listener does when refused with 503, when it cannot\n"
+          "               connect, or when its stream ends: none (default: gives up),\n"
+          "               after (waits exactly Retry-After seconds, 1 s without one),\n"
+          "               hls (hls.js, un-jittered: 1, 2, 4, 8, 8 ... s whatever\n"
+          "               Retry-After says), jitter (exponential backoff with full\n"
+          "               jitter from 1 s, capped at 30 s, never below Retry-After).\n"
+          "               A listener admitted after retrying is judged from that join\n"
+          "               (its warm-up starts again). Report: listeners retried,\n"
+          "               attempts, waiting to retry, hearing after retrying, and the\n"
+          "               longest run of consecutive 503s per listener (max and\n"
+          "               how many listeners had 1, 2, 3, >3)\n"
           "  --flood N    N more connections from other source addresses (127.0.1.1 and\n"
-          "               up) that never send a request; each is held until the server\n"
-          "               closes it or the run ends (report: flood_open,\n"
-          "               flood_closed_by_server)\n"
+          "               up), started on schedule whatever became of the ones before;\n"
+          "               what each does is --flood-mode's\n"
           "  --flood-rate R    flood connections per second (required with --flood)\n"
           "  --flood-start S   seconds into the run when the flood begins (default 0)\n"
-          "  --flood-trickle MS  slowloris: one byte of an endless request head every MS\n"
-          "               (default 0: send nothing)\n"
+          "  --flood-mode MODE  hold (default): send nothing, or with --flood-trickle\n"
+          "               one byte of an endless request head every MS (slowloris);\n"
+          "               held until the server closes it or the run ends.\n"
+          "               reset: close at once with a reset (SO_LINGER 0).\n"
+          "               junk: 1-4 KB of random bytes, then read until the server\n"
+          "               closes. oversize: a 64 KiB request target (even connections)\n"
+          "               or 200 header fields (odd). slow-body: a POST /api/spaces head\n"
+          "               with Content-Length 60000, then one body byte every\n"
+          "               --flood-trickle MS (required)\n"
+          "  --flood-addrs K   spread the flood over K source addresses from 127.0.1.1\n"
+          "               (default: one per 10,000 connections; 1: a single address)\n"
+          "  --flood-trickle MS  one byte every MS (hold and slow-body; default 0)\n"
+          "               Report: how each flood connection ended: answered (by\n"
+          "               status), bad answer, closed without answer, reset by the\n"
+          "               server, reset by us, still waiting; failed to connect\n"
           "\n"
           "Hearing. Each listener is judged on its own, from what it receives, never from\n"
           "what the server reports. Every complete Ogg audio page is credited with the\n"
@@ -144,6 +172,14 @@ static int parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
 
     if (parse_num(s, lo, hi, &v) < 0 || v != floor(v)) return -EINVAL;
     *out = (uint32_t)v;
+    return 0;
+}
+
+/* A mode's number from its parser, or -EINVAL. */
+static int parse_mode(int mode, uint32_t *out)
+{
+    if (mode < 0) return mode;
+    *out = (uint32_t)mode;
     return 0;
 }
 
@@ -200,6 +236,12 @@ static int parse_option(int ch, const char *arg, struct load_opts *o)
         return 0;
     case OPT_FLOOD_TRICKLE:
         return parse_u32(arg, 0, 600000, &o->attack.flood_trickle_ms);
+    case OPT_FLOOD_ADDRS:
+        return parse_u32(arg, 1, LOAD_MAX_SRC_ADDRS, &o->attack.flood_addrs);
+    case OPT_FLOOD_MODE:
+        return parse_mode(attack_flood_mode_parse(arg), &o->attack.flood_mode);
+    case OPT_RETRY:
+        return parse_mode(retry_mode_parse(arg), &o->attack.retry);
     default:
         return -EINVAL;
     }
@@ -219,16 +261,19 @@ static int finish_opts(struct load_opts *o)
 {
     uint32_t cap = conns_per_proc_max();
     uint32_t per = cap < CONNS_PER_PROC ? cap : CONNS_PER_PROC;
+    /* reset connections give their descriptor back at once */
+    uint32_t held = o->attack.flood_mode == FLOOD_RESET ? 0 : o->attack.flood;
 
     if (o->procs == 0) o->procs = (o->listeners + per - 1) / per;
     if (o->procs > o->listeners) o->procs = o->listeners;
     if (o->src_addrs == 0)
         o->src_addrs = (o->listeners + CONNS_PER_SRC_ADDR - 1) / CONNS_PER_SRC_ADDR;
-    if ((o->listeners + o->attack.flood + o->procs - 1) / o->procs > cap) {
-        fprintf(stderr,
-                "tribune-load: %u listeners and %u flood connections over %u processes exceeds %u "
-                "fds per process\n",
-                o->listeners, o->attack.flood, o->procs, cap);
+    if ((o->listeners + held + o->procs - 1) / o->procs > cap) {
+        fprintf(
+            stderr,
+            "tribune-load: %u listeners and %u held flood connections over %u processes exceeds %u "
+            "fds per process\n",
+            o->listeners, held, o->procs, cap);
         return -EINVAL;
     }
     if (o->procs > LOAD_MAX_PROCS) {
@@ -257,6 +302,9 @@ static int parse_args(int argc, char **argv, struct load_opts *o, struct load_ta
         {"flood-rate", required_argument, NULL, OPT_FLOOD_RATE},
         {"flood-start", required_argument, NULL, OPT_FLOOD_START},
         {"flood-trickle", required_argument, NULL, OPT_FLOOD_TRICKLE},
+        {"flood-mode", required_argument, NULL, OPT_FLOOD_MODE},
+        {"flood-addrs", required_argument, NULL, OPT_FLOOD_ADDRS},
+        {"retry", required_argument, NULL, OPT_RETRY},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     char err[256];

@@ -42,6 +42,7 @@ enum close_reason {
     CLOSE_EOF,     /* the server closed the connection */
     CLOSE_PROTO,   /* the client could not make sense of the bytes */
     CLOSE_REFUSED, /* the server answered with a refusal (status in `status`) */
+    CLOSE_ABORT,   /* the client reset it itself (SO_LINGER 0: --flood-mode reset) */
 };
 
 /* Per-connection marks set by the driver for the attack modes (attack.h). */
@@ -49,6 +50,7 @@ enum conn_flag {
     CONN_F_STOPPER = 1, /* will stop reading (--stop-reading) */
     CONN_F_STOPPED = 2, /* has stopped reading: its socket is no longer watched */
     CONN_F_FLOOD = 4,   /* a flood connection (flood_ops), not a listener */
+    CONN_F_RETRY = 8,   /* closed; starts again at retry_at_ms (--retry) */
 };
 
 struct load_conn {
@@ -61,6 +63,12 @@ struct load_conn {
     uint8_t state;    /* enum conn_state */
     uint8_t reason;   /* enum close_reason */
     uint8_t flags;    /* enum conn_flag */
+    /* --retry (the driver's; they outlive each attempt, priv does not) */
+    uint8_t run_503;      /* consecutive 503s now, saturating */
+    uint32_t retry_at_ms; /* CONN_F_RETRY: when to start again, ms from the run's start */
+    uint8_t fails;        /* consecutive failed attempts (the backoff's exponent) */
+    uint8_t max_503;      /* longest run of 503s so far */
+    uint16_t retries;     /* attempts after the first, saturating */
     _Alignas(8) unsigned char priv[LOAD_CONN_PRIV];
 };
 
@@ -87,11 +95,20 @@ struct client_ops {
     /* The driver stopped reading this connection for good (an attack mode);
      * it must count as not hearing from `now_us` on. May be NULL. */
     void (*on_stop)(struct load_conn *c, int64_t now_us);
+    /* May be NULL. The connection writes bytes of its own (each flood
+     * connection sends different ones) instead of the shared request: called
+     * when the socket is writable, it writes until EAGAIN or the end, and sets
+     * *is_done when nothing more is to be written (the driver then reads).
+     * Returns CLOSE_NONE, or the reason to close (CLOSE_ABORT: with a reset). */
+    int (*on_writable)(struct load_conn *c, int64_t now_us, bool *is_done);
+    /* May be NULL. The Retry-After of the last response, in seconds, or -1. */
+    int32_t (*retry_after_s)(const struct load_conn *c);
 };
 
-/* Flood connections (attack.h): connect, then send nothing or a trickle. */
+/* Flood connections (attack.h): connect, then whatever --flood-mode says. */
 extern const struct client_ops flood_ops;
-/* Its configuration (--flood-trickle), set once before the workers fork. */
+/* Its configuration (--flood-mode, --flood-trickle), set once before the
+ * workers fork. */
 void flood_configure(const struct load_opts *o);
 
 /* The progressive Ogg/Opus player (GET /spaces/{id}/live.opus). */

@@ -9,11 +9,17 @@ enum chunk_stage { CH_SIZE, CH_EXT, CH_DATA, CH_DATA_END, CH_DONE };
 
 static const char te_name[] = "transfer-encoding:";
 static const char te_chunked[] = "chunked";
+static const char ra_name[] = "retry-after:";
 #define NO_MATCH 0xff
+/* ra_idx after the name: blanks before the value, digits, blanks after them */
+#define RA_BEFORE (sizeof(ra_name) - 1)
+#define RA_DIGITS (RA_BEFORE + 1)
+#define RA_AFTER (RA_BEFORE + 2)
 
 void http_head_init(struct http_head *h)
 {
     memset(h, 0, sizeof(*h));
+    h->retry_after = HTTP_RETRY_AFTER_NONE;
 }
 
 /* The status line: a protocol token, a space, three digits, then a space and a
@@ -35,9 +41,38 @@ static int status_byte(struct http_head *h, uint8_t b)
     return 0;
 }
 
-/* Header fields: only Transfer-Encoding matters, matched as bytes go by. */
+/* Retry-After in seconds: the name, then blanks, digits, blanks; anything
+ * else (an HTTP-date) and the value is dropped. Digits accumulate in
+ * retry_after itself (a player's state has no byte to spare). */
+static void retry_after_byte(struct http_head *h, uint8_t b)
+{
+    bool is_blank = b == ' ' || b == '\t';
+    uint32_t v;
+
+    if (h->ra_idx == NO_MATCH) return;
+    if (h->ra_idx < RA_BEFORE) {
+        h->ra_idx = tolower(b) == ra_name[h->ra_idx] ? h->ra_idx + 1 : NO_MATCH;
+        return;
+    }
+    if (is_blank) {
+        if (h->ra_idx == RA_DIGITS) h->ra_idx = RA_AFTER;
+        return;
+    }
+    if (!isdigit(b) || h->ra_idx == RA_AFTER) {
+        h->retry_after = HTTP_RETRY_AFTER_NONE;
+        h->ra_idx = NO_MATCH;
+        return;
+    }
+    if (h->ra_idx == RA_BEFORE) h->retry_after = 0;
+    h->ra_idx = RA_DIGITS;
+    v = h->retry_after * 10u + (uint32_t)(b - '0');
+    h->retry_after = v > HTTP_RETRY_AFTER_MAX ? HTTP_RETRY_AFTER_MAX : (uint16_t)v;
+}
+
+/* Header fields: Transfer-Encoding and Retry-After, matched as bytes go by. */
 static void field_byte(struct http_head *h, uint8_t b)
 {
+    retry_after_byte(h, b);
     if (h->name_idx == NO_MATCH) return;
     if (h->name_idx < sizeof(te_name) - 1) {
         h->name_idx = tolower(b) == te_name[h->name_idx] ? h->name_idx + 1 : NO_MATCH;
@@ -64,6 +99,7 @@ static int line_end(struct http_head *h)
     h->line_len = 0;
     h->name_idx = 0;
     h->value_idx = 0;
+    h->ra_idx = 0;
     return 0;
 }
 

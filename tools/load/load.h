@@ -19,6 +19,27 @@
 #define LOAD_STATUS_MIN 100
 #define LOAD_STATUS_MAX 599
 #define LOAD_WORST_NONE UINT32_MAX
+#define LOAD_FLOOD_CODES 12 /* distinct status codes the flood's answers are counted by */
+
+/* --flood-mode: what each flood connection does once connected (attack.h). */
+enum load_flood_mode {
+    FLOOD_HOLD,      /* nothing (or, with --flood-trickle, a slowloris head), held */
+    FLOOD_RESET,     /* close at once with a reset (SO_LINGER 0) */
+    FLOOD_JUNK,      /* 1-4 KB of random bytes, then read until the server closes */
+    FLOOD_OVERSIZE,  /* a 64 KB request line, or 200 header fields */
+    FLOOD_SLOW_BODY, /* a POST head, then one body byte per --flood-trickle */
+    FLOOD_MODES
+};
+
+/* --retry: what a listener does when refused with 503, when it cannot connect
+ * or when its stream ends (retry.h). */
+enum load_retry_mode {
+    RETRY_NONE,   /* gives up */
+    RETRY_AFTER,  /* waits Retry-After seconds exactly */
+    RETRY_HLS,    /* hls.js: 1, 2, 4, 8, 8 ... s, whatever Retry-After says */
+    RETRY_JITTER, /* exponential backoff with full jitter, at least Retry-After */
+    RETRY_MODES
+};
 
 /* Where the listeners go. Loopback only: url_parse() refuses anything else. */
 struct load_target {
@@ -38,6 +59,9 @@ struct load_attack {
     double flood_rate;         /* --flood-rate R: flood connections per second */
     uint32_t flood_start_ms;   /* --flood-start S: when the flood begins, from the run's start */
     uint32_t flood_trickle_ms; /* --flood-trickle MS: 0 idle, else one header byte per MS */
+    uint32_t flood_mode;       /* --flood-mode: enum load_flood_mode */
+    uint32_t flood_addrs;      /* --flood-addrs K: source addresses of the flood, 0: default */
+    uint32_t retry;            /* --retry: enum load_retry_mode, for listeners */
 };
 
 /* The run, as the user asked for it (defaults filled in by the parent). */
@@ -55,6 +79,12 @@ struct load_opts {
     const char *json_path;
     bool is_quiet;
     struct load_attack attack;
+};
+
+/* How many flood connections were answered with one status code. */
+struct load_code_count {
+    uint16_t code; /* 0: slot unused */
+    uint32_t n;
 };
 
 /* Counts of one worker (or, summed, of the run) at one instant. A listener is
@@ -102,6 +132,25 @@ struct load_counts {
     uint32_t flood_closed_by_server; /* closed (FIN or RST) by the server after connecting */
     uint32_t flood_failed_connect;   /* could not connect */
     uint32_t flood_answered;         /* the server sent bytes (a refusal) before closing */
+    /* --flood: how each flood connection ended (or stands), one of these each:
+     * flood_connecting, an answer counted in flood_status (or flood_status_other),
+     * flood_bad_answer, flood_waiting, flood_failed_connect, flood_reset_sent,
+     * flood_reset_by_server, flood_silent */
+    struct load_code_count flood_status[LOAD_FLOOD_CODES]; /* answered: by status, sorted */
+    uint32_t flood_status_other;    /* answered with a code that did not fit the table */
+    uint32_t flood_bad_answer;      /* sent bytes that are not a complete response head */
+    uint32_t flood_waiting;         /* connected, no answer yet */
+    uint32_t flood_reset_sent;      /* --flood-mode reset: we closed it with a reset */
+    uint32_t flood_reset_by_server; /* reset by the server without an answer */
+    uint32_t flood_silent;          /* closed by the server without an answer */
+    /* --retry: listeners that tried again (counted in the figures above as
+     * their current attempt stands) */
+    uint32_t retries;         /* attempts after each listener's first */
+    uint32_t retried;         /* listeners that tried again at least once */
+    uint32_t retry_pending;   /* closed now, to try again before the run ends */
+    uint32_t retried_hearing; /* retried, and counted in hearing_clean */
+    uint32_t max_503;         /* most consecutive 503s of any listener */
+    uint32_t hist_503[4];     /* listeners whose longest run of 503s was 1, 2, 3, > 3 */
 };
 
 enum load_msg_kind { LOAD_MSG_TICK = 1, LOAD_MSG_FINAL = 2 };

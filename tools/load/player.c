@@ -223,6 +223,15 @@ static void on_stop(struct load_conn *c, int64_t now_us)
                 (double)(now_us - trace_t0_us) / 1e6);
 }
 
+/* --retry: the refusal's Retry-After, when its head was read. */
+static int32_t retry_after_s(const struct load_conn *c)
+{
+    const struct player *p = cplayer_of(c);
+
+    if (c->status == 0 || p->head.retry_after == HTTP_RETRY_AFTER_NONE) return -1;
+    return p->head.retry_after;
+}
+
 const struct client_ops player_ops = {
     .name = "ogg",
     .render_request = render_request,
@@ -232,4 +241,5 @@ const struct client_ops player_ops = {
     .tally = tally,
     .join_us = join_us,
     .on_stop = on_stop,
+    .retry_after_s = retry_after_s,
 };

@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attack.h"
+#include "retry.h"
+
 /* Join-time summary, in milliseconds. */
 struct join_stats {
     size_t n;
@@ -20,7 +23,15 @@ void report_add(struct load_counts *dst, const struct load_counts *src)
     ADD(ever_skipped), ADD(skips), ADD(spans_low), ADD(judged), ADD(audio_samples);
     ADD(stopped), ADD(stopped_ever), ADD(flood_started), ADD(flood_connecting), ADD(flood_open);
     ADD(flood_closed_by_server), ADD(flood_failed_connect), ADD(flood_answered);
+    ADD(flood_status_other), ADD(flood_bad_answer), ADD(flood_waiting), ADD(flood_reset_sent);
+    ADD(flood_reset_by_server), ADD(flood_silent), ADD(retries), ADD(retried);
+    ADD(retry_pending), ADD(retried_hearing);
+    for (size_t i = 0; i < 4; i++)
+        ADD(hist_503[i]);
 #undef ADD
+    for (size_t i = 0; i < LOAD_FLOOD_CODES && src->flood_status[i].code != 0; i++)
+        report_code_add(dst, src->flood_status[i].code, src->flood_status[i].n);
+    if (src->max_503 > dst->max_503) dst->max_503 = src->max_503;
     if (src->stop_first_us > 0 &&
         (dst->stop_first_us == 0 || src->stop_first_us < dst->stop_first_us))
         dst->stop_first_us = src->stop_first_us;
@@ -36,6 +47,25 @@ void report_add(struct load_counts *dst, const struct load_counts *src)
         dst->status[i] += src->status[i];
 }
 
+void report_code_add(struct load_counts *k, uint16_t code, uint32_t n)
+{
+    struct load_code_count *t = k->flood_status;
+    size_t i = 0;
+
+    while (i < LOAD_FLOOD_CODES && t[i].code != 0 && t[i].code < code)
+        i++;
+    if (i < LOAD_FLOOD_CODES && t[i].code == code) {
+        t[i].n += n;
+        return;
+    }
+    if (i == LOAD_FLOOD_CODES || t[LOAD_FLOOD_CODES - 1].code != 0) {
+        k->flood_status_other += n;
+        return;
+    }
+    memmove(t + i + 1, t + i, (LOAD_FLOOD_CODES - 1 - i) * sizeof(*t));
+    t[i] = (struct load_code_count){.code = code, .n = n};
+}
+
 uint32_t report_failed(const struct load_counts *k)
 {
     return k->failed_connect + k->failed_reset + k->failed_eof + k->failed_proto;
@@ -49,6 +79,8 @@ void report_progress(FILE *out, const struct load_opts *o, double t_s, const str
     if (o->attack.flood > 0)
         fprintf(out, " flood_started=%u flood_open=%u flood_closed_by_server=%u", k->flood_started,
                 k->flood_open, k->flood_closed_by_server);
+    if (o->attack.retry != RETRY_NONE)
+        fprintf(out, " retry_pending=%u retries=%u", k->retry_pending, k->retries);
     fputc('\n', out);
     fflush(out);
 }
@@ -115,6 +147,64 @@ static void print_refusals(FILE *out, const struct load_counts *k, bool is_json)
     if (!is_json && *sep == '\0') fputs("none", out);
 }
 
+/* The flood's answers by status: "405 x300, 400 x2" or "none"; JSON:
+ * "405": 300, "400": 2. */
+static void print_flood_codes(FILE *out, const struct load_counts *k, bool is_json)
+{
+    const char *sep = "";
+
+    for (size_t i = 0; i < LOAD_FLOOD_CODES && k->flood_status[i].code != 0; i++) {
+        const struct load_code_count *c = &k->flood_status[i];
+        fprintf(out, is_json ? "%s\"%u\": %u" : "%s%u x%u", sep, c->code, c->n);
+        sep = ", ";
+    }
+    if (!is_json && *sep == '\0') fputs("none", out);
+}
+
+static uint32_t flood_answered_ok(const struct load_counts *k)
+{
+    uint32_t n = k->flood_status_other;
+
+    for (size_t i = 0; i < LOAD_FLOOD_CODES; i++)
+        n += k->flood_status[i].n;
+    return n;
+}
+
+static void print_flood_text(FILE *out, const struct load_opts *o, const struct load_counts *k)
+{
+    const struct load_attack *a = &o->attack;
+    uint32_t addrs = attack_flood_addrs(o);
+
+    fprintf(
+        out,
+        "  flood       %s from %u source address%s: %u asked, %u started, %u open, %u closed by "
+        "the server, %u answered, %u failed to connect, %u still connecting\n",
+        attack_flood_mode_name(a->flood_mode), addrs, addrs == 1 ? "" : "es", a->flood,
+        k->flood_started, k->flood_open, k->flood_closed_by_server, k->flood_answered,
+        k->flood_failed_connect, k->flood_connecting);
+    fprintf(out, "  flood ends  answered %u (", flood_answered_ok(k));
+    print_flood_codes(out, k, false);
+    if (k->flood_status_other > 0) fprintf(out, ", other codes x%u", k->flood_status_other);
+    fprintf(out,
+            "), bad answer %u, closed without answer %u, reset by the server %u, reset by us %u,"
+            " waiting %u\n",
+            k->flood_bad_answer, k->flood_silent, k->flood_reset_by_server, k->flood_reset_sent,
+            k->flood_waiting);
+}
+
+static void print_retry_text(FILE *out, const struct load_opts *o, const struct load_counts *k)
+{
+    fprintf(out,
+            "  retry       %s: %u listeners retried (%u attempts), %u waiting to retry, %u hearing "
+            "after retrying\n",
+            retry_mode_name(o->attack.retry), k->retried, k->retries, k->retry_pending,
+            k->retried_hearing);
+    fprintf(out,
+            "  503 runs    max %u consecutive; listeners by longest run: 1 x%u, 2 x%u, 3 x%u,"
+            " >3 x%u\n",
+            k->max_503, k->hist_503[0], k->hist_503[1], k->hist_503[2], k->hist_503[3]);
+}
+
 /* The attack modes' figures, when a mode was used. */
 static void print_attack_text(FILE *out, const struct load_opts *o, const struct load_counts *k)
 {
@@ -126,12 +216,8 @@ static void print_attack_text(FILE *out, const struct load_opts *o, const struct
                 "t=%.2fs, last at t=%.2fs)\n",
                 k->stopped, k->stopped_ever, a->stop_reading, a->stop_after_ms / 1000.0,
                 k->stop_first_us / 1e6, k->stop_last_us / 1e6);
-    if (a->flood > 0)
-        fprintf(out,
-                "  flood       %u asked, %u started, %u open, %u closed by the server, %u answered,"
-                " %u failed to connect, %u still connecting\n",
-                a->flood, k->flood_started, k->flood_open, k->flood_closed_by_server,
-                k->flood_answered, k->flood_failed_connect, k->flood_connecting);
+    if (a->flood > 0) print_flood_text(out, o, k);
+    if (a->retry != RETRY_NONE || k->max_503 > 0) print_retry_text(out, o, k);
 }
 
 static void print_text(FILE *out, const struct report_run *r, const struct load_counts *k,
@@ -188,6 +274,31 @@ static void json_string(FILE *out, const char *s)
     fputc('"', out);
 }
 
+static void print_flood_json(FILE *out, const struct load_opts *o, const struct load_counts *k)
+{
+    fprintf(out, "  \"flood_mode\": \"%s\",\n  \"flood_addrs\": %u,\n  \"flood_by_status\": {",
+            attack_flood_mode_name(o->attack.flood_mode), attack_flood_addrs(o));
+    print_flood_codes(out, k, true);
+    fprintf(out,
+            "},\n  \"flood_status_other\": %u,\n  \"flood_answered_status\": %u,\n"
+            "  \"flood_bad_answer\": %u,\n  \"flood_closed_silent\": %u,\n"
+            "  \"flood_reset_by_server\": %u,\n  \"flood_reset_sent\": %u,\n"
+            "  \"flood_waiting\": %u,\n",
+            k->flood_status_other, flood_answered_ok(k), k->flood_bad_answer, k->flood_silent,
+            k->flood_reset_by_server, k->flood_reset_sent, k->flood_waiting);
+}
+
+static void print_retry_json(FILE *out, const struct load_opts *o, const struct load_counts *k)
+{
+    fprintf(out,
+            "  \"retry\": \"%s\",\n  \"retried\": %u,\n  \"retries\": %u,\n"
+            "  \"retry_pending\": %u,\n  \"retried_hearing\": %u,\n"
+            "  \"consecutive_503\": {\"max\": %u, \"1\": %u, \"2\": %u, \"3\": %u, \">3\": %u},\n",
+            retry_mode_name(o->attack.retry), k->retried, k->retries, k->retry_pending,
+            k->retried_hearing, k->max_503, k->hist_503[0], k->hist_503[1], k->hist_503[2],
+            k->hist_503[3]);
+}
+
 static void print_json(FILE *out, const struct report_run *r, const struct load_counts *k,
                        const struct join_stats *j)
 {
@@ -238,6 +349,8 @@ static void print_json(FILE *out, const struct report_run *r, const struct load_
             o->attack.flood, o->attack.flood_rate, o->attack.flood_start_ms / 1000.0,
             o->attack.flood_trickle_ms, k->flood_started, k->flood_open, k->flood_closed_by_server,
             k->flood_answered, k->flood_failed_connect, k->flood_connecting);
+    print_flood_json(out, o, k);
+    print_retry_json(out, o, k);
     fprintf(out, "  \"workers_lost\": %u\n}\n", r->workers_lost);
 }
 

@@ -10,6 +10,7 @@
 #include "worker.h"
 
 #include "attack.h"
+#include "retry.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -45,6 +46,8 @@ struct worker {
     double flood_rate;                   /* flood connections per second for this worker */
     int64_t flood_t0_us;                 /* when the flood begins */
     int64_t stop_first_us, stop_last_us; /* --stop-reading: first and last stop */
+    int64_t next_retry_us;               /* --retry: earliest pending retry, INT64_MAX: none */
+    uint32_t rng;                        /* --retry: jitter */
     int ep;
     int pipe_fd;
     int req_len;
@@ -94,6 +97,9 @@ static int worker_init(struct worker *w, uint32_t id, int pipe_fd, int64_t t0_us
     w->end_us = t0_us + (int64_t)o->duration_s * 1000000;
     w->next_tick_us = t0_us + TICK_US;
     w->next_report_us = t0_us + REPORT_US;
+    w->next_retry_us = INT64_MAX;
+    w->rng = (uint32_t)(id + 1) * 2654435761u ^ (uint32_t)t0_us;
+    if (w->rng == 0) w->rng = 1;
     w->req_len = w->ops->render_request(w->t, w->req, sizeof(w->req));
     if (w->req_len < 0) return w->req_len;
     w->conns = calloc(w->n + w->nf > 0 ? w->n + w->nf : 1, sizeof(*w->conns));
@@ -117,8 +123,13 @@ static void worker_fini(struct worker *w)
     w->ep = -1;
 }
 
+/* Closes the socket; CLOSE_ABORT closes it with a reset (SO_LINGER 0). */
 static void conn_close(struct load_conn *c, int reason, int err)
 {
+    struct linger rst = {.l_onoff = 1, .l_linger = 0};
+
+    if (c->fd >= 0 && reason == CLOSE_ABORT)
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
     if (c->fd >= 0) close(c->fd);
     c->fd = -1;
     c->state = CONN_CLOSED;
@@ -158,12 +169,54 @@ static int bind_source(const struct worker *w, int fd, const struct load_conn *c
     return bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0 ? -errno : 0;
 }
 
-/* Starts connection slot `slot`: a nonblocking connect, watched for EPOLLOUT. */
+/* --retry: listener `c` has just closed. Counts its run of 503s and, when the
+ * mode and the failure call for it, schedules its next attempt (retry.h). */
+static void listener_closed(struct worker *w, struct load_conn *c, int64_t now_us)
+{
+    bool is_503 = c->reason == CLOSE_REFUSED && c->status == 503;
+    bool is_failure =
+        is_503 || c->reason == CLOSE_CONNECT || c->reason == CLOSE_RESET || c->reason == CLOSE_EOF;
+    int32_t after_s = w->ops->retry_after_s != NULL ? w->ops->retry_after_s(c) : -1;
+    int64_t delay_ms, at_us;
+
+    if (c->status >= 200 && c->status < 300) { /* that attempt was admitted */
+        c->fails = 0;
+        c->run_503 = 0;
+    }
+    if (is_503 && c->run_503 < UINT8_MAX) c->run_503++;
+    if (c->run_503 > c->max_503) c->max_503 = c->run_503;
+    if (!is_failure) return;
+    if (c->fails < UINT8_MAX) c->fails++;
+    delay_ms = retry_delay_ms(w->o->attack.retry, c->fails, after_s, retry_rand(&w->rng));
+    at_us = now_us + delay_ms * 1000;
+    if (delay_ms < 0 || at_us >= w->end_us) return;
+    c->flags |= CONN_F_RETRY;
+    c->retry_at_ms = (uint32_t)((at_us - w->t0_us) / 1000);
+    if (at_us < w->next_retry_us) w->next_retry_us = at_us;
+}
+
+/* Opens slot `slot`'s socket: a nonblocking connect, watched for EPOLLOUT. */
+static void conn_open(struct worker *w, struct load_conn *c, uint32_t slot)
+{
+    struct epoll_event ev = {.events = EPOLLOUT, .data.u32 = slot};
+    int rc;
+
+    c->fd = socket(w->t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0) return connect_failed(w, c, errno);
+    rc = bind_source(w, c->fd, c);
+    if (rc == 0 && (c->flags & CONN_F_STOPPER)) rc = attack_tune_stopper(c->fd);
+    if (rc == 0 && connect(c->fd, (const struct sockaddr *)&w->t->addr, w->t->addr_len) < 0 &&
+        errno != EINPROGRESS)
+        rc = -errno;
+    if (rc == 0 && epoll_ctl(w->ep, EPOLL_CTL_ADD, c->fd, &ev) < 0) rc = -errno;
+    if (rc < 0) connect_failed(w, c, -rc);
+}
+
+/* Starts connection slot `slot` (anew, for a retry): the driver's fields of
+ * an attempt are reset, the client's by on_open, the retry counts kept. */
 static void conn_start(struct worker *w, uint32_t slot, int64_t now_us)
 {
     struct load_conn *c = &w->conns[slot];
-    struct epoll_event ev = {.events = EPOLLOUT, .data.u32 = slot};
-    int rc;
 
     if (is_flood_slot(w, slot)) {
         c->index = w->id + (slot - w->n) * w->o->procs;
@@ -174,16 +227,13 @@ static void conn_start(struct worker *w, uint32_t slot, int64_t now_us)
     }
     c->start_us = now_us;
     c->state = CONN_CONNECTING;
+    c->reason = CLOSE_NONE;
+    c->err = 0;
+    c->req_off = 0;
+    c->status = 0;
     ops_of(w, slot)->on_open(c);
-    c->fd = socket(w->t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (c->fd < 0) return connect_failed(w, c, errno);
-    rc = bind_source(w, c->fd, c);
-    if (rc == 0 && (c->flags & CONN_F_STOPPER)) rc = attack_tune_stopper(c->fd);
-    if (rc == 0 && connect(c->fd, (const struct sockaddr *)&w->t->addr, w->t->addr_len) < 0 &&
-        errno != EINPROGRESS)
-        rc = -errno;
-    if (rc == 0 && epoll_ctl(w->ep, EPOLL_CTL_ADD, c->fd, &ev) < 0) rc = -errno;
-    if (rc < 0) connect_failed(w, c, -rc);
+    conn_open(w, c, slot);
+    if (c->state == CONN_CLOSED && !is_flood_slot(w, slot)) listener_closed(w, c, now_us);
 }
 
 /* Writes what is left of the request; switches to reading once it is out. */
@@ -203,7 +253,21 @@ static void send_request(struct worker *w, struct load_conn *c, uint32_t slot)
     if (epoll_ctl(w->ep, EPOLL_CTL_MOD, c->fd, &ev) < 0) conn_close(c, CLOSE_RESET, errno);
 }
 
-static void on_writable(struct worker *w, struct load_conn *c, uint32_t slot)
+/* A client that writes its own bytes (flood_ops); once it is done, the
+ * connection is only read (for the server's answer or close). */
+static void write_own(struct worker *w, struct load_conn *c, uint32_t slot, int64_t now_us)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = slot};
+    bool is_done = false;
+    int reason = ops_of(w, slot)->on_writable(c, now_us, &is_done);
+
+    if (reason != CLOSE_NONE) return conn_close(c, reason, 0);
+    if (!is_done) return;
+    c->state = CONN_READING;
+    if (epoll_ctl(w->ep, EPOLL_CTL_MOD, c->fd, &ev) < 0) conn_close(c, CLOSE_RESET, errno);
+}
+
+static void on_writable(struct worker *w, struct load_conn *c, uint32_t slot, int64_t now_us)
 {
     int err = 0;
     socklen_t len = sizeof(err);
@@ -213,13 +277,7 @@ static void on_writable(struct worker *w, struct load_conn *c, uint32_t slot)
         if (err != 0) return connect_failed(w, c, err);
         c->state = CONN_SENDING;
     }
-    if (c->flags & CONN_F_FLOOD) {
-        /* no request: watch for the server closing (or answering) */
-        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = slot};
-        c->state = CONN_READING;
-        if (epoll_ctl(w->ep, EPOLL_CTL_MOD, c->fd, &ev) < 0) conn_close(c, CLOSE_RESET, errno);
-        return;
-    }
+    if (ops_of(w, slot)->on_writable != NULL) return write_own(w, c, slot, now_us);
     send_request(w, c, slot);
 }
 
@@ -250,7 +308,8 @@ static void on_event(struct worker *w, const struct epoll_event *ev, int64_t now
     if (c->state == CONN_READING)
         on_readable(w, c, ops_of(w, slot), now_us);
     else
-        on_writable(w, c, slot);
+        on_writable(w, c, slot, now_us);
+    if (c->state == CONN_CLOSED && !is_flood_slot(w, slot)) listener_closed(w, c, now_us);
 }
 
 /* Starts the joins due by `now_us`; returns true if more are already due. */
@@ -278,6 +337,32 @@ static bool flood_due(struct worker *w, int64_t now_us)
     return w->flood_started < target;
 }
 
+/* --retry: starts the listeners whose retry is due (at most JOIN_BATCH);
+ * returns true if more are already due. */
+static bool retry_due(struct worker *w, int64_t now_us)
+{
+    int64_t next = INT64_MAX;
+    uint32_t batch = 0;
+
+    if (now_us < w->next_retry_us) return false;
+    w->next_retry_us = INT64_MAX; /* lowered again by retries failing at once */
+    for (uint32_t i = 0; i < w->started; i++) {
+        struct load_conn *c = &w->conns[i];
+        int64_t at_us = w->t0_us + (int64_t)c->retry_at_ms * 1000;
+
+        if (!(c->flags & CONN_F_RETRY)) continue;
+        if (at_us <= now_us && batch < JOIN_BATCH) {
+            batch++;
+            if (c->retries < UINT16_MAX) c->retries++;
+            conn_start(w, i, now_us);
+            continue;
+        }
+        if (at_us < next) next = at_us;
+    }
+    if (next < w->next_retry_us) w->next_retry_us = next;
+    return w->next_retry_us <= now_us;
+}
+
 /* The driver's part of the counts: connection states and close reasons. */
 static void tally_conn(const struct load_conn *c, struct load_counts *k)
 {
@@ -296,6 +381,18 @@ static void tally_conn(const struct load_conn *c, struct load_counts *k)
         k->status[c->status - LOAD_STATUS_MIN]++;
 }
 
+/* --retry: the listener's retries and runs of 503s; `is_hearing` when the
+ * client counted it in hearing_clean. */
+static void tally_retry(const struct load_conn *c, struct load_counts *k, bool is_hearing)
+{
+    k->retries += c->retries;
+    if (c->retries > 0) k->retried++;
+    if (c->retries > 0 && is_hearing) k->retried_hearing++;
+    if (c->flags & CONN_F_RETRY) k->retry_pending++;
+    if (c->max_503 > k->max_503) k->max_503 = c->max_503;
+    if (c->max_503 > 0) k->hist_503[c->max_503 > 3 ? 3 : c->max_503 - 1]++;
+}
+
 static void tally_all(const struct worker *w, struct load_counts *k, int64_t now_us)
 {
     memset(k, 0, sizeof(*k));
@@ -307,8 +404,10 @@ static void tally_all(const struct worker *w, struct load_counts *k, int64_t now
     k->stop_last_us = w->stop_last_us;
     for (uint32_t i = 0; i < w->started; i++) {
         const struct load_conn *c = &w->conns[i];
+        uint32_t clean = k->hearing_clean;
         tally_conn(c, k);
         w->ops->tally(c, k, now_us);
+        tally_retry(c, k, k->hearing_clean > clean);
         if (!(c->flags & CONN_F_STOPPED)) continue;
         k->stopped_ever++;
         if (c->state == CONN_READING) k->stopped++;
@@ -407,6 +506,7 @@ static int run_timers(struct worker *w, int64_t now_us, bool is_join_behind)
         int64_t join_at = w->flood_t0_us + (int64_t)(w->flood_started / w->flood_rate * 1e6);
         if (join_at < next) next = join_at;
     }
+    if (w->next_retry_us < next) next = w->next_retry_us;
     if (is_join_behind || next <= now_us) return 0;
     return (int)((next - now_us + 999) / 1000);
 }
@@ -436,6 +536,7 @@ static void run_loop(struct worker *w)
     while (!is_stop_requested && now_us < w->end_us) {
         bool is_join_behind = join_due(w, now_us);
         if (flood_due(w, now_us)) is_join_behind = true;
+        if (retry_due(w, now_us)) is_join_behind = true;
         int timeout = run_timers(w, now_us, is_join_behind);
         int n = epoll_wait(w->ep, events, MAX_EVENTS, timeout);
 
