@@ -30,6 +30,9 @@ struct config {
     int join_rate;            /* listener joins admitted per second per node, default 10000 */
     int join_burst;           /* joins admitted at once per node, default 20000 */
     int fd_reserve;           /* descriptors per process kept from new listeners, default 64 */
+    int addr_conn_rate;       /* new connections per second per client address, default 100 */
+    int addr_conn_burst;      /* new connections at once per client address, default 500 */
+    int addr_handshakes;      /* connections in their handshake per client address, default 256 */
     int sndbuf_bytes;         /* listener socket send buffer, default 32768 */
     int stall_timeout_ms;     /* a listener making no progress is dropped, default 30000 */
     int publisher_timeout_ms; /* a silent publisher is dropped, default 10000 */

@@ -18,13 +18,14 @@
 #include "deliver/chunk.h"
 #include "deliver/feed.h"
 #include "deliver/fleet.h"
+#include "guard/addr.h"
 #include "guard/admit.h"
 #include "http/conn.h"
 #include "http/route.h"
 #include "net/listen.h"
 #include "metrics/refusals.h"
 
-enum { SWEEP_MS = 100, CHAN_BATCH = 256, CONFIG_WAIT_MS = 10000 };
+enum { SWEEP_MS = 100, CHAN_BATCH = 256, CONFIG_WAIT_MS = 10000, ADDR_TABLE_LOG2 = 14 };
 
 struct wfeed {
     struct list node;
@@ -45,6 +46,7 @@ struct worker {
     unsigned nbuckets;       /* write coalescing for every feed (worker_buckets) */
     unsigned char *buf;      /* one received channel message */
     struct admit admit;      /* this worker's share of the node's admission limits */
+    struct addr_table addrs; /* per client address: join rate, handshakes in flight */
     uint64_t base_fds;       /* descriptors open before any client (loop, channel, port...) */
     bool has_conns;          /* conn_module_init ran (it did not if no settings came) */
 };
@@ -164,10 +166,45 @@ static unsigned on_exhausted(struct acceptor *a)
     return conn_evict_oldest(16);
 }
 
+/* The pre-built 503 on a connection refused before its request was read:
+ * what already arrived is read first, so that closing does not reset the
+ * connection before the client reads the answer. */
+static void refuse_at_accept(struct worker *w, int fd, enum refuse_reason why)
+{
+    char scratch[2048];
+    size_t len;
+    refuse(why);
+    ssize_t n = recv(fd, scratch, sizeof(scratch), MSG_DONTWAIT);
+    const char *resp = admit_response(&w->admit, loop_now_ms(w->loop), &len);
+    n = send(fd, resp, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)n;
+    shutdown(fd, SHUT_WR);
+    close(fd);
+}
+
 static void on_accept(struct acceptor *a, int fd)
 {
     struct worker *w = a->owner;
-    if (conn_start(w->loop, fd, &w->limits, on_request, w) < 0) close(fd);
+    uint32_t slot = ADDR_SLOT_NONE;
+    const struct sockaddr *sa = a->peer_len > 0 ? (const struct sockaddr *)&a->peer : NULL;
+    enum addr_verdict v = addr_on_connect(&w->addrs, sa, loop_now_ms(w->loop), &slot);
+    if (v != ADDR_OK) {
+        refuse_at_accept(w, fd, v == ADDR_RATE ? REFUSE_ADDR_RATE : REFUSE_ADDR_HANDSHAKES);
+        return;
+    }
+    if (conn_start_with(w->loop, fd, &w->limits, on_request, w, (int)slot, NULL, 0) < 0) {
+        addr_on_handshake_done(&w->addrs, slot, sa);
+        close(fd);
+    }
+}
+
+/* A connection's handshake is over (routed, refused, timed out, evicted or
+ * gone): its address gets the handshake back. */
+static void on_handshake_end(struct conn *c)
+{
+    struct worker *w = c->owner;
+    uint32_t slot = (uint32_t)c->tag;
+    if (slot != ADDR_SLOT_NONE) addr_on_handshake_done(&w->addrs, slot, &c->peer_addr.sa);
 }
 
 static struct chunk *chunk_from(const void *data, size_t len, uint64_t granule, uint64_t dur)
@@ -321,7 +358,7 @@ static int open_port(struct worker *w)
 
 /* This worker's share of the node's limits: SO_REUSEPORT spreads joins
  * evenly over the workers. */
-static void admit_setup(struct worker *w)
+static int admit_setup(struct worker *w)
 {
     const struct config *cfg = &w->cfg;
     unsigned n = w->nworkers ? w->nworkers : 1;
@@ -340,6 +377,15 @@ static void admit_setup(struct worker *w)
      * timerfd: counted once here rather than by reading /proc */
     w->base_fds = 8;
     admit_init(&w->admit, &lim, loop_now_ms(w->loop), (uint32_t)getpid() * 2654435761u);
+    /* per address: the kernel spreads one address's connections over the
+     * workers by the 4-tuple hash, so each worker takes its share */
+    struct addr_limits al = {
+        .conn_rate = (double)cfg->addr_conn_rate / n,
+        .conn_burst = (double)cfg->addr_conn_burst / n,
+        .max_handshakes = cfg->addr_handshakes ? ((unsigned)cfg->addr_handshakes + n - 1) / n : 0,
+    };
+    if (al.conn_rate > 0 && al.conn_rate < 0.001) al.conn_rate = 0.001;
+    return addr_table_init(&w->addrs, ADDR_TABLE_LOG2, &al);
 }
 
 static int worker_open(struct worker *w, int fd)
@@ -361,11 +407,16 @@ static int worker_open(struct worker *w, int fd)
     log_set_format(w->cfg.log_format);
     w->nworkers = (unsigned)fleet_size(&w->cfg);
     w->nbuckets = 1;
-    admit_setup(w);
+    err = admit_setup(w);
+    if (err < 0) {
+        log_error("worker: cannot set up admission: %s", strerror(-err));
+        return err;
+    }
     w->limits.max_head = (size_t)w->cfg.max_header_bytes;
     w->limits.max_url = (size_t)w->cfg.max_url_bytes;
     w->limits.head_timeout_ms = (uint64_t)w->cfg.header_timeout_ms;
     w->limits.is_routing_on_head = true;
+    w->limits.on_handshake_end = on_handshake_end;
     conn_module_init(w->loop);
     w->has_conns = true;
     err = setup_signals(w);
@@ -393,6 +444,7 @@ static void worker_close(struct worker *w)
         loop_run_once(w->loop);
         loop_free(w->loop);
     }
+    addr_table_fini(&w->addrs); /* after the loop: freed conns give their handshakes back */
     if (w->sigio.fd >= 0) close(w->sigio.fd);
     close(w->chan.fd);
     free(w->buf);

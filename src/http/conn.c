@@ -315,9 +315,17 @@ void conn_module_fini(void)
     timer_stop(&sweep_timer);
 }
 
+static void end_handshake(struct conn *c)
+{
+    if (c->is_handshake_ended) return;
+    c->is_handshake_ended = true;
+    if (c->limits->on_handshake_end) c->limits->on_handshake_end(c);
+}
+
 static void conn_free(struct deferred *d)
 {
     struct conn *c = list_entry(d, struct conn, dfr);
+    end_handshake(c);
     free(c->buf);
     free(c->body);
     free(c);
@@ -335,12 +343,15 @@ void conn_close(struct conn *c)
     loop_defer(c->loop, &c->dfr, conn_free);
 }
 
-static void peer_name(int fd, char *out, size_t cap)
+static void peer_name(struct conn *c, int fd, char *out, size_t cap)
 {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
     out[0] = '\0';
     if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0) return;
+    if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)
+        memcpy(&c->peer_addr, &ss,
+               ss.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
     char host[46] = "?";
     unsigned port = 0;
     if (ss.ss_family == AF_INET) {
@@ -392,7 +403,7 @@ int conn_start_with(struct loop *loop, int fd, const struct conn_limits *limits,
         free(c);
         return err;
     }
-    peer_name(fd, c->peer, sizeof(c->peer));
+    peer_name(c, fd, c->peer, sizeof(c->peer));
     list_push_back(&all_conns, &c->node);
     n_conns++;
     if (len) {
@@ -497,6 +508,7 @@ static void finish_head(struct conn *c)
     c->deadline_ms = UINT64_MAX;
     list_push_back(&all_conns, &c->node);
     c->is_routed = true;
+    end_handshake(c);
     c->on_request(c);
 }
 

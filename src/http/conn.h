@@ -36,6 +36,7 @@
 #define TRIBUNE_HTTP_CONN_H
 
 #include <http_parser.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,6 +46,8 @@
 
 enum { CONN_MAX_HEADERS = 100, CONN_MAX_BODY = 64 * 1024 };
 
+struct conn;
+
 struct conn_limits {
     size_t max_head;
     size_t max_url;
@@ -52,6 +55,11 @@ struct conn_limits {
     /* Route every request once its head is complete, never reading a body
      * (a worker hands such requests to the master with the raw bytes). */
     bool is_routing_on_head;
+    /* Optional: called once per connection when its handshake ends, i.e.
+     * just before on_request, or when it is closed without one (deadline,
+     * bad request, eviction, client gone). Per-address accounting of
+     * handshakes in progress hangs here (guard/addr.h; the slot in `tag`). */
+    void (*on_handshake_end)(struct conn *c);
 };
 
 struct span {
@@ -87,8 +95,14 @@ struct conn {
     unsigned method;   /* read-only: enum route_method bit */
     bool is_head_done, is_message_done, is_body_pending, is_too_large;
     bool is_routed;           /* private: on_request was called (once, ever) */
+    bool is_handshake_ended;  /* private: on_handshake_end was called */
     bool has_expect_continue; /* read-only */
     char peer[64];            /* read-only: "addr:port" for logs */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } peer_addr; /* read-only: the peer (sa_family 0 if unknown) */
 };
 
 /* Initialises the deadline list and its sweep timer for `loop`. */

@@ -17,16 +17,19 @@ static const char *const names[REFUSE_N] = {
     [REFUSE_FDS] = "fds",
     [REFUSE_JOIN_RATE] = "join_rate",
     [REFUSE_EVICTED] = "evicted",
+    [REFUSE_ADDR_RATE] = "addr_rate",
+    [REFUSE_ADDR_HANDSHAKES] = "addr_handshakes",
 };
 
 /* The log tally's reasons keep the status code for people reading logs. */
 static const char *const log_names[REFUSE_N] = {
-    [REFUSE_FULL] = "503 server full",      [REFUSE_BUSY] = "503 server busy",
-    [REFUSE_NO_WORKER] = "503 no worker",   [REFUSE_NO_SPACE] = "404 no such space",
-    [REFUSE_BAD_KEY] = "401 bad key",       [REFUSE_HAS_SOURCE] = "409 has a publisher",
-    [REFUSE_BAD_STREAM] = "415 bad stream", [REFUSE_BAD_REQUEST] = "4xx bad request",
-    [REFUSE_TIMEOUT] = "header timeout",    [REFUSE_FDS] = "503 descriptor reserve",
-    [REFUSE_JOIN_RATE] = "503 join rate",   [REFUSE_EVICTED] = "evicted for a descriptor",
+    [REFUSE_FULL] = "503 server full",       [REFUSE_BUSY] = "503 server busy",
+    [REFUSE_NO_WORKER] = "503 no worker",    [REFUSE_NO_SPACE] = "404 no such space",
+    [REFUSE_BAD_KEY] = "401 bad key",        [REFUSE_HAS_SOURCE] = "409 has a publisher",
+    [REFUSE_BAD_STREAM] = "415 bad stream",  [REFUSE_BAD_REQUEST] = "4xx bad request",
+    [REFUSE_TIMEOUT] = "header timeout",     [REFUSE_FDS] = "503 descriptor reserve",
+    [REFUSE_JOIN_RATE] = "503 join rate",    [REFUSE_EVICTED] = "evicted for a descriptor",
+    [REFUSE_ADDR_RATE] = "503 address rate", [REFUSE_ADDR_HANDSHAKES] = "503 address handshakes",
 };
 
 void refuse(enum refuse_reason r)

@@ -15,18 +15,20 @@
 #include <stdint.h>
 
 enum refuse_reason {
-    REFUSE_FULL,        /* 503: a worker holds its share of max_listeners */
-    REFUSE_BUSY,        /* 503: the master's channel was full for a hand-off */
-    REFUSE_NO_WORKER,   /* 503: no delivery worker runs */
-    REFUSE_NO_SPACE,    /* 404: listen or publish to a space that does not exist */
-    REFUSE_BAD_KEY,     /* 401: publish without the right key */
-    REFUSE_HAS_SOURCE,  /* 409: a second publisher */
-    REFUSE_BAD_STREAM,  /* 415/400: a published stream that is not valid Ogg/Opus */
-    REFUSE_BAD_REQUEST, /* 400, 405, 413, 414, 431: a request we could not serve */
-    REFUSE_TIMEOUT,     /* a request head that did not arrive in time */
-    REFUSE_FDS,         /* 503: a join would eat into the descriptor reserve */
-    REFUSE_JOIN_RATE,   /* 503: over the node's join rate */
-    REFUSE_EVICTED,     /* a request head still incomplete, closed to free a descriptor */
+    REFUSE_FULL,            /* 503: a worker holds its share of max_listeners */
+    REFUSE_BUSY,            /* 503: the master's channel was full for a hand-off */
+    REFUSE_NO_WORKER,       /* 503: no delivery worker runs */
+    REFUSE_NO_SPACE,        /* 404: listen or publish to a space that does not exist */
+    REFUSE_BAD_KEY,         /* 401: publish without the right key */
+    REFUSE_HAS_SOURCE,      /* 409: a second publisher */
+    REFUSE_BAD_STREAM,      /* 415/400: a published stream that is not valid Ogg/Opus */
+    REFUSE_BAD_REQUEST,     /* 400, 405, 413, 414, 431: a request we could not serve */
+    REFUSE_TIMEOUT,         /* a request head that did not arrive in time */
+    REFUSE_FDS,             /* 503: a join would eat into the descriptor reserve */
+    REFUSE_JOIN_RATE,       /* 503: over the node's join rate */
+    REFUSE_EVICTED,         /* a request head still incomplete, closed to free a descriptor */
+    REFUSE_ADDR_RATE,       /* 503 at accept: the client address's connection rate */
+    REFUSE_ADDR_HANDSHAKES, /* 503 at accept: too many of the address's requests in flight */
     REFUSE_N
 };
 

@@ -72,7 +72,9 @@ static void on_listen_event(struct io *io, uint32_t events)
 {
     struct acceptor *a = list_entry(io, struct acceptor, io);
     for (int i = 0; i < ACCEPT_BATCH; i++) {
-        int fd = accept4(a->io.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        a->peer_len = sizeof(a->peer);
+        int fd = accept4(a->io.fd, (struct sockaddr *)&a->peer, &a->peer_len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
             a->accepted++;
             a->on_accept(a, fd);

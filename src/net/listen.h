@@ -3,13 +3,15 @@
  * A listener socket is non-blocking, SO_REUSEADDR and SO_REUSEPORT (so that
  * several worker processes can share a port later). Each readiness event
  * accepts at most ACCEPT_BATCH connections (work per wake-up is capped). On
- * EMFILE/ENFILE/ENOBUFS accepting pauses for ACCEPT_PAUSE_MS instead of
- * spinning. Thread: one loop.
+ * EMFILE/ENFILE the owner's on_exhausted may free descriptors (handshakes go
+ * before listeners); otherwise, and on ENOBUFS/ENOMEM, accepting pauses for
+ * ACCEPT_PAUSE_MS instead of spinning. Thread: one loop.
  */
 #ifndef TRIBUNE_NET_LISTEN_H
 #define TRIBUNE_NET_LISTEN_H
 
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "core/loop.h"
 
@@ -27,6 +29,9 @@ struct acceptor {
     unsigned (*on_exhausted)(struct acceptor *a);
     void *owner;               /* public */
     uint64_t accepted, paused; /* read-only counters */
+    /* read-only, during on_accept: the new connection's peer */
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
 };
 
 /* Opens a listening TCP socket on host:port (host "" or "0.0.0.0" = any

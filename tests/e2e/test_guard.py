@@ -15,6 +15,11 @@ counters match what the clients saw.
     came first took 10 of the burst). The server's
     refused{reason="join_rate"} rises by exactly the number of 503s the clients saw. The 10
     listeners that were there first keep receiving pages with no gap over 1 s.
+(c) Per client address (--addr_handshakes 20 --addr_conn_rate 5 --addr_conn_burst 10, two
+    workers): 100 silent connections from 127.0.0.2 leave at most 20 in their handshake, the rest
+    answered 503 at once; a listener from 127.0.0.1 meanwhile joins and hears; 40 joins one after
+    another from 127.0.0.3 get about the burst of 10 admitted; the server's addr_handshakes and
+    addr_rate refusals add up to the 503s the clients saw.
 No 429 ever.
 """
 import json
@@ -30,13 +35,18 @@ from lib import (ROOT, Listener, Server, check, final_response, http, log, run_t
                  wait_until)
 
 
-def refused(srv, reason):
+def refusals(srv):
+    """Every tribune_requests_refused_total{reason} from one GET /metrics."""
     st, _, body = http(srv, "GET", "/metrics", timeout=5)
     check(st == 200, "GET /metrics -> %d" % st)
-    m = re.search(r'^tribune_requests_refused_total\{reason="%s"\} (\d+)' % reason,
-                  body.decode(), re.M)
-    check(m is not None, "no refusal counter for reason %s in /metrics" % reason)
-    return int(m.group(1))
+    return {m.group(1): int(m.group(2)) for m in
+            re.finditer(r'^tribune_requests_refused_total\{reason="([a-z_]+)"\} (\d+)', body.decode(), re.M)}
+
+
+def refused(srv, reason):
+    r = refusals(srv)
+    check(reason in r, "no refusal counter for reason %s in /metrics" % reason)
+    return r[reason]
 
 
 def capacity():
@@ -63,13 +73,16 @@ def capacity():
     srv.stop()
 
 
-def join(srv, results, i, barrier):
+def join(srv, results, i, barrier, src="127.0.0.1", request=True):
     s = socket.socket()
     s.settimeout(10)
     try:
+        s.bind((src, 0))
         s.connect(srv.addr)
-        barrier.wait(10)
-        s.sendall(b"GET /spaces/demo/live.opus HTTP/1.1\r\nHost: x\r\n\r\n")
+        if barrier is not None:
+            barrier.wait(10)
+        if request:
+            s.sendall(b"GET /spaces/demo/live.opus HTTP/1.1\r\nHost: x\r\n\r\n")
         data = b""
         while b"\r\n\r\n" not in data and len(data) < 65536:
             x = s.recv(4096)
@@ -101,7 +114,9 @@ def join(srv, results, i, barrier):
 
 
 def join_rate():
-    srv = Server("demo", extra=["--workers", "2", "--join_rate", "40", "--join_burst", "40"]).start()
+    # per-address limits off: this part is about the node's join rate (all joins come from 127.0.0.1)
+    srv = Server("demo", extra=["--workers", "2", "--join_rate", "40", "--join_burst", "40",
+                                "--addr_conn_rate", "0", "--addr_handshakes", "0"]).start()
     first = [Listener(srv, "demo", keep=False, max_seconds=30) for _ in range(10)]
     for lst in first:
         lst.start()
@@ -160,10 +175,81 @@ def join_rate():
     srv.stop()
 
 
+def per_address():
+    """(c) Per client address: a cap on handshakes in flight and a connection rate, each address
+    on its own; listeners from other addresses are untouched."""
+    srv = Server("demo", extra=["--workers", "2", "--addr_handshakes", "20", "--addr_conn_rate", "5",
+                                "--addr_conn_burst", "10", "--header_timeout_ms", "3000"]).start()
+    # This observer's own requests come from 127.0.0.1, which the same limits hold (5 new
+    # connections per second node-wide): it asks once per second.
+    first = refusals(srv)
+    before = {r: first[r] for r in ("addr_handshakes", "addr_rate")}
+    # 100 connections from 127.0.0.2 that send nothing: at most 20 (10 per worker) stay in their
+    # handshake, the others get the 503 at once (the address's bucket, 10 at once, bites first
+    # here; each refusal is counted under one reason).
+    holders = []
+    answers = []
+    for i in range(100):
+        s = socket.socket()
+        s.settimeout(5)
+        s.bind(("127.0.0.2", 0))
+        s.connect(srv.addr)
+        holders.append(s)
+    for s in holders:
+        data = b""
+        try:
+            s.settimeout(0.5)
+            while b"\r\n\r\n" not in data:
+                x = s.recv(4096)
+                if not x:
+                    break
+                data += x
+        except socket.timeout:
+            pass
+        answers.append(final_response(data)[0] if final_response(data) else None)
+    n503 = sum(1 for a in answers if a == 503)
+    held = sum(1 for a in answers if a is None)
+    log("(c) 100 silent connections from 127.0.0.2: %d answered 503 at once, %d held open" % (n503, held))
+    check(n503 + held == 100, "answers other than 503: %s" % sorted(set(answers), key=str))
+    check(1 <= held <= 20, "%d connections held open, expected at most the cap of 20" % held)
+    # Meanwhile another address joins and hears.
+    other = Listener(srv, "demo", keep=False, max_seconds=20)
+    other.start()
+    other.wait_pages(5, 10, "a listener from another address during the flood")
+    # 40 joins one after the other from 127.0.0.3: its bucket (10 at once, 5/s) admits about 10.
+    results = [None] * 40
+    t0 = time.monotonic()
+    for i in range(40):
+        join(srv, results, i, None, src="127.0.0.3")
+    took = time.monotonic() - t0
+    ok = sum(1 for r in results if r and r[0] == 200)
+    busy = sum(1 for r in results if r and r[0] == 503)
+    log("(c) 40 joins from 127.0.0.3 in %.2f s: %d admitted, %d x 503" % (took, ok, busy))
+    check(ok + busy == 40, "answers other than 200/503: %s" % results)
+    check(10 <= ok <= 10 + int(5 * took) + 2, "%d admitted from one address, expected its burst of 10 plus "
+          "the refill" % ok)
+    after = {}
+
+    def counted():
+        after.update(refusals(srv))
+        return sum(after[r] - before[r] for r in before) == n503 + busy
+    wait_until(counted, 5, "the server to count %d per-address refusals" % (n503 + busy), interval=1.0)
+    log("(c) server refused{addr_handshakes} +%d, refused{addr_rate} +%d; clients saw %d x 503"
+        % (after["addr_handshakes"] - before["addr_handshakes"], after["addr_rate"] - before["addr_rate"],
+           n503 + busy))
+
+    other.check_ok()
+    for s in holders:
+        s.close()
+    other.stop(join=False)
+    srv.stop()
+
+
 def main():
     with heavy.exclusive("test_guard"):
         capacity()
         join_rate()
+        per_address()
 
 
 if __name__ == "__main__":

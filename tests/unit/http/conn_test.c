@@ -607,6 +607,41 @@ START_TEST(head_deadline_closes_a_trickling_client)
 }
 END_TEST
 
+static int handshake_ends, calls_at_end = -1;
+static void on_handshake_end(struct conn *c)
+{
+    handshake_ends++;
+    calls_at_end = seen.calls;
+}
+
+/* The handshake-end hook runs once per connection: before on_request, or at
+ * the close of one that never got there. */
+START_TEST(handshake_end_hook_runs_once)
+{
+    handshake_ends = 0;
+    limits.on_handshake_end = on_handshake_end;
+    start();
+    send_str("GET /x HTTP/1.1\r\nHost: x\r\n\r\n");
+    response();
+    loop_run_once(loop);
+    ck_assert_int_eq(seen.calls, 1);
+    ck_assert_int_eq(handshake_ends, 1);
+    ck_assert_int_eq(calls_at_end, 0); /* before on_request */
+    int s2, c2;
+    tcp_pair(&s2, &c2);
+    ck_assert_int_eq(conn_start(loop, s2, &limits, on_request, &owner_token), 0);
+    ck_assert_int_eq(send(c2, "GET / HT", 8, MSG_NOSIGNAL), 8);
+    loop_run_once(loop);
+    ck_assert_int_eq(handshake_ends, 1);
+    ck_assert_uint_eq(conn_evict_oldest(1), 1);
+    loop_run_once(loop);
+    ck_assert_int_eq(handshake_ends, 2);
+    ck_assert_int_eq(seen.calls, 1);
+    close(c2);
+    limits.on_handshake_end = NULL;
+}
+END_TEST
+
 /* Descriptors ran out: the oldest connections still in their head go first,
  * each counted as refused (evicted); a routed connection is never evicted. */
 START_TEST(evict_oldest_closes_handshakes_first)
@@ -930,6 +965,7 @@ static Suite *conn_suite(void)
     tcase_add_test(tc, head_deadline_closes_a_trickling_client);
     tcase_add_test(tc, head_in_time_is_not_closed);
     tcase_add_test(tc, evict_oldest_closes_handshakes_first);
+    tcase_add_test(tc, handshake_end_hook_runs_once);
     tcase_add_test(tc, post_body_is_collected);
     tcase_add_test(tc, large_post_body_is_byte_identical);
     tcase_add_test(tc, chunked_post_body_is_collected);
