@@ -105,8 +105,7 @@ static void list_spaces(struct node *n, struct conn *c)
     respond_json(c, 200, root);
 }
 
-/* Validates the body of POST /api/spaces; returns NULL or an error text. */
-static const char *parse_create(cJSON *body, const char **title, int64_t *starts_at)
+const char *api_parse_create(cJSON *body, const char **title, int64_t *starts_at)
 {
     if (!cJSON_IsObject(body)) return "body must be a JSON object";
     cJSON *t = cJSON_GetObjectItemCaseSensitive(body, "title");
@@ -128,7 +127,7 @@ static void create_space(struct node *n, struct conn *c)
     cJSON *body = c->body ? cJSON_ParseWithLength(c->body, c->body_len) : NULL;
     const char *title = NULL;
     int64_t starts_at = 0;
-    const char *err = body ? parse_create(body, &title, &starts_at) : "body must be JSON";
+    const char *err = body ? api_parse_create(body, &title, &starts_at) : "body must be JSON";
     if (err) {
         cJSON_Delete(body);
         conn_respond_error(c, 400, err);

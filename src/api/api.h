@@ -4,6 +4,7 @@
 #define TRIBUNE_API_API_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct node;
 struct conn;
@@ -27,6 +28,13 @@ void api_node(struct node *n, struct conn *c);
 /* The public view of a space (what GET /api/spaces/{id} answers): never
  * holds a key. NULL when out of memory; the caller deletes it. */
 struct cJSON *api_space_json(struct node *n, const struct space_record *r);
+
+/* Validates the parsed body of POST /api/spaces: an object whose "title" is a
+ * string of 1 to SPACE_TITLE_MAX bytes and whose "starts_at", if present and
+ * not null, is a number of unix seconds in [0, 1e11]. Returns NULL and sets
+ * *title (borrowed from `body`) and *starts_at (0 when absent), or returns an
+ * error text for a 400. Pure; fuzzed by tests/fuzz/json_body_fuzz.c. */
+const char *api_parse_create(struct cJSON *body, const char **title, int64_t *starts_at);
 
 /* Decodes standard base64 (OpenSSL's decoder). Returns the decoded length or
  * -1 when the input is invalid or does not fit `cap`. */
