@@ -145,12 +145,13 @@ struct load_counts {
     uint32_t flood_silent;          /* closed by the server without an answer */
     /* --retry: listeners that tried again (counted in the figures above as
      * their current attempt stands) */
-    uint32_t retries;         /* attempts after each listener's first */
-    uint32_t retried;         /* listeners that tried again at least once */
-    uint32_t retry_pending;   /* closed now, to try again before the run ends */
-    uint32_t retried_hearing; /* retried, and counted in hearing_clean */
-    uint32_t max_503;         /* most consecutive 503s of any listener */
-    uint32_t hist_503[4];     /* listeners whose longest run of 503s was 1, 2, 3, > 3 */
+    uint32_t retries;           /* attempts after each listener's first */
+    uint32_t retried;           /* listeners that tried again at least once */
+    uint32_t retry_pending;     /* closed now, to try again before the run ends */
+    uint32_t retried_hearing;   /* retried, and counted in hearing_clean */
+    uint32_t max_503;           /* most consecutive 503s of any listener */
+    uint32_t flood_life_max_ms; /* longest a flood connection lived before the server closed it */
+    uint32_t hist_503[4];       /* listeners whose longest run of 503s was 1, 2, 3, > 3 */
 };
 
 enum load_msg_kind { LOAD_MSG_TICK = 1, LOAD_MSG_FINAL = 2 };

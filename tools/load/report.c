@@ -32,6 +32,8 @@ void report_add(struct load_counts *dst, const struct load_counts *src)
     for (size_t i = 0; i < LOAD_FLOOD_CODES && src->flood_status[i].code != 0; i++)
         report_code_add(dst, src->flood_status[i].code, src->flood_status[i].n);
     if (src->max_503 > dst->max_503) dst->max_503 = src->max_503;
+    if (src->flood_life_max_ms > dst->flood_life_max_ms)
+        dst->flood_life_max_ms = src->flood_life_max_ms;
     if (src->stop_first_us > 0 &&
         (dst->stop_first_us == 0 || src->stop_first_us < dst->stop_first_us))
         dst->stop_first_us = src->stop_first_us;
@@ -345,10 +347,11 @@ static void print_json(FILE *out, const struct report_run *r, const struct load_
             "  \"flood\": %u,\n  \"flood_rate\": %.1f,\n  \"flood_start_s\": %.1f,\n"
             "  \"flood_trickle_ms\": %u,\n  \"flood_started\": %u,\n  \"flood_open\": %u,\n"
             "  \"flood_closed_by_server\": %u,\n  \"flood_answered\": %u,\n"
-            "  \"flood_failed_connect\": %u,\n  \"flood_connecting\": %u,\n",
+            "  \"flood_failed_connect\": %u,\n  \"flood_connecting\": %u,\n"
+            "  \"flood_life_max_ms\": %u,\n",
             o->attack.flood, o->attack.flood_rate, o->attack.flood_start_ms / 1000.0,
             o->attack.flood_trickle_ms, k->flood_started, k->flood_open, k->flood_closed_by_server,
-            k->flood_answered, k->flood_failed_connect, k->flood_connecting);
+            k->flood_answered, k->flood_failed_connect, k->flood_connecting, k->flood_life_max_ms);
     print_flood_json(out, o, k);
     print_retry_json(out, o, k);
     fprintf(out, "  \"workers_lost\": %u\n}\n", r->workers_lost);

@@ -124,9 +124,19 @@ static void worker_fini(struct worker *w)
 }
 
 /* Closes the socket; CLOSE_ABORT closes it with a reset (SO_LINGER 0). */
+/* The longest a flood connection lived, connect() to the server's close, in
+ * this process (one worker per process). */
+static uint32_t flood_life_max_ms;
+
 static void conn_close(struct load_conn *c, int reason, int err)
 {
     struct linger rst = {.l_onoff = 1, .l_linger = 0};
+
+    if ((c->flags & CONN_F_FLOOD) && c->fd >= 0 && reason != CLOSE_ABORT &&
+        reason != CLOSE_CONNECT && reason != CLOSE_NONE) {
+        int64_t life_ms = (load_now_us() - c->start_us) / 1000;
+        if (life_ms > (int64_t)flood_life_max_ms) flood_life_max_ms = (uint32_t)life_ms;
+    }
 
     if (c->fd >= 0 && reason == CLOSE_ABORT)
         setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
@@ -402,6 +412,7 @@ static void tally_all(const struct worker *w, struct load_counts *k, int64_t now
     k->last_connect_errno = w->last_connect_errno;
     k->stop_first_us = w->stop_first_us;
     k->stop_last_us = w->stop_last_us;
+    k->flood_life_max_ms = flood_life_max_ms;
     for (uint32_t i = 0; i < w->started; i++) {
         const struct load_conn *c = &w->conns[i];
         uint32_t clean = k->hearing_clean;
