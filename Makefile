@@ -3,6 +3,7 @@
 #   make test       install missing packages, build, run every test (also under ASan+UBSan)
 #   make demo       install missing packages, build, run the demo space
 #   make SAN=1 BUILD=build/asan   a sanitizer build
+#   make fuzz       libFuzzer builds in build/fuzz/, each run FUZZ_SECONDS (docs/fuzzing.md)
 BUILD ?= build
 SAN ?= 0
 CC ?= cc
@@ -29,7 +30,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 FUZZ_SRC := $(shell find tests/fuzz -name '*_fuzz.c' 2>/dev/null | sort)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/fuzz/%)
 
-.PHONY: all units test demo deps clean format format-check bench
+.PHONY: all units test demo deps clean format format-check bench fuzz fuzz-build fuzz-bins
 
 all: $(BUILD)/tribune $(BUILD)/tribune-load
 
@@ -68,6 +69,35 @@ $(BUILD)/tests/fuzz/%: tests/fuzz/%.c tests/fuzz/replay.c $(BUILD)/libtribune.a
 
 units: $(UNIT_BIN) $(FUZZ_BIN)
 
+# libFuzzer builds (docs/fuzzing.md): every driver, linked with clang's libFuzzer under ASan and
+# UBSan, the library rebuilt with coverage instrumentation, all in $(FUZZ_DIR)/. `make fuzz` runs
+# each for FUZZ_SECONDS from its committed corpus; new inputs go to $(FUZZ_DIR)/corpus/<name>/
+# (the committed corpus is only read), a crash's reproducer to $(FUZZ_DIR)/artifacts/.
+FUZZ_DIR := build/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_SHORT ?= 10
+FUZZ_NAMES := $(FUZZ_SRC:tests/fuzz/%_fuzz.c=%)
+LIBFUZZER_BIN := $(FUZZ_NAMES:%=$(FUZZ_DIR)/%_fuzz)
+
+fuzz-build:
+	$(MAKE) CC=clang SAN=1 BUILD=$(FUZZ_DIR) EXTRA_CFLAGS=-fsanitize=fuzzer-no-link fuzz-bins
+
+# Only meaningful inside the sub-make above (BUILD=$(FUZZ_DIR), CC=clang).
+fuzz-bins: $(LIBFUZZER_BIN)
+
+$(LIBFUZZER_BIN): $(FUZZ_DIR)/%: tests/fuzz/%.c $(FUZZ_DIR)/libtribune.a
+	$(CC) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $< $(FUZZ_DIR)/libtribune.a $(LDLIBS)
+
+fuzz: fuzz-build
+	@mkdir -p $(FUZZ_DIR)/artifacts
+	@for n in $(FUZZ_NAMES); do \
+		mkdir -p $(FUZZ_DIR)/corpus/$$n; \
+		echo "fuzz: $$n for $(FUZZ_SECONDS) s"; \
+		$(FUZZ_DIR)/$${n}_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+			-artifact_prefix=$(FUZZ_DIR)/artifacts/$$n- $(FUZZ_DIR)/corpus/$$n \
+			tests/fuzz/corpus/$$n || exit 1; \
+	done
+
 deps:
 	@./scripts/deps.sh
 
@@ -75,7 +105,8 @@ test: deps
 	$(MAKE) format-check
 	$(MAKE) all units
 	$(MAKE) SAN=1 BUILD=build/asan all units
-	./tests/run.sh
+	$(MAKE) fuzz-build
+	FUZZ_SHORT=$(FUZZ_SHORT) ./tests/run.sh
 
 demo: deps
 	$(MAKE) all

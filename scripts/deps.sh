@@ -5,7 +5,7 @@
 set -eu
 PKGS="build-essential pkg-config libopus-dev libogg-dev libhttp-parser-dev libinih-dev
 libcjson-dev libsqlite3-dev libssl-dev check ffmpeg oggz-tools python3 curl clang-format prometheus
-chromium"
+chromium clang libclang-rt-dev"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -5,10 +5,12 @@
 # Runs, as one entry each:
 #   - every Check unit test binary under build/tests/unit/** and build/asan/tests/unit/**
 #   - every fuzz replayer build{,/asan}/tests/fuzz/*_fuzz over tests/fuzz/corpus/<name>/ (if present)
+#   - every libFuzzer build build/fuzz/*_fuzz (make fuzz-build), fuzzing for FUZZ_SHORT seconds
 #   - every tests/e2e/test_*.py twice: TRIBUNE_BIN=build/tribune and TRIBUNE_BIN=build/asan/tribune
 #
 # Usage: tests/run.sh [PATTERN]     PATTERN (a grep -E regex) selects entries by name.
-# Environment: E2E_JOBS (default 2) e2e tests run at once; TRIBUNE_E2E_KEEP=1 keeps temp dirs.
+# Environment: E2E_JOBS (default 2) e2e tests run at once; TRIBUNE_E2E_KEEP=1 keeps temp dirs;
+# FUZZ_SHORT (default 10) seconds each libFuzzer target runs.
 #
 # Output: one line per entry, `PASS name (1.2s)` or `FAIL name (reason, 1.2s)` followed by the
 # last 40 lines of its output; the very last line is `N passed, N failed`. Exit 1 if any failed.
@@ -96,6 +98,22 @@ for tree in build build/asan; do
 			run_one "$name" "$UNIT_TIMEOUT" "$bin" "${files[@]}"
 		fi
 	done
+done
+
+# ---- short libFuzzer runs -------------------------------------------------------------------------
+# Each target starts from its committed corpus and fuzzes for FUZZ_SHORT seconds under ASan+UBSan
+# (docs/fuzzing.md). New inputs go to a scratch directory that is discarded; a crash, leak, UB or
+# slow input fails the entry, and its reproducer is kept in build/fuzz/artifacts/.
+FUZZ_SHORT=${FUZZ_SHORT:-10}
+for bin in build/fuzz/*_fuzz; do
+	[ -x "$bin" ] || continue
+	base=$(basename "$bin")
+	name="fuzz:libfuzzer/$base"
+	selected "$name" || continue
+	scratch="$OUT/corpus-${base%_fuzz}"
+	mkdir -p "$scratch" build/fuzz/artifacts
+	run_one "$name" $((FUZZ_SHORT + 60)) "$bin" -max_total_time="$FUZZ_SHORT" -timeout=10 \
+		-artifact_prefix="build/fuzz/artifacts/${base%_fuzz}-" "$scratch" "tests/fuzz/corpus/${base%_fuzz}"
 done
 
 # ---- end-to-end tests -----------------------------------------------------------------------------
