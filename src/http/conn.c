@@ -91,9 +91,14 @@ static int on_url(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
+/* Header callbacks after the head are trailer fields of a chunked body: they
+ * are dropped (RFC 9110 6.5.1 allows it). Recorded, they would pass for
+ * request headers, and when read through the scratch buffer their spans would
+ * point outside buf. */
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     struct conn *c = conn_of(p);
+    if (c->is_head_done) return 0;
     struct span *names = c->header_names;
     if (c->nheaders == 0 || c->header_values[c->nheaders - 1].len > 0 ||
         names[c->nheaders - 1].off + names[c->nheaders - 1].len != off_of(c, at)) {
@@ -114,6 +119,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 static int on_header_value(http_parser *p, const char *at, size_t len)
 {
     struct conn *c = conn_of(p);
+    if (c->is_head_done) return 0;
     struct span *v = &c->header_values[c->nheaders - 1];
     if (v->len == 0) v->off = off_of(c, at);
     v->len += (uint32_t)len;
