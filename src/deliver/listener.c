@@ -176,6 +176,11 @@ int listener_start(struct feed *f, int fd, int is_head_only)
     list_init(&l->node);
     deferred_init(&l->dfr);
     if (f->sndbuf > 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &f->sndbuf, sizeof(f->sndbuf));
+    /* a peer that stops acknowledging (gone, or a zero window it never
+     * reopens) is given up by the kernel after the stall timeout too */
+    unsigned user_timeout = (unsigned)f->stall_timeout_ms;
+    if (user_timeout > 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
     int err =
         loop_add(f->loop, &l->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, on_listener_event);
     if (err < 0) {

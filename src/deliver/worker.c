@@ -122,8 +122,15 @@ static void hand_off(struct worker *w, struct conn *c)
 static bool admit_listener(struct worker *w, int fd)
 {
     uint64_t now = loop_now_ms(w->loop);
-    enum admit_verdict v =
-        admit_join(&w->admit, now, w->listeners, w->base_fds + w->listeners + conn_count());
+    uint64_t fds = w->base_fds + w->listeners + conn_count();
+    const struct admit_limits *lim = &w->admit.lim;
+    if (lim->fd_limit && fds + lim->fd_reserve >= lim->fd_limit) {
+        /* handshakes go before listeners: the oldest requests still
+         * arriving make room for a listener that has arrived */
+        uint64_t need = fds + lim->fd_reserve + 1 - lim->fd_limit;
+        fds -= conn_evict_oldest(need < 256 ? (unsigned)need : 256);
+    }
+    enum admit_verdict v = admit_join(&w->admit, now, w->listeners, fds);
     if (v == ADMIT_OK) return true;
     refuse(v == ADMIT_FULL ? REFUSE_FULL : v == ADMIT_FDS ? REFUSE_FDS : REFUSE_JOIN_RATE);
     size_t len;

@@ -1,0 +1,317 @@
+"""The guard's figures (issue 5, "Figures to reach"), at two scales.
+
+  short (make test, tests/e2e/test_guard_figures.py)   long (make bench: bench/guard.sh)
+
+Each scenario starts its own demo server, attacks it with tribune-load from loopback addresses,
+measures with tribune-load's own judgement and the server's counters, prints both, and returns a
+dict of figures; check() raises on a figure that misses its bound.
+
+  flood      N listeners keep >= 99.9 % hearing while a connection flood (connections that send
+             nothing, from many addresses) runs; the server's refusal counters match what the
+             attacker saw (connections the server closed or answered) within 1 %.
+  slowloris  S slow-loris connections (one byte of an endless head every 500 ms): listeners 100 %
+             hearing, >= 99 % of legitimate joins (J per second) get audio within 3 s, every slow
+             connection is closed within the header deadline plus 1 s.
+  zerowin    Z of N listeners stop reading (zero window): the rest keep >= 99.9 % hearing, the
+             server's memory stays bounded, each stopped reader is dropped within the stall timeout
+             plus 5 s.
+  fdlimit    the server limited to 1,024 descriptors per process, one worker, 2,000 slow
+             connections: no busy loop (its CPU while they sit < 10 % of a core), the existing
+             listeners hear, a publisher can still connect and be heard.
+"""
+import json
+import os
+import stat
+import subprocess
+import threading
+import time
+
+import lib
+from lib import (ROOT, Listener, Server, check, create_space, http, log, tmpdir, wait_until)
+
+LOAD = os.path.join(ROOT, "build", "tribune-load")
+
+SCALES = {
+    "short": {"flood_listeners": 1000, "flood_rate": 2000, "flood_seconds": 4, "flood_addrs": 400,
+              "flood_deadline_ms": 3000,
+              "slow_listeners": 500, "slow_conns": 3000, "slow_rate": 1000, "slow_addrs": 100,
+              "legit_rate": 30, "legit_seconds": 5, "slow_deadline_ms": 3000,
+              "zw_listeners": 1000, "zw_stoppers": 200, "zw_stall_ms": 5000,
+              "fd_listeners": 100, "fd_slow": 2000},
+    "long": {"flood_listeners": 4000, "flood_rate": 10000, "flood_seconds": 30, "flood_addrs": 1000,
+             "flood_deadline_ms": 10000,
+             "slow_listeners": 4000, "slow_conns": 15000, "slow_rate": 3000, "slow_addrs": 1000,
+             "legit_rate": 50, "legit_seconds": 20, "slow_deadline_ms": 10000,
+             "zw_listeners": 4000, "zw_stoppers": 1000, "zw_stall_ms": 30000,
+             "fd_listeners": 200, "fd_slow": 2000},
+}
+
+REFUSAL_REASONS = ("timeout", "evicted", "addr_rate", "addr_handshakes", "join_rate", "full", "fds",
+                   "bad_request")
+
+
+def refusals(srv):
+    import re
+    st, _, body = http(srv, "GET", "/metrics", timeout=10)
+    check(st == 200, "GET /metrics -> %d" % st)
+    return {m.group(1): int(m.group(2)) for m in
+            re.finditer(r'^tribune_requests_refused_total\{reason="([a-z_]+)"\} (\d+)', body.decode(), re.M)}
+
+
+def tree_pids(root):
+    """root and its descendants, from /proc."""
+    parent = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    parts = f.read().rsplit(")", 1)[1].split()
+                parent[int(d)] = int(parts[1])
+            except OSError:
+                pass
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += [c for c, pp in parent.items() if pp == p]
+    return out
+
+
+def tree_cpu_s(root):
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in tree_pids(root):
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                parts = f.read().rsplit(")", 1)[1].split()
+            total += int(parts[11]) + int(parts[12])
+        except OSError:
+            pass
+    return total / tick
+
+
+def tree_rss_kb(root):
+    total = 0
+    for p in tree_pids(root):
+        try:
+            with open("/proc/%d/status" % p) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def run_load(srv, args, name, path="/spaces/demo/live.opus"):
+    """Starts tribune-load; returns (Popen, json path)."""
+    out = os.path.join(tmpdir(), "%s.json" % name)
+    argv = [LOAD, srv.url + path, "--quiet", "--json", out] + [str(a) for a in args]
+    log("%s: %s" % (name, " ".join(argv)))
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT), out
+
+
+def finish(p, out, name, timeout):
+    text, _ = p.communicate(timeout=timeout)
+    check(p.returncode == 0, "%s: tribune-load exited %s: %s" % (name, p.returncode, text.decode()[-2000:]))
+    with open(out) as f:
+        return json.load(f)
+
+
+def flood(c):
+    """Listeners keep hearing through a connection flood from many addresses."""
+    n, rate, secs = c["flood_listeners"], c["flood_rate"], c["flood_seconds"]
+    deadline_s = c["flood_deadline_ms"] / 1000
+    srv = Server("demo", extra=["--header_timeout_ms", str(c["flood_deadline_ms"])]).start()
+    before = refusals(srv)
+    start = n / 1000 + 4  # joins at 1,000/s, then warm-up and a judged span before the flood
+    dur = int(start + secs + deadline_s + 4)
+    held = rate * min(secs, deadline_s) * 1.2 + n  # connections open at once, at most
+    procs = max(1, int(held / 15000) + 1)
+    p, out = run_load(srv, ["-n", n, "-r", 1000, "-d", dur, "-p", procs,
+                            "--flood", rate * secs, "--flood-rate", rate, "--flood-start", start,
+                            "--flood-addrs", c["flood_addrs"]], "flood")
+    rep = finish(p, out, "flood", dur + 60)
+    after = refusals(srv)
+    delta = {r: after.get(r, 0) - before.get(r, 0) for r in REFUSAL_REASONS}
+    server_refused = sum(delta.values())
+    seen = rep["flood_closed_by_server"]
+    fig = {"listeners": n, "hearing": rep["hearing"], "hearing_pct": 100.0 * rep["hearing"] / n,
+           "flood": rep["flood_started"], "flood_rate": rate, "flood_addrs": c["flood_addrs"],
+           "attacker_saw_refused": seen, "attacker_answered": rep["flood_answered"],
+           "server_refused": server_refused, "server_refused_by_reason": {k: v for k, v in delta.items() if v},
+           "flood_still_open": rep["flood_open"], "flood_failed_connect": rep["flood_failed_connect"],
+           "max_gap_ms": rep["max_gap_ms"], "worst_span_pct": rep["worst_span_pct"]}
+    log("flood: %d of %d hearing (%.2f %%), worst span %.1f %%, max gap %d ms; flood %d at %d/s from %d "
+        "addresses: attacker saw %d refused (%d answered), server counted %d %s; %d still open, %d failed to "
+        "connect" % (rep["hearing"], n, fig["hearing_pct"], rep["worst_span_pct"], rep["max_gap_ms"],
+                     rep["flood_started"], rate, c["flood_addrs"], seen, rep["flood_answered"], server_refused,
+                     fig["server_refused_by_reason"], rep["flood_open"], rep["flood_failed_connect"]))
+    check(fig["hearing_pct"] >= 99.9, "flood: %.2f %% hearing, expected >= 99.9 %%" % fig["hearing_pct"])
+    check(rep["flood_started"] == rate * secs, "flood: %d started of %d" % (rep["flood_started"], rate * secs))
+    check(seen > 0 and abs(server_refused - seen) <= 0.01 * seen,
+          "flood: the server counted %d refusals, the attacker saw %d" % (server_refused, seen))
+    srv.stop()
+    return fig
+
+
+def slowloris(c):
+    """Slow-loris connections: listeners hear, legitimate joins get audio within 3 s, each slow
+    connection is closed within the deadline plus 1 s."""
+    n, s, deadline_ms = c["slow_listeners"], c["slow_conns"], c["slow_deadline_ms"]
+    srv = Server("demo", extra=["--header_timeout_ms", str(deadline_ms)]).start()
+    s_secs = s / c["slow_rate"]
+    start = n / 1000 + 4
+    dur = int(start + s_secs + deadline_ms / 1000 + 3)
+    p, out = run_load(srv, ["-n", n, "-r", 1000, "-d", dur, "-p", max(1, int((s + n) / 15000) + 1), "--flood", s,
+                            "--flood-rate", c["slow_rate"], "--flood-start", start, "--flood-trickle", 500,
+                            "--flood-addrs", c["slow_addrs"]], "slowloris")
+    # the legitimate joiners arrive while the slow connections pile up, from their own addresses
+    t_launch = time.monotonic()
+    wait_until(lambda: time.monotonic() >= t_launch + start + 1, start + 5, "the slow connections to begin")
+    nl = c["legit_rate"] * c["legit_seconds"]
+    lp, lout = run_load(srv, ["-n", nl, "-r", c["legit_rate"], "-d", c["legit_seconds"] + 6, "--src-addrs", 50],
+                        "legit")
+    legit = finish(lp, lout, "legit", c["legit_seconds"] + 60)
+    rep = finish(p, out, "slowloris", dur + 60)
+    j = legit["join_ms"]
+    fig = {"listeners": n, "hearing": rep["hearing"], "slow_conns": rep["flood_started"],
+           "slow_closed_by_server": rep["flood_closed_by_server"], "slow_life_max_ms": rep["flood_life_max_ms"],
+           "deadline_ms": deadline_ms, "legit_joins": nl, "legit_got_audio": legit["got_audio"],
+           "legit_join_p99_ms": j["p99"], "legit_join_max_ms": j["max"]}
+    log("slowloris: listeners %d of %d hearing; %d slow connections, %d closed by the server, the longest "
+        "lived %d ms (deadline %d ms); legitimate joins: %d of %d got audio, join p99 %.0f ms max %.0f ms"
+        % (rep["hearing"], n, rep["flood_started"], rep["flood_closed_by_server"], rep["flood_life_max_ms"],
+           deadline_ms, legit["got_audio"], nl, j["p99"], j["max"]))
+    check(rep["hearing"] == n, "slowloris: %d of %d listeners hearing" % (rep["hearing"], n))
+    check(rep["flood_closed_by_server"] == s, "slowloris: %d of %d slow connections closed by the server"
+          % (rep["flood_closed_by_server"], s))
+    check(rep["flood_life_max_ms"] <= deadline_ms + 1000, "slowloris: a slow connection lived %d ms"
+          % rep["flood_life_max_ms"])
+    check(legit["got_audio"] >= 0.99 * nl and j["p99"] <= 3000,
+          "slowloris: %d of %d legitimate joins got audio, p99 %.0f ms" % (legit["got_audio"], nl, j["p99"]))
+    srv.stop()
+    return fig
+
+
+def zerowin(c):
+    """Zero-window readers are dropped; the rest hear; memory stays bounded."""
+    n, z, stall_ms = c["zw_listeners"], c["zw_stoppers"], c["zw_stall_ms"]
+    srv = Server("demo", extra=["--stall_timeout_ms", str(stall_ms)]).start()
+    rss0 = tree_rss_kb(srv.proc.pid)
+    stop_after = 6
+    dur = int(n / 1000 + stop_after + 2 + stall_ms / 1000 + 8)
+    p, out = run_load(srv, ["-n", n, "-r", 1000, "-d", dur, "--stop-reading", z, "--stop-after", stop_after],
+                      "zerowin")
+    peak = [rss0]
+    dropped = []
+
+    def watch():
+        while p.poll() is None:
+            peak[0] = max(peak[0], tree_rss_kb(srv.proc.pid))
+            try:
+                st, _, body = http(srv, "GET", "/api/spaces/demo", timeout=5)
+                if st == 200:
+                    li = json.loads(body)["listeners"]
+                    dropped.append((time.monotonic(), li["connected"], li["dropped"]))
+            except OSError:
+                pass
+            time.sleep(0.5)  # the sampling period of this observer
+    t0 = time.monotonic()
+    w = threading.Thread(target=watch, daemon=True)
+    w.start()
+    rep = finish(p, out, "zerowin", dur + 60)
+    w.join(5)
+    t_last = t0 + rep["stopped_last_s"]
+    # closed by the server either way: its stall sweep (counted as dropped) or the kernel giving up
+    # on a window that stays shut (TCP_USER_TIMEOUT, counted as left)
+    done = [t for t, conn, d in dropped if t > t_last and conn <= n - z]
+    fig = {"listeners": n, "stoppers": z, "hearing": rep["hearing"],
+           "hearing_pct_of_rest": 100.0 * rep["hearing"] / (n - z), "stall_timeout_ms": stall_ms,
+           "all_dropped_after_last_stop_s": (done[0] - t_last) if done else None,
+           "dropped_by_sweep": max([d for _, _, d in dropped] or [0]),
+           "rss_kb_idle": rss0, "rss_kb_peak": peak[0]}
+    log("zerowin: %d of %d readers hearing (%.2f %%); %d stopped; the server closed all of them %s after "
+        "the last stop (stall timeout %.0f s; %d by its stall sweep, the rest by TCP_USER_TIMEOUT); server "
+        "RSS %d KB idle, %d KB peak"
+        % (rep["hearing"], n - z, fig["hearing_pct_of_rest"], rep["stopped_ever"],
+           "%.1f s" % fig["all_dropped_after_last_stop_s"] if done else "never", stall_ms / 1000,
+           fig["dropped_by_sweep"], rss0, peak[0]))
+    check(fig["hearing_pct_of_rest"] >= 99.9, "zerowin: %.2f %% of the readers hearing" % fig["hearing_pct_of_rest"])
+    check(done and done[0] - t_last <= stall_ms / 1000 + 5,
+          "zerowin: the stopped readers were not all dropped within the stall timeout + 5 s")
+    check(peak[0] - rss0 < 64 * 1024, "zerowin: server RSS grew by %d KB" % (peak[0] - rss0))
+    srv.stop()
+    return fig
+
+
+def fdlimit(c):
+    """1,024 descriptors per process, 2,000 slow connections."""
+    wrapper = os.path.join(tmpdir(), "tribune-1024")
+    with open(wrapper, "w") as f:
+        f.write("#!/bin/sh\nexec prlimit --nofile=1024:1024 -- %s \"$@\"\n" % lib.TRIBUNE_BIN)
+    os.chmod(wrapper, stat.S_IRWXU)
+    real = lib.TRIBUNE_BIN
+    lib.TRIBUNE_BIN = wrapper
+    try:
+        srv = Server("demo", extra=["--workers", "1", "--header_timeout_ms", "30000"]).start()
+    finally:
+        lib.TRIBUNE_BIN = real
+    sid, key = create_space(srv, title="fd limit")
+    n, slow = c["fd_listeners"], c["fd_slow"]
+    ls = [Listener(srv, "demo", keep=False, max_seconds=60) for _ in range(n)]
+    for lst in ls:
+        lst.start()
+    for lst in ls:
+        lst.wait_pages(3, 15, "before the slow connections")
+    p, out = run_load(srv, ["-n", 1, "-d", 25, "--flood", slow, "--flood-rate", 1000, "--flood-addrs", 200],
+                      "fdlimit")
+    # once every slow connection has been made, the server must sit still
+    t_made = time.monotonic() + slow / 1000 + 1
+    wait_until(lambda: time.monotonic() >= t_made, slow / 1000 + 5, "the slow connections to be made")
+    cpu0, t0 = tree_cpu_s(srv.proc.pid), time.monotonic()
+    wait_until(lambda: time.monotonic() >= t0 + 4, 6, "4 s of measuring")
+    cpu_pct = 100.0 * (tree_cpu_s(srv.proc.pid) - cpu0) / (time.monotonic() - t0)
+    # a publisher connects and is heard, while the slow connections sit
+    src = os.path.join(tmpdir(), "tone.opus")
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "sine=frequency=440:sample_rate=48000:duration=6", "-c:a", "libopus", "-b:a", "48k",
+                    "-f", "ogg", "-y", src], check=True, timeout=60)
+    pub = subprocess.Popen(["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-i", src, "-c", "copy",
+                            "-f", "ogg", "icecast://source:%s@127.0.0.1:%d/spaces/%s/live.opus"
+                            % (key, srv.port, sid)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    hearer = Listener(srv, sid, keep=False, max_seconds=30)
+    hearer.start()
+    hearer.wait_pages(10, 15, "the publisher's audio, under the descriptor limit")
+    pub_err = pub.communicate(timeout=30)[1].decode()
+    for lst in ls:
+        lst.check_ok()
+    rep = finish(p, out, "fdlimit", 90)
+    after = refusals(srv)
+    fig = {"slow": slow, "cpu_pct_while_held": cpu_pct, "listeners": n,
+           "listeners_ok": sum(1 for lst in ls if lst.error is None and not lst.closed_by_server),
+           "publisher_heard_pages": hearer.page_count(), "evicted": after.get("evicted", 0),
+           "slow_closed_by_server": rep["flood_closed_by_server"]}
+    log("fdlimit: 1,024 descriptors; %d slow connections (%d closed by the server, %d evicted for a "
+        "descriptor); server CPU while they sit %.1f %% of a core; %d of %d listeners fine; the publisher's "
+        "stream reached a listener (%d pages)%s"
+        % (slow, rep["flood_closed_by_server"], fig["evicted"], cpu_pct, fig["listeners_ok"], n,
+           fig["publisher_heard_pages"], "; ffmpeg: " + pub_err.strip()[-200:] if pub_err.strip() else ""))
+    check(cpu_pct < 10, "fdlimit: the server used %.1f %% of a core while the slow connections sat" % cpu_pct)
+    check(fig["listeners_ok"] == n, "fdlimit: %d of %d listeners fine" % (fig["listeners_ok"], n))
+    check(pub.returncode == 0, "fdlimit: the publisher failed: %s" % pub_err[-500:])
+    for lst in ls + [hearer]:
+        lst.stop(join=False)
+    srv.stop()
+    return fig
+
+
+SCENARIOS = {"flood": flood, "slowloris": slowloris, "zerowin": zerowin, "fdlimit": fdlimit}
+
+
+def run(scale, names=None):
+    c = SCALES[scale]
+    out = {}
+    for name in names or SCENARIOS:
+        out[name] = SCENARIOS[name](c)
+    return out
