@@ -31,23 +31,36 @@
 
 enum { KEY_BYTES = SPACE_KEY_HEX / 2, RANDOM_ID_LEN = 10, BUSY_TIMEOUT_MS = 2000 };
 
-enum stmt_id { ST_INSERT, ST_GET, ST_LIST, ST_SET_STATE, ST_GET_HASH, ST_SET_HASH, ST_COUNT };
+enum stmt_id {
+    ST_INSERT,
+    ST_GET,
+    ST_LIST,
+    ST_SET_STATE,
+    ST_GET_HASH,
+    ST_SET_HASH,
+    ST_SET_TICKET,
+    ST_COUNT
+};
 
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_INSERT] = "INSERT INTO spaces(id, title, starts_at, created_at, state, host_key_hash) "
                   "VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
-    [ST_GET] = "SELECT id, title, starts_at, created_at, state FROM spaces WHERE id = ?1",
-    [ST_LIST] = "SELECT id, title, starts_at, created_at, state FROM spaces "
+    [ST_GET] = "SELECT id, title, starts_at, created_at, state, require_ticket FROM spaces "
+               "WHERE id = ?1",
+    [ST_LIST] = "SELECT id, title, starts_at, created_at, state, require_ticket FROM spaces "
                 "ORDER BY created_at, rowid",
     [ST_SET_STATE] = "UPDATE spaces SET state = ?2 WHERE id = ?1",
     [ST_GET_HASH] = "SELECT host_key_hash FROM spaces WHERE id = ?1",
     [ST_SET_HASH] = "UPDATE spaces SET host_key_hash = ?2 WHERE id = ?1",
+    [ST_SET_TICKET] = "UPDATE spaces SET require_ticket = ?2 WHERE id = ?1",
 };
 
 /* migrations[i] upgrades schema version i to i + 1. Append only. */
 static const char *const migrations[] = {
     "CREATE TABLE spaces(id TEXT PRIMARY KEY, title TEXT NOT NULL, starts_at INTEGER, "
     "created_at INTEGER NOT NULL, state INTEGER NOT NULL, host_key_hash BLOB NOT NULL);",
+    /* 1 -> 2: join tickets (issue 5 item 5); every existing space admits without. */
+    "ALTER TABLE spaces ADD COLUMN require_ticket INTEGER NOT NULL DEFAULT 0;",
 };
 enum { SCHEMA_VERSION = sizeof(migrations) / sizeof(migrations[0]) };
 
@@ -267,7 +280,8 @@ static void copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
     dst[len] = '\0';
 }
 
-/* Fills *out from a row of (id, title, starts_at, created_at, state). */
+/* Fills *out from a row of (id, title, starts_at, created_at, state,
+ * require_ticket). */
 static int read_record(sqlite3_stmt *st, struct space_record *out)
 {
     int state = sqlite3_column_int(st, 4);
@@ -281,6 +295,7 @@ static int read_record(sqlite3_stmt *st, struct space_record *out)
     out->starts_at = sqlite3_column_int64(st, 2);
     out->created_at = sqlite3_column_int64(st, 3);
     out->state = (enum space_state)state;
+    out->require_ticket = sqlite3_column_int(st, 5) != 0;
     return 0;
 }
 
@@ -403,6 +418,14 @@ int registry_set_state(struct registry *reg, const char *id, enum space_state st
     sqlite3_stmt *st = reg->st[ST_SET_STATE];
     sqlite3_bind_int(st, 2, (int)state);
     return update_by_id(reg, st, id, "set state");
+}
+
+int registry_set_require_ticket(struct registry *reg, const char *id, bool require)
+{
+    if (!id_is_valid(id)) return -ENOENT;
+    sqlite3_stmt *st = reg->st[ST_SET_TICKET];
+    sqlite3_bind_int(st, 2, require ? 1 : 0);
+    return update_by_id(reg, st, id, "set require_ticket");
 }
 
 bool registry_check_host_key(struct registry *reg, const char *id, const char *key, size_t len)

@@ -1,9 +1,10 @@
 /* The space registry: the only module that talks to SQLite.
  *
  * Spaces (id, title, optional start time, state, creation time, SHA-256 of the
- * host key) live in `<data>/tribune.db` and survive restarts. Keys are random
- * 128-bit values shown once as 32 lowercase hex characters; only their SHA-256
- * is stored, and verification compares hashes in constant time (CRYPTO_memcmp).
+ * host key, whether joins need a ticket) live in `<data>/tribune.db` and
+ * survive restarts. Keys are random 128-bit values shown once as 32 lowercase
+ * hex characters; only their SHA-256 is stored, and verification compares
+ * hashes in constant time (CRYPTO_memcmp).
  *
  * Thread: the master's loop only. Calls are synchronous SQLite calls on a small
  * local database (WAL mode, synchronous=NORMAL): fast enough for the control
@@ -28,6 +29,7 @@ struct space_record {
     int64_t starts_at;  /* unix seconds, 0 when not scheduled */
     int64_t created_at; /* unix seconds */
     enum space_state state;
+    bool require_ticket; /* joins need a valid join ticket (guard/ticket.h); default false */
 };
 
 struct registry;
@@ -51,6 +53,9 @@ int registry_list(struct registry *reg, int (*fn)(const struct space_record *r, 
                   void *arg);
 
 int registry_set_state(struct registry *reg, const char *id, enum space_state state);
+
+/* Sets whether joins to space `id` need a join ticket. */
+int registry_set_require_ticket(struct registry *reg, const char *id, bool require);
 
 /* True if `key` (any length, any bytes) is the host key of space `id`. Runs in
  * time independent of where the key differs. */

@@ -371,7 +371,7 @@ START_TEST(schema_version_and_wal)
 {
     char out[64];
     peek(db_path, "PRAGMA user_version", out, sizeof(out));
-    ck_assert_str_eq(out, "1");
+    ck_assert_str_eq(out, "2");
     peek(db_path, "PRAGMA journal_mode", out, sizeof(out));
     ck_assert_str_eq(out, "wal");
     /* Reopening an up-to-date database migrates nothing and keeps the data. */
@@ -379,8 +379,54 @@ START_TEST(schema_version_and_wal)
     create("demo", "T", key);
     reopen();
     peek(db_path, "PRAGMA user_version", out, sizeof(out));
-    ck_assert_str_eq(out, "1");
+    ck_assert_str_eq(out, "2");
     ck_assert(registry_check_host_key(reg, "demo", key, SPACE_KEY_HEX));
+}
+END_TEST
+
+START_TEST(require_ticket_persists)
+{
+    char key[SPACE_KEY_HEX + 1];
+    create("demo", "T", key);
+    struct space_record r;
+    ck_assert_int_eq(registry_get(reg, "demo", &r), 0);
+    ck_assert(!r.require_ticket); /* off by default */
+    ck_assert_int_eq(registry_set_require_ticket(reg, "demo", true), 0);
+    reopen();
+    ck_assert_int_eq(registry_get(reg, "demo", &r), 0);
+    ck_assert(r.require_ticket);
+    ck_assert_int_eq(registry_set_require_ticket(reg, "demo", false), 0);
+    ck_assert_int_eq(registry_get(reg, "demo", &r), 0);
+    ck_assert(!r.require_ticket);
+    ck_assert_int_eq(registry_set_require_ticket(reg, "nope", true), -ENOENT);
+    ck_assert_int_eq(registry_set_require_ticket(reg, "bad id!", true), -ENOENT);
+}
+END_TEST
+
+/* A database made by the previous build (schema 1) is migrated to 2 with its
+ * spaces kept, none of them requiring tickets. */
+START_TEST(migrates_from_version_1)
+{
+    registry_close(reg);
+    reg = NULL;
+    unlink(db_path);
+    char out[64];
+    peek(db_path,
+         "CREATE TABLE spaces(id TEXT PRIMARY KEY, title TEXT NOT NULL, starts_at INTEGER, "
+         "created_at INTEGER NOT NULL, state INTEGER NOT NULL, host_key_hash BLOB NOT NULL)",
+         out, sizeof(out));
+    peek(db_path, "INSERT INTO spaces VALUES('old', 'Old space', 0, 1700000000, 2, zeroblob(32))",
+         out, sizeof(out));
+    peek(db_path, "PRAGMA user_version = 1", out, sizeof(out));
+    reg = registry_open(db_path);
+    ck_assert_ptr_nonnull(reg);
+    peek(db_path, "PRAGMA user_version", out, sizeof(out));
+    ck_assert_str_eq(out, "2");
+    struct space_record r;
+    ck_assert_int_eq(registry_get(reg, "old", &r), 0);
+    ck_assert_str_eq(r.title, "Old space");
+    ck_assert_int_eq(r.state, SPACE_LIVE);
+    ck_assert(!r.require_ticket);
 }
 END_TEST
 
@@ -443,6 +489,8 @@ static Suite *registry_suite(void)
     tcase_add_test(tc, rotate_invalidates_old_key);
     tcase_add_test(tc, state_names);
     tcase_add_test(tc, schema_version_and_wal);
+    tcase_add_test(tc, require_ticket_persists);
+    tcase_add_test(tc, migrates_from_version_1);
     tcase_add_test(tc, open_refuses_garbage);
     tcase_add_test(tc, open_refuses_newer_schema);
     suite_add_tcase(s, tc);
