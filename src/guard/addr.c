@@ -209,6 +209,15 @@ void addr_on_handshake_done(struct addr_table *t, uint32_t slot, const struct so
     s->handshakes--;
 }
 
+uint64_t addr_wait_ms(const struct addr_table *t, const struct sockaddr *sa, uint64_t now_ms)
+{
+    uint32_t i = addr_lookup(t, sa);
+    if (i == ADDR_SLOT_NONE || !t->interval_ns) return 0;
+    uint64_t now_ns = now_ms * NS_PER_MS, tat = t->slots[i].tat_ns;
+    if (tat <= now_ns || tat - now_ns <= t->tau_ns) return 0;
+    return (tat - now_ns - t->tau_ns + NS_PER_MS - 1) / NS_PER_MS;
+}
+
 uint32_t addr_lookup(const struct addr_table *t, const struct sockaddr *sa)
 {
     struct key k;

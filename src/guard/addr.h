@@ -157,6 +157,13 @@ enum addr_verdict addr_on_connect(struct addr_table *t, const struct sockaddr *s
  * ignored. */
 void addr_on_handshake_done(struct addr_table *t, uint32_t slot, const struct sockaddr *sa);
 
+/* How long, in milliseconds from `now_ms`, until `sa`'s bucket admits one
+ * more connection: 0 when it would now (or the address is not in the table,
+ * or nothing is limited). Read-only: changes nothing, so that a caller can ask
+ * before deciding whether to charge (addr_on_connect), e.g. to refuse further
+ * attempts of an address that spent its budget of failed keys. */
+uint64_t addr_wait_ms(const struct addr_table *t, const struct sockaddr *sa, uint64_t now_ms);
+
 /* The slot holding `sa`'s key, or ADDR_SLOT_NONE when it holds none (or is
  * not limited). Read-only: for tests and diagnostics (t->slots[i]). */
 uint32_t addr_lookup(const struct addr_table *t, const struct sockaddr *sa);

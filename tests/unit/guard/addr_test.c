@@ -119,6 +119,38 @@ START_TEST(bucket_burst_then_rate)
 }
 END_TEST
 
+/* addr_wait_ms reads the bucket without charging it: the key-attempt limit
+ * (5 failures, then one per 12 s) asks it before checking a key. */
+START_TEST(wait_is_read_only)
+{
+    struct addr_table t;
+    const struct addr_limits lim = {.conn_rate = 5.0 / 60, .conn_burst = 5};
+    ck_assert_int_eq(addr_table_init(&t, 6, &lim), 0);
+    struct sockaddr_storage a = ip("192.0.2.7"), b = ip("2001:db8:1:2::9"),
+                            c = ip("2001:db8:1:2::a");
+    ck_assert_uint_eq(addr_wait_ms(&t, SA(a), 1000), 0); /* unknown */
+    for (int i = 0; i < 5; i++) {
+        ck_assert_uint_eq(addr_wait_ms(&t, SA(a), 1000), 0);
+        ck_assert_int_eq(join(&t, &a, 1000), ADDR_OK);
+    }
+    /* spent: the next is 12 s away, and asking changes nothing */
+    for (int i = 0; i < 100; i++)
+        ck_assert_uint_eq(addr_wait_ms(&t, SA(a), 1000), 12000);
+    ck_assert_uint_eq(addr_wait_ms(&t, SA(a), 12999), 1);
+    ck_assert_uint_eq(addr_wait_ms(&t, SA(a), 13000), 0);
+    ck_assert_uint_eq(addr_wait_ms(&t, SA(b), 1000), 0);
+    /* an IPv6 /64 is one address */
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(join(&t, &b, 1000), ADDR_OK);
+    ck_assert_uint_eq(addr_wait_ms(&t, SA(c), 1000), 12000);
+    struct addr_table none;
+    const struct addr_limits off = {0};
+    ck_assert_int_eq(addr_table_init(&none, 6, &off), 0);
+    ck_assert_uint_eq(addr_wait_ms(&none, SA(a), 1000), 0);
+    addr_table_fini(&t);
+}
+END_TEST
+
 START_TEST(bucket_fractions)
 {
     struct addr_table t;
@@ -539,6 +571,7 @@ int main(void)
     TCase *tc = tcase_create("addr");
     tcase_add_test(tc, bucket_burst_then_rate);
     tcase_add_test(tc, bucket_fractions);
+    tcase_add_test(tc, wait_is_read_only);
     tcase_add_test(tc, handshake_cap_and_release);
     tcase_add_test(tc, unlimited_and_other_families);
     tcase_add_test(tc, init_validates);
