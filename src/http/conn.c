@@ -207,6 +207,15 @@ static const char *check_framing(const struct conn *c)
  * of the previous field). http_parser tolerates all three when not built
  * strict, and another parser on the path may read them differently. Empty
  * lines before the request line are allowed (RFC 9112 2.2). */
+/* The request line [p, p+n) ends in " HTTP/1.1" or " HTTP/1.0": http_parser,
+ * not built strict, takes any four bytes after "H" for "HTTP/1.1", so a CRLF
+ * CRLF could hide inside a request line and end the head early here. */
+static bool is_request_line_version(const char *p, size_t n)
+{
+    return n > 9 &&
+           (memcmp(p + n - 9, " HTTP/1.1", 9) == 0 || memcmp(p + n - 9, " HTTP/1.0", 9) == 0);
+}
+
 static const char *check_lines(const char *b, size_t n)
 {
     size_t line = 0;     /* where the current line starts */
@@ -217,6 +226,8 @@ static const char *check_lines(const char *b, size_t n)
             if (i + 1 == n) return NULL; /* the LF has not arrived yet */
             if (b[i + 1] != '\n') return "bare CR in the request head";
             if (i == line && nlines) return NULL; /* the empty line: end of head */
+            if (i > line && nlines == 0 && !is_request_line_version(b + line, i - line))
+                return "the request line must end in HTTP/1.1 or HTTP/1.0";
             if (i > line) nlines++;
             line = i + 2;
             i++;

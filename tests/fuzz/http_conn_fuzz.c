@@ -28,14 +28,12 @@
  * Captures of the router's patterns (a copy of api/router.c's table) lie inside the path, and
  * an Authorization: Basic value goes through api_base64_decode.
  *
- * A known bug of http/conn.c that this driver found (docs/fuzzing.md, "Findings"). While it is
- * open, the driver stops checking a request that shows it, so that `make test` stays green;
- * build with -DKNOWN_CONN_BUGS=0 to check it (reproducers: tests/fuzz/corpus/http_conn/known-*).
+ * Bugs this driver found, both fixed, their reproducers kept in the corpus:
+ *   A  trailer fields recorded as header spans (trailer-* inputs);
  *   B  http_parser (Debian's 2.9.4, not built strict) accepts any four bytes after the 'H' of the
- *      version: "GET / H\r\n\r\n1.1\r\nX: a\n..." is HTTP/1.1 with headers. check_lines() takes
- *      that CRLF CRLF for the end of the head, so the strict rules (bare LF, obs-fold, ...) are not
- *      applied to the header lines after it, and a strict proxy reads another request.
- * (Bug A, trailer fields recorded as header spans, is fixed: the trailer-* inputs keep it so.) */
+ *      version, so "GET / H\r\n\r\n1.1\r\nX: a\n..." was HTTP/1.1 with headers after a CRLF CRLF
+ *      that ended the head for check_lines(): the request line must now end in HTTP/1.x
+ *      (known-b-* inputs, now refused with 400). */
 #include "http/conn.h"
 
 #include <cJSON.h>
@@ -62,10 +60,6 @@ __attribute__((noreturn)) static void fail_at(int line)
     fprintf(stderr, "%s:%d: invariant broken\n", __FILE__, line);
     abort();
 }
-
-#ifndef KNOWN_CONN_BUGS
-#define KNOWN_CONN_BUGS 1
-#endif
 
 enum { MAX_INPUT = 64 * 1024, MAX_STEPS = 16, RESPONSE_CAP = 16 * 1024 };
 enum action { RESPOND_OK, RESPOND_ERROR, DETACH, NOTHING };
@@ -247,7 +241,7 @@ static void check_request(const struct conn *c)
     if (end == 0) FAIL();
     check_lines(c->buf, end);
     check_url(c, end);
-    if (KNOWN_CONN_BUGS && !has_literal_version(c)) return; /* B */
+    if (!has_literal_version(c)) FAIL(); /* B */
     check_headers(c, end);
     if (__builtin_popcount(c->method) != 1 || c->method > ROUTE_OTHER) FAIL();
     check_body(c);

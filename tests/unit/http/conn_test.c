@@ -489,6 +489,18 @@ static void expect_ok(const char *req)
     ck_assert_uint_eq(refusals.count[REFUSE_BAD_REQUEST], before);
 }
 
+/* http_parser takes any four bytes after "H" for the version: a CRLF CRLF
+ * hidden there must not end the head for the strict checks (fuzz finding B). */
+START_TEST(version_must_be_spelled_out_is_400)
+{
+    start();
+    send_str("GET / H\r\n\r\n1.1\r\nHost: x\r\n obs-fold\r\n\r\n");
+    const char *r = response();
+    ck_assert_int_eq(status_of(r), 400);
+    ck_assert_int_eq(seen.calls, 0);
+}
+END_TEST
+
 START_TEST(strict_requests_pass)
 {
     expect_ok("GET / HTTP/1.1\r\nHost: h\r\n\r\n");
@@ -958,6 +970,7 @@ static Suite *conn_suite(void)
     tcase_add_test(tc, bare_lf_is_400);
     tcase_add_test(tc, transfer_encoding_other_than_chunked_is_400);
     tcase_add_test(tc, strict_requests_pass);
+    tcase_add_test(tc, version_must_be_spelled_out_is_400);
     tcase_add_test(tc, pipelined_request_is_ignored);
     tcase_add_test(tc, pipelined_after_a_body_is_ignored);
     tcase_add_test(tc, pipelined_after_a_refusal_is_ignored);
