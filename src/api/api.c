@@ -2,11 +2,14 @@
 
 #include <cJSON.h>
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api/node.h"
@@ -71,6 +74,7 @@ cJSON *api_space_json(struct node *n, const struct space_record *r)
         cJSON_AddNumberToObject(l, "bytes", (double)st.bytes);
     }
     cJSON_AddBoolToObject(o, "has_publisher", s && (s->publisher || s->builtin));
+    cJSON_AddBoolToObject(o, "require_ticket", r->require_ticket);
     return o;
 }
 
@@ -174,6 +178,106 @@ void api_space(struct node *n, struct conn *c, const char *id, size_t len)
     if (api_find_space(n, c, id, len, &rec) == 0) respond_json(c, 200, api_space_json(n, &rec));
 }
 
+void api_ticket(struct node *n, struct conn *c, const char *id, size_t len)
+{
+    struct space *s = spaces_get(&n->spaces, id, len);
+    if (!s) {
+        conn_respond_error(c, 404, "no such space");
+        return;
+    }
+    int64_t expires_at = (int64_t)time(NULL) + n->cfg.ticket_ttl_s;
+    char t[TICKET_MAX + 1], body[TICKET_MAX + 64];
+    int tl = ticket_sign(&n->ticket_key, s->rec.id, strlen(s->rec.id), expires_at, t, sizeof(t));
+    if (tl < 0) {
+        conn_respond_error(c, 500, "could not sign a ticket");
+        return;
+    }
+    /* the ticket is [A-Za-z0-9._-] only: no JSON escaping needed */
+    int bl = snprintf(body, sizeof(body), "{\"ticket\":\"%s\",\"expires_at\":%lld}\n", t,
+                      (long long)expires_at);
+    conn_respond(c, 200, "application/json",
+                 "Cache-Control: no-store\r\nAccess-Control-Allow-Origin: *\r\n", body, (size_t)bl);
+}
+
+int api_request_key(struct conn *c, char *out, size_t cap, size_t *len)
+{
+    size_t vlen;
+    const char *v = conn_header(c, "Authorization", &vlen);
+    if (!v) return -ENOENT;
+    size_t skip = vlen >= 7 && strncasecmp(v, "Bearer ", 7) == 0  ? 7
+                  : vlen >= 6 && strncasecmp(v, "Basic ", 6) == 0 ? 6
+                                                                  : 0;
+    if (!skip) return -EINVAL;
+    const char *p = v + skip;
+    size_t plen = vlen - skip;
+    while (plen && *p == ' ')
+        p++, plen--;
+    while (plen && p[plen - 1] == ' ')
+        plen--;
+    if (skip == 6) {
+        char decoded[256];
+        int dl = api_base64_decode(p, plen, decoded, sizeof(decoded));
+        const char *colon = dl < 0 ? NULL : memchr(decoded, ':', (size_t)dl);
+        if (!colon) return -EINVAL;
+        p = colon + 1;
+        plen = (size_t)dl - (size_t)(colon + 1 - decoded);
+        if (plen >= cap) return -EINVAL;
+        memcpy(out, p, plen);
+        OPENSSL_cleanse(decoded, sizeof(decoded));
+    } else {
+        if (plen >= cap) return -EINVAL;
+        memcpy(out, p, plen);
+    }
+    out[plen] = '\0';
+    *len = plen;
+    return 0;
+}
+
+/* The host key check of a host action: true when `c` carries space `id`'s
+ * host key; otherwise the refusal (429 for an address over its failed
+ * attempts, 401 for a missing or wrong key) has been sent. */
+static bool is_host(struct node *n, struct conn *c, const char *id)
+{
+    if (node_key_is_limited(n, c)) return false;
+    char key[128];
+    size_t klen = 0;
+    bool ok = api_request_key(c, key, sizeof(key), &klen) == 0 &&
+              registry_check_host_key(n->reg, id, key, klen);
+    OPENSSL_cleanse(key, sizeof(key));
+    if (ok) return true;
+    node_key_failed(n, c);
+    log_limited(LOG_WARN, 5, "host action on %s from %s: bad or missing key", id, c->peer);
+    refuse(REFUSE_BAD_KEY);
+    static const char body[] = "{\"error\": \"missing or wrong host key\"}\n";
+    conn_respond(c, 401, "application/json", "WWW-Authenticate: Bearer realm=\"Tribune\"\r\n", body,
+                 sizeof(body) - 1);
+    return false;
+}
+
+void api_guard(struct node *n, struct conn *c, const char *id, size_t len)
+{
+    struct space *s = spaces_get(&n->spaces, id, len);
+    if (!s) {
+        conn_respond_error(c, 404, "no such space");
+        return;
+    }
+    if (!is_host(n, c, s->rec.id)) return;
+    cJSON *body = c->body ? cJSON_ParseWithLength(c->body, c->body_len) : NULL;
+    cJSON *rt = cJSON_GetObjectItemCaseSensitive(body, "require_ticket");
+    if (!cJSON_IsObject(body) || !cJSON_IsBool(rt)) {
+        cJSON_Delete(body);
+        conn_respond_error(c, 400, "body must be {\"require_ticket\": true|false}");
+        return;
+    }
+    int err = space_set_require_ticket(s, cJSON_IsTrue(rt));
+    cJSON_Delete(body);
+    if (err < 0) {
+        conn_respond_error(c, 500, "registry unavailable");
+        return;
+    }
+    respond_json(c, 200, api_space_json(n, &s->rec));
+}
+
 /* Fields 14 (utime), 15 (stime) and 22 (starttime) of /proc/<pid>/stat, in
  * clock ticks. 0 or -1 (no such process, or not readable). */
 static int proc_stat(pid_t pid, unsigned long long *cpu, unsigned long long *start)
@@ -254,14 +358,32 @@ static const char index_html[] =
     "<p>Press play to hear the demo space live.</p></section>\n"
     "<section><h2>Spaces</h2><ul id=\"spaces\"><li>Loading&hellip;</li></ul></section>\n"
     "<script type=\"module\">\n"
+    "const p = document.getElementById('player');\n"
+    "let retried = false;\n"
+    "async function ticketed(id, url) {\n"
+    "  const r = await fetch('/api/spaces/' + encodeURIComponent(id) + '/ticket');\n"
+    "  if (!r.ok) return url;\n"
+    "  const {ticket} = await r.json();\n"
+    "  return url + '?ticket=' + encodeURIComponent(ticket);\n"
+    "}\n"
+    "async function listen(s) {\n"
+    "  retried = false;\n"
+    "  p.src = s.require_ticket ? await ticketed(s.id, s.listen) : s.listen; p.play();\n"
+    "}\n"
+    "// a space that requires join tickets answers 403 without a valid one: fetch one, retry once\n"
+    "p.addEventListener('error', async () => {\n"
+    "  const m = /\\/spaces\\/([^/?]+)\\/live\\.opus/.exec(p.src);\n"
+    "  if (retried || !m) return;\n"
+    "  retried = true;\n"
+    "  p.src = await ticketed(decodeURIComponent(m[1]), p.src.split('?')[0]); p.play();\n"
+    "});\n"
     "const ul = document.getElementById('spaces');\n"
     "const r = await fetch('/api/spaces');\n"
     "const {spaces} = await r.json();\n"
     "ul.replaceChildren(...spaces.map(s => {\n"
     "  const li = document.createElement('li');\n"
     "  const b = document.createElement('button'); b.textContent = 'Listen';\n"
-    "  b.onclick = () => { const p = document.getElementById('player');"
-    " p.src = s.listen; p.play(); };\n"
+    "  b.onclick = () => listen(s);\n"
     "  li.append(b, ' ', s.title + ' (' + s.state + ')');\n"
     "  return li; }));\n"
     "if (!spaces.length) ul.textContent = 'No spaces yet.';\n"

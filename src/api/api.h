@@ -21,6 +21,23 @@ int api_find_space(struct node *n, struct conn *c, const char *id, size_t len,
 /* GET /api/spaces/{id}. */
 void api_space(struct node *n, struct conn *c, const char *id, size_t len);
 
+/* GET /api/spaces/{id}/ticket: a join ticket valid for ticket_ttl_s, to
+ * anyone ({"ticket", "expires_at"}). No registry access once the space is
+ * loaded: one HMAC and a small JSON text. */
+void api_ticket(struct node *n, struct conn *c, const char *id, size_t len);
+
+/* POST /api/spaces/{id}/guard {"require_ticket": bool}: a host action
+ * (Authorization: Bearer <host key>, or Basic with the key as password);
+ * failed keys are limited per address (node_key_is_limited). Answers the
+ * space's public view. */
+void api_guard(struct node *n, struct conn *c, const char *id, size_t len);
+
+/* The key presented on `c`: the token of "Authorization: Bearer <key>" or
+ * the password of "Authorization: Basic base64(user:key)", copied to `out`
+ * (cap bytes with the NUL). 0, -ENOENT when there is none, -EINVAL when
+ * malformed or too long. */
+int api_request_key(struct conn *c, char *out, size_t cap, size_t *len);
+
 /* GET /api/node: workers, restarts, CPU seconds (master + running workers),
  * refusals by reason (master + workers' last reports), uptime. */
 void api_node(struct node *n, struct conn *c);

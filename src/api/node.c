@@ -9,9 +9,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "api/events.h"
 #include "core/log.h"
 #include "deliver/chunk.h"
+#include "metrics/refusals.h"
 
 static void on_accept(struct acceptor *a, int fd)
 {
@@ -38,14 +41,19 @@ static void on_signal(struct io *io, uint32_t events)
 
 /* --- the fleet's events ---------------------------------------------- */
 
+/* The secret goes first (right after the settings), before any space: a
+ * worker never knows a space that requires tickets without the key. */
 static void on_worker_up(struct fleet *f, int w, void *arg)
 {
     struct node *n = arg;
+    struct chan_msg m;
+    chan_msg_init(&m, CHAN_TICKET_KEY, NULL, TICKET_KEY_BYTES);
+    fleet_send(f, w, &m, n->ticket_key.bytes, -1);
     struct list *pos, *tmp;
     list_for_each_safe(pos, tmp, &n->spaces.all)
     {
         struct space *s = list_entry(pos, struct space, node);
-        fleet_sync_feed(f, w, s->rec.id, &s->ogg);
+        fleet_sync_feed(f, w, s->rec.id, &s->ogg, space_chan_flags(s));
     }
 }
 
@@ -111,7 +119,38 @@ static int open_registry(struct node *n)
     char path[512];
     snprintf(path, sizeof(path), "%s/tribune.db", n->cfg.data);
     n->reg = registry_open(path);
-    return n->reg ? 0 : -EIO;
+    if (!n->reg) return -EIO;
+    snprintf(path, sizeof(path), "%s/ticket.key", n->cfg.data);
+    return ticket_key_load(path, &n->ticket_key);
+}
+
+static int open_key_fails(struct node *n)
+{
+    struct addr_limits lim = {.conn_rate = NODE_KEY_FAILS_PER_MIN / 60.0,
+                              .conn_burst = NODE_KEY_FAILS_BURST};
+    return addr_table_init(&n->key_fails, NODE_KEY_FAILS_LOG2, &lim);
+}
+
+bool node_key_is_limited(struct node *n, struct conn *c)
+{
+    uint64_t wait = addr_wait_ms(&n->key_fails, &c->peer_addr.sa, loop_now_ms(n->loop));
+    if (!wait) return false;
+    log_limited(LOG_WARN, 5, "key attempt from %s refused: too many failed keys", c->peer);
+    refuse(REFUSE_KEY_LIMIT);
+    char hdr[64];
+    snprintf(hdr, sizeof(hdr), "Retry-After: %llu\r\n", (unsigned long long)(wait + 999) / 1000);
+    static const char body[] = "{\"error\": \"too many failed key attempts, retry later\"}\n";
+    conn_respond(c, 429, "application/json", hdr, body, sizeof(body) - 1);
+    return true;
+}
+
+void node_key_failed(struct node *n, struct conn *c)
+{
+    uint32_t slot;
+    const struct sockaddr *sa = &c->peer_addr.sa;
+    /* the table counts handshakes too: none is held here */
+    if (addr_on_connect(&n->key_fails, sa, loop_now_ms(n->loop), &slot) == ADDR_OK)
+        addr_on_handshake_done(&n->key_fails, slot, sa);
 }
 
 static int open_listener(struct node *n)
@@ -153,6 +192,7 @@ int node_open(struct node *n, const struct config *cfg)
     if (!n->loop) return -ENOMEM;
     conn_module_init(n->loop);
     int err = open_registry(n);
+    if (err == 0) err = open_key_fails(n);
     if (err == 0) err = spaces_init(&n->spaces, n->loop, n->reg, &n->cfg);
     if (err == 0) err = open_listener(n);
     if (err == 0) err = setup_signals(n);
@@ -200,6 +240,8 @@ void node_close(struct node *n)
         loop_run_once(n->loop);
     }
     registry_close(n->reg);
+    addr_table_fini(&n->key_fails);
+    OPENSSL_cleanse(&n->ticket_key, sizeof(n->ticket_key));
     loop_free(n->loop);
     if (chunks_live() != 0)
         log_error("shutdown: %llu chunks still referenced", (unsigned long long)chunks_live());

@@ -15,6 +15,8 @@
 #include "config/config.h"
 #include "deliver/fleet.h"
 #include "core/loop.h"
+#include "guard/addr.h"
+#include "guard/ticket.h"
 #include "http/conn.h"
 #include "net/listen.h"
 #include "space/registry.h"
@@ -36,7 +38,14 @@ struct node {
     bool is_demo;
     struct events *events; /* private: SSE clients (events.c), NULL until the first */
     char demo_key[SPACE_KEY_HEX + 1];
+    struct ticket_key ticket_key; /* private: the join-ticket secret (<data>/ticket.key) */
+    struct addr_table key_fails;  /* private: failed key attempts per client address */
 };
+
+/* Failed key attempts, per client address (an IPv4 address or an IPv6 /64):
+ * NODE_KEY_FAILS_BURST at once, then one per 60 / NODE_KEY_FAILS_PER_MIN s
+ * (a GCRA bucket in guard/addr.h's table, charged only by failures). */
+enum { NODE_KEY_FAILS_BURST = 5, NODE_KEY_FAILS_PER_MIN = 5, NODE_KEY_FAILS_LOG2 = 12 };
 
 /* The executable that runs `__worker` (main sets it). When NULL, as in unit
  * tests, a node serves listeners in its own process. */
@@ -50,6 +59,13 @@ int node_setup_demo(struct node *n);
 /* Runs until SIGINT/SIGTERM. */
 int node_run(struct node *n);
 void node_close(struct node *n);
+
+/* Before checking a key presented on `c`: true when c's address has spent
+ * its failed attempts, in which case `429 Too Many Requests` with Retry-After
+ * has been sent (counted as key_limit) and the key must not be looked at. */
+bool node_key_is_limited(struct node *n, struct conn *c);
+/* The key presented on `c` was wrong: charges c's address. */
+void node_key_failed(struct node *n, struct conn *c);
 
 /* HTTP entry point (router.c). */
 void node_on_request(struct conn *c);

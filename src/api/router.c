@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api/api.h"
@@ -11,11 +12,23 @@
 #include "api/node.h"
 #include "core/log.h"
 #include "deliver/feed.h"
+#include "guard/ticket.h"
 #include "http/route.h"
 #include "media/ingest.h"
 #include "metrics/refusals.h"
 
-enum route_id { R_INDEX, R_LISTEN, R_PUBLISH, R_SPACES, R_SPACE, R_EVENTS, R_METRICS, R_NODE };
+enum route_id {
+    R_INDEX,
+    R_LISTEN,
+    R_PUBLISH,
+    R_SPACES,
+    R_SPACE,
+    R_EVENTS,
+    R_TICKET,
+    R_GUARD,
+    R_METRICS,
+    R_NODE
+};
 
 static const struct route routes[] = {
     {"/", ROUTE_GET | ROUTE_HEAD, R_INDEX},
@@ -24,6 +37,8 @@ static const struct route routes[] = {
     {"/api/spaces", ROUTE_GET | ROUTE_HEAD | ROUTE_POST, R_SPACES},
     {"/api/spaces/{}", ROUTE_GET | ROUTE_HEAD, R_SPACE},
     {"/api/spaces/{}/events", ROUTE_GET, R_EVENTS},
+    {"/api/spaces/{}/ticket", ROUTE_GET | ROUTE_HEAD, R_TICKET},
+    {"/api/spaces/{}/guard", ROUTE_POST, R_GUARD},
     {"/metrics", ROUTE_GET | ROUTE_HEAD, R_METRICS},
     {"/api/node", ROUTE_GET | ROUTE_HEAD, R_NODE},
 };
@@ -35,6 +50,20 @@ static void handle_listen(struct node *n, struct conn *c, const struct route_mat
         refuse(REFUSE_NO_SPACE);
         conn_respond_error(c, 404, "no such space");
         return;
+    }
+    if (s->rec.require_ticket) {
+        /* a worker that did not know the space yet handed the join over:
+         * the same check as in deliver/worker.c */
+        const char *t = NULL;
+        size_t tlen = 0;
+        ticket_from_url(conn_str(c, c->url), c->url.len, &t, &tlen);
+        enum ticket_verdict v = ticket_verify(&n->ticket_key, s->rec.id, strlen(s->rec.id), t, tlen,
+                                              (int64_t)time(NULL));
+        if (v != TICKET_OK) {
+            refuse(REFUSE_TICKET);
+            conn_respond_error(c, 403, ticket_verdict_text(v));
+            return;
+        }
     }
     if (n->has_fleet && !fleet_is_up(&n->fleet)) {
         static const char body[] = "{\"error\": \"no delivery worker is running\"}\n";
@@ -86,10 +115,12 @@ static void handle_publish(struct node *n, struct conn *c, const struct route_ma
         conn_respond_error(c, 404, "no such space");
         return;
     }
+    if (node_key_is_limited(n, c)) return;
     char key[128];
     size_t klen = 0;
     if (basic_password(c, key, sizeof(key), &klen) < 0 ||
         !registry_check_host_key(n->reg, s->rec.id, key, klen)) {
+        node_key_failed(n, c);
         log_limited(LOG_WARN, 5, "publish to %s from %s: bad or missing key", s->rec.id, c->peer);
         static const char body[] = "{\"error\": \"missing or wrong key\"}\n";
         refuse(REFUSE_BAD_KEY);
@@ -146,6 +177,12 @@ void node_on_request(struct conn *c)
         break;
     case R_EVENTS:
         events_start(n, c, m.captures[0].s, m.captures[0].len);
+        break;
+    case R_TICKET:
+        api_ticket(n, c, m.captures[0].s, m.captures[0].len);
+        break;
+    case R_GUARD:
+        api_guard(n, c, m.captures[0].s, m.captures[0].len);
         break;
     case R_METRICS:
         api_metrics(n, c);

@@ -1,7 +1,8 @@
 /* The channel between the master and one worker: a Unix SOCK_SEQPACKET
  * socketpair carrying whole messages, some with a file descriptor attached.
  *
- *   master --SPACE, HEADER, CHUNK (every chunk once per worker), LISTENER+fd-->  worker
+ *   master --CONFIG, TICKET_KEY, then SPACE, HEADER, CHUNK (every chunk once
+ *            per worker), LISTENER+fd------------------------------------->  worker
  *   master <--HANDOFF+fd (a request that is not for listening), STATS----------- worker
  *
  * A message is a fixed head (struct chan_msg) then `len` payload bytes. The
@@ -18,13 +19,18 @@
 
 enum chan_type {
     CHAN_CONFIG = 1, /* m->w: payload is struct config (same binary, same layout) */
-    CHAN_SPACE,      /* m->w: a space exists; create its feed */
+    CHAN_SPACE,      /* m->w: a space exists (create its feed) or changed; a = CHAN_SPACE_* flags */
     CHAN_HEADER,     /* m->w: the space's format header (Ogg header pages) */
     CHAN_CHUNK,      /* m->w: one chunk; a = granule, b = duration in samples */
     CHAN_LISTENER,   /* m->w: fd is a listener of `space`; a = 1 for HEAD */
     CHAN_HANDOFF,    /* w->m: fd with the bytes already read (payload) */
     CHAN_STATS,      /* w->m: payload is struct feed_stats for `space` */
+    CHAN_TICKET_KEY, /* m->w: payload is the node's join-ticket secret (guard/ticket.h),
+                        sent right after CONFIG, before any SPACE; never logged */
 };
+
+/* Flags of a CHAN_SPACE message (its `a`). */
+enum { CHAN_SPACE_REQUIRE_TICKET = 1 };
 
 enum { CHAN_SPACE_MAX = 33, CHAN_MAX_PAYLOAD = (1 << 20) + (64 << 10) };
 

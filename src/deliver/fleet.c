@@ -350,10 +350,12 @@ void fleet_broadcast_chunk(struct fleet *f, const char *id, const struct chunk *
     fleet_broadcast(f, &m, c->data);
 }
 
-void fleet_sync_feed(struct fleet *f, int w, const char *id, const struct feed *feed)
+void fleet_sync_feed(struct fleet *f, int w, const char *id, const struct feed *feed,
+                     uint64_t flags)
 {
     struct chan_msg m;
     chan_msg_init(&m, CHAN_SPACE, id, 0);
+    m.a = flags;
     fleet_send(f, w, &m, NULL, -1);
     if (!feed->header) return;
     chunk_msg(&m, id, feed->header, 1);
@@ -364,6 +366,14 @@ void fleet_sync_feed(struct fleet *f, int w, const char *id, const struct feed *
         chunk_msg(&m, id, c, 0);
         fleet_send(f, w, &m, c->data, -1);
     }
+}
+
+void fleet_broadcast_space(struct fleet *f, const char *id, uint64_t flags)
+{
+    struct chan_msg m;
+    chan_msg_init(&m, CHAN_SPACE, id, 0);
+    m.a = flags;
+    fleet_broadcast(f, &m, NULL);
 }
 
 void fleet_totals(const struct fleet *f, unsigned *up, uint64_t *restarts, struct refusals *refused)

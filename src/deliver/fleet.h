@@ -105,8 +105,12 @@ void fleet_totals(const struct fleet *f, unsigned *up, uint64_t *restarts,
                   struct refusals *refused);
 /* True when at least one worker runs. */
 bool fleet_is_up(const struct fleet *f);
-/* Sends worker w a space: SPACE, its header, and the last `burst` chunks. */
-void fleet_sync_feed(struct fleet *f, int w, const char *id, const struct feed *feed);
+/* Sends worker w a space: SPACE (with its CHAN_SPACE_* flags), its header,
+ * and the last `burst` chunks. */
+void fleet_sync_feed(struct fleet *f, int w, const char *id, const struct feed *feed,
+                     uint64_t flags);
+/* Tells every worker that space `id`'s CHAN_SPACE_* flags changed. */
+void fleet_broadcast_space(struct fleet *f, const char *id, uint64_t flags);
 /* Hands listener `fd` of space `id` to worker w (or the first running one
  * when w is not running). The caller closes its fd afterwards. 0 or negative
  * errno (-EAGAIN: no worker is running). */

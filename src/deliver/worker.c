@@ -10,7 +10,10 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <openssl/crypto.h>
 
 #include "config/config.h"
 #include "core/log.h"
@@ -20,6 +23,7 @@
 #include "deliver/fleet.h"
 #include "guard/addr.h"
 #include "guard/admit.h"
+#include "guard/ticket.h"
 #include "http/conn.h"
 #include "http/route.h"
 #include "net/listen.h"
@@ -30,6 +34,7 @@ enum { SWEEP_MS = 100, CHAN_BATCH = 256, CONFIG_WAIT_MS = 10000, ADDR_TABLE_LOG2
 struct wfeed {
     struct list node;
     char id[CHAN_SPACE_MAX];
+    bool require_ticket; /* CHAN_SPACE_REQUIRE_TICKET: joins need a valid ticket */
     struct feed feed;
 };
 
@@ -49,6 +54,8 @@ struct worker {
     struct addr_table addrs; /* per client address: join rate, handshakes in flight */
     uint64_t base_fds;       /* descriptors open before any client (loop, channel, port...) */
     bool has_conns;          /* conn_module_init ran (it did not if no settings came) */
+    bool has_ticket_key;     /* CHAN_TICKET_KEY came (it does before any space) */
+    struct ticket_key ticket_key;
 };
 
 static const struct route routes[] = {
@@ -141,6 +148,24 @@ static bool admit_listener(struct worker *w, int fd)
     return false;
 }
 
+/* A space that requires join tickets (guard/ticket.h): true when the request
+ * carries a valid `ticket` query parameter; otherwise a 403 has been sent
+ * (never a 429 nor a 503: a player with a stale ticket should fetch a new
+ * one, not wait) and counted. A missing ticket costs a scan of the target;
+ * a bad one, at most one HMAC. */
+static bool has_valid_ticket(struct worker *w, struct conn *c, const struct wfeed *wf)
+{
+    const char *t = NULL;
+    size_t tlen = 0;
+    ticket_from_url(conn_str(c, c->url), c->url.len, &t, &tlen);
+    enum ticket_verdict v =
+        ticket_verify(&w->ticket_key, wf->id, strlen(wf->id), t, tlen, (int64_t)time(NULL));
+    if (v == TICKET_OK) return true;
+    refuse(REFUSE_TICKET);
+    conn_respond_error(c, 403, ticket_verdict_text(v));
+    return false;
+}
+
 static void on_request(struct conn *c)
 {
     struct worker *w = c->owner;
@@ -148,10 +173,13 @@ static void on_request(struct conn *c)
     route_find(routes, 1, c->method, conn_str(c, c->path), c->path.len, &m);
     struct wfeed *wf = NULL;
     if (m.route && m.is_method_allowed) wf = find_feed(w, m.captures[0].s, m.captures[0].len);
-    if (!wf) {
+    /* without the secret (never, in practice: it comes before any space) the
+     * master judges the ticket */
+    if (!wf || (wf->require_ticket && !w->has_ticket_key)) {
         hand_off(w, c);
         return;
     }
+    if (wf->require_ticket && !has_valid_ticket(w, c, wf)) return;
     int is_head = c->method == ROUTE_HEAD;
     size_t none;
     int fd = conn_detach(c, NULL, 0, &none);
@@ -231,7 +259,12 @@ static void on_message(struct worker *w, const struct chan_msg *m, const void *p
     struct chunk *c;
     switch (m->type) {
     case CHAN_SPACE:
-        add_feed(w, m->space);
+        if ((wf = add_feed(w, m->space))) wf->require_ticket = m->a & CHAN_SPACE_REQUIRE_TICKET;
+        break;
+    case CHAN_TICKET_KEY:
+        if (m->len != TICKET_KEY_BYTES) break;
+        memcpy(w->ticket_key.bytes, p, TICKET_KEY_BYTES);
+        w->has_ticket_key = true;
         break;
     case CHAN_HEADER:
         if (!wf && !(wf = add_feed(w, m->space))) break;
@@ -454,6 +487,8 @@ static void worker_close(struct worker *w)
     addr_table_fini(&w->addrs); /* after the loop: freed conns give their handshakes back */
     if (w->sigio.fd >= 0) close(w->sigio.fd);
     close(w->chan.fd);
+    OPENSSL_cleanse(&w->ticket_key, sizeof(w->ticket_key));
+    if (w->buf) OPENSSL_cleanse(w->buf, sizeof(struct chan_msg) + CHAN_MAX_PAYLOAD);
     free(w->buf);
     if (chunks_live() != 0)
         log_error("worker: %llu chunks still referenced", (unsigned long long)chunks_live());

@@ -61,6 +61,8 @@ const char *http_status_text(int status)
         return "Unsupported Media Type";
     case 416:
         return "Range Not Satisfiable";
+    case 429:
+        return "Too Many Requests";
     case 431:
         return "Request Header Fields Too Large";
     case 500:

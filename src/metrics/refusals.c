@@ -19,6 +19,8 @@ static const char *const names[REFUSE_N] = {
     [REFUSE_EVICTED] = "evicted",
     [REFUSE_ADDR_RATE] = "addr_rate",
     [REFUSE_ADDR_HANDSHAKES] = "addr_handshakes",
+    [REFUSE_TICKET] = "ticket",
+    [REFUSE_KEY_LIMIT] = "key_limit",
 };
 
 /* The log tally's reasons keep the status code for people reading logs. */
@@ -30,6 +32,7 @@ static const char *const log_names[REFUSE_N] = {
     [REFUSE_TIMEOUT] = "header timeout",     [REFUSE_FDS] = "503 descriptor reserve",
     [REFUSE_JOIN_RATE] = "503 join rate",    [REFUSE_EVICTED] = "evicted for a descriptor",
     [REFUSE_ADDR_RATE] = "503 address rate", [REFUSE_ADDR_HANDSHAKES] = "503 address handshakes",
+    [REFUSE_TICKET] = "403 no valid ticket", [REFUSE_KEY_LIMIT] = "429 key attempts",
 };
 
 void refuse(enum refuse_reason r)

@@ -29,6 +29,8 @@ enum refuse_reason {
     REFUSE_EVICTED,         /* a request head still incomplete, closed to free a descriptor */
     REFUSE_ADDR_RATE,       /* 503 at accept: the client address's connection rate */
     REFUSE_ADDR_HANDSHAKES, /* 503 at accept: too many of the address's requests in flight */
+    REFUSE_TICKET,          /* 403: a join without a valid ticket to a space that requires one */
+    REFUSE_KEY_LIMIT,       /* 429: an address with too many failed key attempts */
     REFUSE_N
 };
 

@@ -124,7 +124,7 @@ static struct space *space_new(struct spaces *ss, const struct space_record *rec
         s->ogg.on_chunk = forward_chunk;
         s->ogg.owner = s;
         for (int w = 0; w < ss->fleet->n; w++)
-            fleet_sync_feed(ss->fleet, w, s->rec.id, &s->ogg);
+            fleet_sync_feed(ss->fleet, w, s->rec.id, &s->ogg, space_chan_flags(s));
     }
     return s;
 }
@@ -170,6 +170,22 @@ void space_set_state(struct space *s, enum space_state st)
                  space_state_name(st));
         s->rec.state = st;
     }
+}
+
+uint64_t space_chan_flags(const struct space *s)
+{
+    return s->rec.require_ticket ? CHAN_SPACE_REQUIRE_TICKET : 0;
+}
+
+int space_set_require_ticket(struct space *s, bool require)
+{
+    if (s->rec.require_ticket == require) return 0;
+    int err = registry_set_require_ticket(s->owner->reg, s->rec.id, require);
+    if (err < 0) return err;
+    s->rec.require_ticket = require;
+    log_info("space %s: join tickets %s", s->rec.id, require ? "required" : "not required");
+    if (s->owner->fleet) fleet_broadcast_space(s->owner->fleet, s->rec.id, space_chan_flags(s));
+    return 0;
 }
 
 static void on_publisher_gone(struct publisher *pub, void *arg)

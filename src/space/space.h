@@ -9,7 +9,9 @@
 #ifndef TRIBUNE_SPACE_SPACE_H
 #define TRIBUNE_SPACE_SPACE_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config/config.h"
 #include "deliver/fleet.h"
@@ -67,5 +69,10 @@ void space_stats(const struct space *s, struct feed_stats *out);
 void space_retire_worker(struct space *s, int w);
 /* Marks the space live in the registry (and the record). */
 void space_set_state(struct space *s, enum space_state st);
+/* Sets whether joins need a ticket: in the registry, the record and every
+ * worker (CHAN_SPACE). 0 or negative errno (nothing changed). */
+int space_set_require_ticket(struct space *s, bool require);
+/* The space's CHAN_SPACE_* flags for the workers. */
+uint64_t space_chan_flags(const struct space *s);
 
 #endif

@@ -57,6 +57,7 @@ static const struct range {
     {offsetof(struct config, addr_conn_rate), 0, 1000000},
     {offsetof(struct config, addr_conn_burst), 0, 1000000},
     {offsetof(struct config, addr_handshakes), 0, 1000000},
+    {offsetof(struct config, ticket_ttl_s), 1, 86400},
     {offsetof(struct config, sndbuf_bytes), 4096, 16777216},
     {offsetof(struct config, stall_timeout_ms), 1000, 3600000},
     {offsetof(struct config, publisher_timeout_ms), 1000, 600000},

@@ -29,6 +29,7 @@ static const char *const names[] = {
     "addr_conn_rate",
     "addr_conn_burst",
     "addr_handshakes",
+    "ticket_ttl_s",
     "sndbuf_bytes",
     "stall_timeout_ms",
     "publisher_timeout_ms",

@@ -52,7 +52,7 @@ static struct {
 static void on_up(struct fleet *f, int w, void *arg)
 {
     ev.ups[w]++;
-    fleet_sync_feed(f, w, "s1", &feed);
+    fleet_sync_feed(f, w, "s1", &feed, 0);
 }
 
 static void on_down(struct fleet *f, int w, void *arg)
