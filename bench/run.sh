@@ -32,6 +32,10 @@
 #   TRIBUNE=build/tribune  TRIBUNE_ARGS=   LOAD=build/tribune-load
 #   BENCH_LOAD_ARGS=     extra tribune-load flags for every run, e.g.
 #                        "--read-interval 200" (less load-generator CPU at 50k+)
+#   BENCH_GUARD=1        then the guard's figures at the long scale (flood, slowloris,
+#                        zero-window readers, 1,024 descriptors: tests/e2e/guard_figures.py),
+#                        to bench/results/guard-<timestamp>.json; 0 to skip; "only" to run
+#                        nothing else
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -54,4 +58,14 @@ hard=$(ulimit -Hn)
 ulimit -n "$hard"
 echo "bench: open-file limit raised to $(ulimit -n) (hard limit $hard)"
 
-exec python3 bench/bench.py "$@"
+guard="${BENCH_GUARD:-1}"
+rc=0
+if [ "$guard" != "only" ]; then
+    python3 bench/bench.py "$@" || rc=$?
+fi
+if [ "$guard" != "0" ]; then
+    out="${BENCH_RESULTS:-bench/results}/guard-$(date -u +%Y%m%d-%H%M%S).json"
+    echo "bench: the guard's figures (long scale) -> $out"
+    TRIBUNE_BIN="${TRIBUNE:-$PWD/build/tribune}" python3 tests/e2e/guard_figures.py long --json "$out" || rc=$?
+fi
+exit $rc

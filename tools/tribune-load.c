@@ -39,7 +39,7 @@
 #define FD_RESERVE 32
 #define KILL_GRACE_US 5000000
 #define PROGRESS_LAG_US 200000 /* print after the workers' once-a-second counts arrive */
-#define MAX_FLOOD 100000
+#define MAX_FLOOD 1000000
 
 /* Long options without a short form. */
 enum {
