@@ -75,7 +75,7 @@ units: $(UNIT_BIN) $(FUZZ_BIN)
 # (the committed corpus is only read), a crash's reproducer to $(FUZZ_DIR)/artifacts/.
 FUZZ_DIR := build/fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_SHORT ?= 10
+FUZZ_SHORT ?= 30
 FUZZ_NAMES := $(FUZZ_SRC:tests/fuzz/%_fuzz.c=%)
 LIBFUZZER_BIN := $(FUZZ_NAMES:%=$(FUZZ_DIR)/%_fuzz)
 

@@ -211,10 +211,12 @@ static const char *check_framing(const struct conn *c)
  * lines before the request line are allowed (RFC 9112 2.2). */
 /* The request line [p, p+n) ends in " HTTP/1.1" or " HTTP/1.0": http_parser,
  * not built strict, takes any four bytes after "H" for "HTTP/1.1", so a CRLF
- * CRLF could hide inside a request line and end the head early here. */
+ * CRLF could hide inside a request line and end the head early here; and it
+ * takes several spaces where RFC 9112 has one. */
 static bool is_request_line_version(const char *p, size_t n)
 {
-    return n > 9 &&
+    /* one space before the version (http_parser would take several) */
+    return n > 10 && p[n - 10] != ' ' &&
            (memcmp(p + n - 9, " HTTP/1.1", 9) == 0 || memcmp(p + n - 9, " HTTP/1.0", 9) == 0);
 }
 

@@ -501,6 +501,15 @@ START_TEST(version_must_be_spelled_out_is_400)
 }
 END_TEST
 
+START_TEST(two_spaces_before_the_version_is_400)
+{
+    start();
+    send_str("GET /x  HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_int_eq(status_of(response()), 400);
+    ck_assert_int_eq(seen.calls, 0);
+}
+END_TEST
+
 START_TEST(strict_requests_pass)
 {
     expect_ok("GET / HTTP/1.1\r\nHost: h\r\n\r\n");
@@ -971,6 +980,7 @@ static Suite *conn_suite(void)
     tcase_add_test(tc, transfer_encoding_other_than_chunked_is_400);
     tcase_add_test(tc, strict_requests_pass);
     tcase_add_test(tc, version_must_be_spelled_out_is_400);
+    tcase_add_test(tc, two_spaces_before_the_version_is_400);
     tcase_add_test(tc, pipelined_request_is_ignored);
     tcase_add_test(tc, pipelined_after_a_body_is_ignored);
     tcase_add_test(tc, pipelined_after_a_refusal_is_ignored);
