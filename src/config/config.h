@@ -34,7 +34,7 @@ struct config {
     int addr_conn_burst;      /* new connections at once per client address, default 500 */
     int addr_handshakes;      /* connections in their handshake per client address, default 256 */
     int ticket_ttl_s;         /* lifetime of a join ticket, default 60 */
-    int sndbuf_bytes;         /* listener socket send buffer, default 16384 */
+    int sndbuf_bytes;         /* listener socket send buffer, default 8192 */
     int stall_timeout_ms;     /* a listener making no progress is dropped, default 30000 */
     int publisher_timeout_ms; /* a silent publisher is dropped, default 10000 */
     char log_level[16];       /* error|warn|info|debug, default info */

@@ -93,7 +93,7 @@ START_TEST(test_defaults)
     ck_assert_int_eq(c.max_header_bytes, 8192);
     ck_assert_int_eq(c.max_url_bytes, 2048);
     ck_assert_int_eq(c.max_listeners, 100000);
-    ck_assert_int_eq(c.sndbuf_bytes, 16384);
+    ck_assert_int_eq(c.sndbuf_bytes, 8192);
     ck_assert_int_eq(c.stall_timeout_ms, 30000);
     ck_assert_int_eq(c.publisher_timeout_ms, 10000);
     ck_assert_str_eq(c.log_level, "info");
