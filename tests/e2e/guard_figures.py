@@ -18,6 +18,10 @@ dict of figures; check() raises on a figure that misses its bound.
   fdlimit    the server limited to 1,024 descriptors per process, one worker, 2,000 slow
              connections: no busy loop (its CPU while they sit < 10 % of a core), the existing
              listeners hear, a publisher can still connect and be heard.
+  restart    the server is killed under R listeners and restarted on the same port with a join
+             rate; they all come back at once (tribune-load --retry jitter: backoff with full
+             jitter, never before Retry-After): >= 99 % hear again within 30 s, admissions never
+             exceed the rate, no listener gets more than 3 503s in a row.
 """
 import json
 import os
@@ -32,13 +36,15 @@ from lib import (ROOT, Listener, Server, check, create_space, http, log, tmpdir,
 LOAD = os.path.join(ROOT, "build", "tribune-load")
 
 SCALES = {
-    "short": {"flood_listeners": 1000, "flood_rate": 2000, "flood_seconds": 4, "flood_addrs": 400,
+    "short": {"restart_listeners": 1000, "restart_rate": 200,
+              "flood_listeners": 1000, "flood_rate": 2000, "flood_seconds": 4, "flood_addrs": 400,
               "flood_deadline_ms": 3000,
               "slow_listeners": 500, "slow_conns": 3000, "slow_rate": 1000, "slow_addrs": 100,
               "legit_rate": 30, "legit_seconds": 5, "slow_deadline_ms": 3000,
               "zw_listeners": 1000, "zw_stoppers": 200, "zw_stall_ms": 5000,
               "fd_listeners": 100, "fd_slow": 2000},
-    "long": {"flood_listeners": 4000, "flood_rate": 10000, "flood_seconds": 30, "flood_addrs": 1000,
+    "long": {"restart_listeners": 10000, "restart_rate": 2000,
+             "flood_listeners": 4000, "flood_rate": 10000, "flood_seconds": 30, "flood_addrs": 1000,
              "flood_deadline_ms": 10000,
              "slow_listeners": 4000, "slow_conns": 15000, "slow_rate": 3000, "slow_addrs": 1000,
              "legit_rate": 50, "legit_seconds": 20, "slow_deadline_ms": 10000,
@@ -313,7 +319,64 @@ def fdlimit(c):
     return fig
 
 
-SCENARIOS = {"flood": flood, "slowloris": slowloris, "zerowin": zerowin, "fdlimit": fdlimit}
+def restart(c):
+    """The server dies with N listeners; they all come back at once (retrying with backoff and full
+    jitter, honouring Retry-After) into a node that admits `rate` joins per second: >= 99 % hear
+    again within 30 s, admission never exceeds its rate, nobody gets more than 3 503s in a row."""
+    n, rate = c["restart_listeners"], c["restart_rate"]
+    args = ["--join_rate", str(rate), "--join_burst", str(rate)]
+    srv = Server("demo", extra=args).start()
+    port, data = srv.port, srv.data_dir
+    t_kill_at = n / rate + 6  # everyone joined at the node's rate, warmed up and judged
+    back_s = 30
+    dur = int(t_kill_at + 1 + back_s)
+    p, out = run_load(srv, ["-n", n, "-r", rate, "-d", dur, "--retry", "jitter", "--read-interval", 500,
+                            "-p", max(1, int(n / 15000) + 1)], "restart")
+    t0 = time.monotonic()
+    wait_until(lambda: time.monotonic() >= t0 + t_kill_at, t_kill_at + 5, "the listeners to join and hear")
+    st, _, body = http(srv, "GET", "/api/spaces/demo")
+    before = json.loads(body)["listeners"]
+    srv.kill()
+    t_kill = time.monotonic()
+    srv2 = Server("demo", extra=args, data_dir=data)
+    srv2.start(port=port)
+    t_up = time.monotonic()
+    samples = []  # (s since up, joined, hearing)
+    while p.poll() is None:
+        try:
+            st, _, body = http(srv2, "GET", "/api/spaces/demo", timeout=5)
+            if st == 200:
+                li = json.loads(body)["listeners"]
+                samples.append((time.monotonic() - t_up, li["joined"], li["hearing"]))
+        except OSError:
+            pass
+        time.sleep(0.5)  # the sampling period of this observer
+    rep = finish(p, out, "restart", 60)
+    # admission: joins admitted by t can never exceed the bucket (rate per second after a burst of
+    # `rate`), give or take one sample period
+    over = [(t, j) for t, j, _ in samples if j > rate + rate * (t + 0.5) + 10]
+    back = [t for t, _, h in samples if h >= 0.99 * n]
+    c503 = rep["consecutive_503"]
+    fig = {"listeners": n, "join_rate": rate, "hearing_before": before["hearing"],
+           "server_down_s": t_up - t_kill, "hearing_again_99pct_after_s": back[0] if back else None,
+           "tool_hearing_at_end": rep["hearing_now"], "retried": rep["retried"], "retries": rep["retries"],
+           "max_consecutive_503": c503["max"], "consecutive_503": c503,
+           "admission_over_rate": over[:5]}
+    log("restart: %d hearing before; server down %.1f s; back to >= 99 %% hearing (server's count) %s after "
+        "it came up; tribune-load: %d hearing at the end, %d retried (%d attempts), consecutive 503s at most %d "
+        "%s; joins admitted over the rate: %s"
+        % (before["hearing"], fig["server_down_s"], "%.1f s" % back[0] if back else "never",
+           rep["hearing_now"], rep["retried"], rep["retries"], c503["max"], c503, over[:3] or "never"))
+    check(back and back[0] <= back_s, "restart: not back to 99 %% hearing within %d s" % back_s)
+    check(rep["hearing_now"] >= 0.99 * n, "restart: tribune-load counts %d hearing at the end" % rep["hearing_now"])
+    check(c503["max"] <= 3, "restart: a listener got %d 503s in a row" % c503["max"])
+    check(not over, "restart: admission exceeded its rate: %s" % over[:3])
+    srv2.stop()
+    return fig
+
+
+SCENARIOS = {"flood": flood, "slowloris": slowloris, "zerowin": zerowin, "fdlimit": fdlimit,
+             "restart": restart}
 
 
 def run(scale, names=None):

@@ -320,12 +320,13 @@ class Server:
     def url(self):
         return "http://127.0.0.1:%d" % self.port
 
-    def start(self, ready_timeout=None):
+    def start(self, ready_timeout=None, port=None):
+        """Starts the server on a free port, or on `port` (a restart on the same address)."""
         ready_timeout = ready_timeout or 15 * SLOW
         check(os.access(TRIBUNE_BIN, os.X_OK), "TRIBUNE_BIN %s is not an executable" % TRIBUNE_BIN)
         last = None
         for attempt in range(3):  # a free port can be taken between our probe and the bind
-            self.port = free_port()
+            self.port = port or free_port()
             self.log_path = os.path.join(tmpdir(), "server-%s-%d.log" % (self.name, self.port))
             argv = [TRIBUNE_BIN, self.cmd, "--listen", "127.0.0.1:%d" % self.port,
                     "--data", self.data_dir] + self.extra

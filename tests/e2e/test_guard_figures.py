@@ -9,6 +9,8 @@ scenarios and both scales, `make bench` runs the long one through bench/guard.sh
              dropped within the 5 s stall timeout + 5 s, server memory bounded.
   fdlimit    1,024 descriptors, one worker, 2,000 slow connections: server CPU < 10 % of a core
              while they sit, 100 listeners fine, a publisher connects and is heard.
+  restart    1,000 listeners, the server killed and restarted with --join_rate 200: >= 99 % hearing
+             again within 30 s, admissions never over the rate, at most 3 consecutive 503s each.
 Each prints the figures it measured, from tribune-load and from the server.
 """
 import heavy
