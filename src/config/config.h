@@ -30,6 +30,7 @@ struct config {
     int join_rate;            /* listener joins admitted per second per node, default 10000 */
     int join_burst;           /* joins admitted at once per node, default 20000 */
     int fd_reserve;           /* descriptors per process kept from new listeners, default 64 */
+    int memory_budget_mb;     /* memory listeners may cost, 0 = 3/4 of MemAvailable at start */
     int addr_conn_rate;       /* new connections per second per client address, default 100 */
     int addr_conn_burst;      /* new connections at once per client address, default 500 */
     int addr_handshakes;      /* connections in their handshake per client address, default 256 */

@@ -177,10 +177,11 @@ int listener_start(struct feed *f, int fd, int is_head_only)
     deferred_init(&l->dfr);
     if (f->sndbuf > 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &f->sndbuf, sizeof(f->sndbuf));
     /* a peer that stops acknowledging (gone, or a zero window it never
-     * reopens) is given up by the kernel too, at twice the stall timeout:
-     * the sweep's stall rule comes first for a reader that stopped, and the
-     * kernel's probe clock must not cut off a slow reader that still reads */
-    unsigned user_timeout = (unsigned)f->stall_timeout_ms * 2;
+     * reopens) is given up by the kernel too, a minute after the stall
+     * timeout: the sweep's stall rule comes first for a reader that stopped,
+     * and the kernel's zero-window probe clock, which also runs while a slow
+     * reader still reads, must not cut it off before the lag rules judge it */
+    unsigned user_timeout = (unsigned)f->stall_timeout_ms + 60000;
     if (user_timeout > 0)
         setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
     int err =

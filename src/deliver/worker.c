@@ -139,7 +139,10 @@ static bool admit_listener(struct worker *w, int fd)
     }
     enum admit_verdict v = admit_join(&w->admit, now, w->listeners, fds);
     if (v == ADMIT_OK) return true;
-    refuse(v == ADMIT_FULL ? REFUSE_FULL : v == ADMIT_FDS ? REFUSE_FDS : REFUSE_JOIN_RATE);
+    refuse(v == ADMIT_FULL     ? REFUSE_FULL
+           : v == ADMIT_FDS    ? REFUSE_FDS
+           : v == ADMIT_MEMORY ? REFUSE_MEMORY
+                               : REFUSE_JOIN_RATE);
     size_t len;
     const char *resp = admit_response(&w->admit, now, &len);
     ssize_t n = send(fd, resp, len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -396,6 +399,26 @@ static int open_port(struct worker *w)
     return err;
 }
 
+/* What one listener may cost, kernel included: its send buffer full (the
+ * kernel doubles SO_SNDBUF), plus the socket, its epoll item and our state. */
+static uint64_t listener_cost_bytes(const struct config *cfg)
+{
+    return 2 * (uint64_t)cfg->sndbuf_bytes + 4096;
+}
+
+/* memory_budget_mb, or 3/4 of MemAvailable when 0 (read once, at start). */
+static uint64_t memory_budget_bytes(const struct config *cfg)
+{
+    if (cfg->memory_budget_mb > 0) return (uint64_t)cfg->memory_budget_mb << 20;
+    FILE *f = fopen("/proc/meminfo", "r");
+    unsigned long long kb = 0;
+    char line[128];
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+    if (f) fclose(f);
+    return (uint64_t)kb * 1024 / 4 * 3;
+}
+
 /* This worker's share of the node's limits: SO_REUSEPORT spreads joins
  * evenly over the workers. */
 static int admit_setup(struct worker *w)
@@ -411,6 +434,7 @@ static int admit_setup(struct worker *w)
                         ? (uint64_t)rl.rlim_cur
                         : 0,
         .fd_reserve = (uint64_t)cfg->fd_reserve,
+        .max_by_memory = memory_budget_bytes(cfg) / n / listener_cost_bytes(cfg),
     };
     if (lim.max_listeners > WORKER_MAX_LISTENERS) lim.max_listeners = WORKER_MAX_LISTENERS;
     /* stdio, the loop's epoll, the channel, the signalfd, the port, the

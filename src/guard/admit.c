@@ -57,6 +57,7 @@ enum admit_verdict admit_join(struct admit *a, uint64_t now_ms, uint64_t listene
 {
     roll(a, now_ms);
     if (a->lim.max_listeners && listeners >= a->lim.max_listeners) return refused(a, ADMIT_FULL);
+    if (a->lim.max_by_memory && listeners >= a->lim.max_by_memory) return refused(a, ADMIT_MEMORY);
     if (a->lim.fd_limit && fds_open + a->lim.fd_reserve >= a->lim.fd_limit)
         return refused(a, ADMIT_FDS);
     if (a->lim.rate > 0) {

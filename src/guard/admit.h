@@ -3,7 +3,8 @@
  * jittered Retry-After and the connection is closed. Existing listeners come
  * first: nothing here ever touches an admitted listener.
  *
- *   join --> room?  listeners < max_listeners, open fds < fd_limit - reserve
+ *   join --> room?  listeners < max_listeners, open fds < fd_limit - reserve,
+ *                   listeners < max_by_memory (memory budget / cost of a listener)
  *        --> rate?  token bucket: `rate` joins/s, `burst` at once
  *        --> admit                        else --> 503 + Retry-After: R, close
  *
@@ -31,9 +32,10 @@ enum { ADMIT_MAX_RETRY_S = 60, ADMIT_RESPONSE_MAX = 256 };
 
 enum admit_verdict {
     ADMIT_OK,
-    ADMIT_FULL, /* listeners at max_listeners */
-    ADMIT_FDS,  /* too few descriptors left (the reserve is for others) */
-    ADMIT_RATE, /* over the join rate */
+    ADMIT_FULL,   /* listeners at max_listeners */
+    ADMIT_FDS,    /* too few descriptors left (the reserve is for others) */
+    ADMIT_RATE,   /* over the join rate */
+    ADMIT_MEMORY, /* the memory budget's listeners are there */
 };
 
 struct admit_limits {
@@ -42,6 +44,7 @@ struct admit_limits {
     double burst;           /* joins at once (bucket size), at least 1 when rate > 0 */
     uint64_t fd_limit;      /* RLIMIT_NOFILE's soft limit, 0: no limit */
     uint64_t fd_reserve;    /* descriptors kept for everything but new listeners */
+    uint64_t max_by_memory; /* listeners the memory budget pays for, 0: no limit */
 };
 
 struct admit {

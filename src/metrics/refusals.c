@@ -15,6 +15,7 @@ static const char *const names[REFUSE_N] = {
     [REFUSE_BAD_REQUEST] = "bad_request",
     [REFUSE_TIMEOUT] = "timeout",
     [REFUSE_FDS] = "fds",
+    [REFUSE_MEMORY] = "memory",
     [REFUSE_JOIN_RATE] = "join_rate",
     [REFUSE_EVICTED] = "evicted",
     [REFUSE_ADDR_RATE] = "addr_rate",
@@ -25,14 +26,23 @@ static const char *const names[REFUSE_N] = {
 
 /* The log tally's reasons keep the status code for people reading logs. */
 static const char *const log_names[REFUSE_N] = {
-    [REFUSE_FULL] = "503 server full",       [REFUSE_BUSY] = "503 server busy",
-    [REFUSE_NO_WORKER] = "503 no worker",    [REFUSE_NO_SPACE] = "404 no such space",
-    [REFUSE_BAD_KEY] = "401 bad key",        [REFUSE_HAS_SOURCE] = "409 has a publisher",
-    [REFUSE_BAD_STREAM] = "415 bad stream",  [REFUSE_BAD_REQUEST] = "4xx bad request",
-    [REFUSE_TIMEOUT] = "header timeout",     [REFUSE_FDS] = "503 descriptor reserve",
-    [REFUSE_JOIN_RATE] = "503 join rate",    [REFUSE_EVICTED] = "evicted for a descriptor",
-    [REFUSE_ADDR_RATE] = "503 address rate", [REFUSE_ADDR_HANDSHAKES] = "503 address handshakes",
-    [REFUSE_TICKET] = "403 no valid ticket", [REFUSE_KEY_LIMIT] = "429 key attempts",
+    [REFUSE_FULL] = "503 server full",
+    [REFUSE_BUSY] = "503 server busy",
+    [REFUSE_NO_WORKER] = "503 no worker",
+    [REFUSE_NO_SPACE] = "404 no such space",
+    [REFUSE_BAD_KEY] = "401 bad key",
+    [REFUSE_HAS_SOURCE] = "409 has a publisher",
+    [REFUSE_BAD_STREAM] = "415 bad stream",
+    [REFUSE_BAD_REQUEST] = "4xx bad request",
+    [REFUSE_TIMEOUT] = "header timeout",
+    [REFUSE_FDS] = "503 descriptor reserve",
+    [REFUSE_MEMORY] = "503 memory budget",
+    [REFUSE_JOIN_RATE] = "503 join rate",
+    [REFUSE_EVICTED] = "evicted for a descriptor",
+    [REFUSE_ADDR_RATE] = "503 address rate",
+    [REFUSE_ADDR_HANDSHAKES] = "503 address handshakes",
+    [REFUSE_TICKET] = "403 no valid ticket",
+    [REFUSE_KEY_LIMIT] = "429 key attempts",
 };
 
 void refuse(enum refuse_reason r)

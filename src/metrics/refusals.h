@@ -25,6 +25,7 @@ enum refuse_reason {
     REFUSE_BAD_REQUEST,     /* 400, 405, 413, 414, 431: a request we could not serve */
     REFUSE_TIMEOUT,         /* a request head that did not arrive in time */
     REFUSE_FDS,             /* 503: a join would eat into the descriptor reserve */
+    REFUSE_MEMORY,          /* 503: the memory budget's listeners are there */
     REFUSE_JOIN_RATE,       /* 503: over the node's join rate */
     REFUSE_EVICTED,         /* a request head still incomplete, closed to free a descriptor */
     REFUSE_ADDR_RATE,       /* 503 at accept: the client address's connection rate */

@@ -8,7 +8,8 @@ dict of figures; check() raises on a figure that misses its bound.
 
   flood      N listeners keep >= 99.9 % hearing while a connection flood (connections that send
              nothing, from many addresses) runs; the server's refusal counters match what the
-             attacker saw (connections the server closed or answered) within 1 %.
+             attacker saw (connections the server closed or answered) within 1 %; the API answers
+             every request made during the flood (one per 0.5 s) within 1 s.
   slowloris  S slow-loris connections (one byte of an endless head every 500 ms): listeners 100 %
              hearing, >= 99 % of legitimate joins (J per second) get audio within 3 s, every slow
              connection is closed within the header deadline plus 1 s.
@@ -141,8 +142,25 @@ def flood(c):
     p, out = run_load(srv, ["-n", n, "-r", 1000, "-d", dur, "--read-interval", 500], "flood-listeners")
     ap, aout = run_load(srv, ["-n", procs, "-d", dur, "-p", procs, "--flood", rate * secs, "--flood-rate", rate,
                               "--flood-start", start, "--flood-addrs", c["flood_addrs"]], "flood-attacker", nice=10)
+    # the API stays reachable and fast during the flood: one request every 0.5 s, timed
+    api_ms = []
+    t_launch = time.monotonic()
+
+    def poll_api():
+        while p.poll() is None:
+            t = time.monotonic()
+            if start <= t - t_launch <= start + secs:
+                try:
+                    st, _, _ = http(srv, "GET", "/api/spaces/demo", timeout=10)
+                    api_ms.append((time.monotonic() - t) * 1000 if st == 200 else float("inf"))
+                except OSError:
+                    api_ms.append(float("inf"))
+            time.sleep(0.5)  # the sampling period of this observer
+    api = threading.Thread(target=poll_api, daemon=True)
+    api.start()
     rep = finish(p, out, "flood-listeners", dur + 60)
     att = finish(ap, aout, "flood-attacker", dur + 60)
+    api.join(15)
     for k in ("flood_started", "flood_closed_by_server", "flood_answered", "flood_open", "flood_failed_connect"):
         rep[k] = att[k]
     after = refusals(srv)
@@ -154,13 +172,17 @@ def flood(c):
            "attacker_saw_refused": seen, "attacker_answered": rep["flood_answered"],
            "server_refused": server_refused, "server_refused_by_reason": {k: v for k, v in delta.items() if v},
            "flood_still_open": rep["flood_open"], "flood_failed_connect": rep["flood_failed_connect"],
-           "max_gap_ms": rep["max_gap_ms"], "worst_span_pct": rep["worst_span_pct"]}
+           "max_gap_ms": rep["max_gap_ms"], "worst_span_pct": rep["worst_span_pct"],
+           "api_requests_during_flood": len(api_ms), "api_max_ms": max(api_ms) if api_ms else None}
     log("flood: %d of %d hearing (%.2f %%), worst span %.1f %%, max gap %d ms; flood %d at %d/s from %d "
         "addresses: attacker saw %d refused (%d answered), server counted %d %s; %d still open, %d failed to "
         "connect" % (rep["hearing"], n, fig["hearing_pct"], rep["worst_span_pct"], rep["max_gap_ms"],
                      rep["flood_started"], rate, c["flood_addrs"], seen, rep["flood_answered"], server_refused,
                      fig["server_refused_by_reason"], rep["flood_open"], rep["flood_failed_connect"]))
+    log("flood: the API answered %d requests during the flood, the slowest in %.0f ms"
+        % (len(api_ms), max(api_ms) if api_ms else -1))
     check(fig["hearing_pct"] >= 99.9, "flood: %.2f %% hearing, expected >= 99.9 %%" % fig["hearing_pct"])
+    check(api_ms and max(api_ms) < 1000, "flood: the API was slow or unreachable during the flood: %s" % api_ms)
     check(rep["flood_started"] == rate * secs, "flood: %d started of %d" % (rep["flood_started"], rate * secs))
     check(seen > 0 and abs(server_refused - seen) <= 0.01 * seen,
           "flood: the server counted %d refusals, the attacker saw %d" % (server_refused, seen))

@@ -20,6 +20,8 @@ counters match what the clients saw.
     answered 503 at once; a listener from 127.0.0.1 meanwhile joins and hears; 40 joins one after
     another from 127.0.0.3 get about the burst of 10 admitted; the server's addr_handshakes and
     addr_rate refusals add up to the 503s the clients saw.
+(d) Memory budget (--memory_budget_mb 1, one worker): 51 of 60 joins admitted (1 MB / (2 x 8 KiB +
+    4 KiB)), 9 get 503 counted as memory.
 No 429 ever.
 """
 import json
@@ -70,6 +72,26 @@ def capacity():
     wait_until(lambda: refused(srv, "full") - before == 100, 3,
                "the server to count 100 refusals for capacity")
     log("(a) server refused{full}: +%d; tribune-load saw 100 x 503" % (refused(srv, "full") - before))
+    srv.stop()
+
+
+def memory_budget():
+    """(d) The memory budget: 1 MB at the default 8 KiB send buffer (20 KiB a listener) pays for 51
+    listeners on one worker; the 52nd and later get a 503 counted as memory."""
+    srv = Server("demo", extra=["--workers", "1", "--memory_budget_mb", "1"]).start()
+    before = refused(srv, "memory")
+    ls = [Listener(srv, "demo", keep=False, max_seconds=20) for _ in range(60)]
+    for lst in ls:
+        lst.start()
+    wait_until(lambda: all(lst.status is not None or lst.error is not None for lst in ls), 10,
+               "every join to be answered")
+    ok = sum(1 for lst in ls if lst.status == 200)
+    busy = sum(1 for lst in ls if lst.status == 503)
+    log("(d) 60 joins against a 1 MB budget: %d admitted, %d x 503" % (ok, busy))
+    check(ok == 51 and busy == 9, "admitted %d, refused %d; expected 51 and 9" % (ok, busy))
+    wait_until(lambda: refused(srv, "memory") - before == 9, 3, "the server to count 9 memory refusals")
+    for lst in ls:
+        lst.stop(join=False)
     srv.stop()
 
 
@@ -250,6 +272,7 @@ def main():
         capacity()
         join_rate()
         per_address()
+        memory_budget()
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ static const struct range {
     {offsetof(struct config, join_rate), 1, 10000000},
     {offsetof(struct config, join_burst), 1, 10000000},
     {offsetof(struct config, fd_reserve), 0, 100000},
+    {offsetof(struct config, memory_budget_mb), 0, 16777216},
     {offsetof(struct config, addr_conn_rate), 0, 1000000},
     {offsetof(struct config, addr_conn_burst), 0, 1000000},
     {offsetof(struct config, addr_handshakes), 0, 1000000},

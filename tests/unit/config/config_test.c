@@ -26,6 +26,7 @@ static const char *const names[] = {
     "join_rate",
     "join_burst",
     "fd_reserve",
+    "memory_budget_mb",
     "addr_conn_rate",
     "addr_conn_burst",
     "addr_handshakes",

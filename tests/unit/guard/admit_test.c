@@ -27,6 +27,10 @@ START_TEST(room_for_listeners_and_fds)
     ck_assert_int_eq(admit_join(&a, 1000, 10, 10), ADMIT_FULL);
     ck_assert_int_eq(admit_join(&a, 1000, 0, 79), ADMIT_OK);
     ck_assert_int_eq(admit_join(&a, 1000, 0, 80), ADMIT_FDS);
+    struct admit_limits mem = {.max_listeners = 100, .max_by_memory = 40};
+    admit_init(&a, &mem, 0, 1);
+    ck_assert_int_eq(admit_join(&a, 0, 39, 0), ADMIT_OK);
+    ck_assert_int_eq(admit_join(&a, 0, 40, 0), ADMIT_MEMORY);
     struct admit_limits none = {0};
     admit_init(&a, &none, 0, 1);
     for (int i = 0; i < 100000; i++)
