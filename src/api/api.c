@@ -72,6 +72,11 @@ cJSON *api_space_json(struct node *n, const struct space_record *r)
         cJSON_AddNumberToObject(l, "skips", (double)st.skips);
         cJSON_AddNumberToObject(l, "dropped", (double)st.dropped);
         cJSON_AddNumberToObject(l, "bytes", (double)st.bytes);
+        cJSON *rf = cJSON_AddObjectToObject(l, "refused");
+        for (int k = 0; rf && k < REFUSE_N; k++)
+            if (st.refused[k])
+                cJSON_AddNumberToObject(rf, refuse_name((enum refuse_reason)k),
+                                        (double)st.refused[k]);
     }
     cJSON_AddBoolToObject(o, "has_publisher", s && (s->publisher || s->builtin));
     cJSON_AddBoolToObject(o, "require_ticket", r->require_ticket);

@@ -13,7 +13,7 @@ const char metrics_content_type[] = "text/plain; version=0.0.4; charset=utf-8";
 /* Appended to the help of every per-space family. */
 #define ACROSS                                                                                     \
     " Summed over the master and the running delivery workers (reported each second);"             \
-    " a worker that dies takes its counts out of the sum."
+    " a worker that dies leaves its counters in the sum."
 
 enum field { F_CONNECTED, F_JOINED, F_LEFT, F_SKIPS, F_SKIPPED_S, F_BYTES, F_PEAK, F_LISTENS };
 
@@ -97,6 +97,24 @@ static int render_dropped(struct prom_buf *b, const struct metrics_space *sp, si
     return err;
 }
 
+static int render_refused(struct prom_buf *b, const struct metrics_space *sp, size_t n)
+{
+    int err =
+        prom_family_begin(b, "tribune_listener_joins_refused_total", PROM_COUNTER,
+                          "Joins of this space turned away by the guard, by reason (full, "
+                          "fds, memory, join_rate, ticket; see tribune_requests_refused_total "
+                          "for the node's refusals of every kind)." ACROSS);
+    static const enum refuse_reason reasons[] = {REFUSE_FULL, REFUSE_FDS, REFUSE_MEMORY,
+                                                 REFUSE_JOIN_RATE, REFUSE_TICKET};
+    for (size_t i = 0; err == 0 && i < n; i++)
+        for (size_t k = 0; err == 0 && k < sizeof(reasons) / sizeof(reasons[0]); k++) {
+            struct prom_label l[] = {
+                {"space", sp[i].id}, {"reason", refuse_name(reasons[k])}, {NULL, NULL}};
+            err = prom_sample(b, NULL, l, (double)sp[i].st.refused[reasons[k]]);
+        }
+    return err;
+}
+
 static int render_hist(struct prom_buf *b, const char *name, const char *help,
                        const struct metrics_space *sp, size_t n, int is_session)
 {
@@ -125,6 +143,7 @@ int metrics_render(struct prom_buf *b, const struct metrics_node *node,
             }
         }
         if (err == 0) err = render_dropped(b, sp, n);
+        if (err == 0) err = render_refused(b, sp, n);
         if (err == 0)
             err = render_hist(b, "tribune_join_to_first_audio_seconds",
                               "Seconds from a listener's admission to the first audio byte its "

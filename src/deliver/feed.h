@@ -34,6 +34,7 @@
 #include "core/loop.h"
 #include "deliver/ring.h"
 #include "metrics/hist.h"
+#include "metrics/refusals.h"
 
 struct chunk;
 
@@ -68,10 +69,11 @@ struct feed_stats {
     uint64_t left;                      /* since start */
     uint64_t skips;                     /* skip-to-live events */
     uint64_t skipped_chunks;
-    uint64_t dropped;         /* removed: stalled (no progress) or lagging */
-    uint64_t dropped_lagging; /* of which: fell behind again soon after a skip */
-    uint64_t bytes;           /* audio and headers written */
-    uint64_t listens;         /* sessions closed after >= FEED_LISTEN_MS of audio */
+    uint64_t dropped;           /* removed: stalled (no progress) or lagging */
+    uint64_t dropped_lagging;   /* of which: fell behind again soon after a skip */
+    uint64_t bytes;             /* audio and headers written */
+    uint64_t listens;           /* sessions closed after >= FEED_LISTEN_MS of audio */
+    uint64_t refused[REFUSE_N]; /* joins of this space turned away, by reason (the guard's) */
     /* Seconds from listener_start to the first audio byte its socket accepted
      * (hist_join_to_first_audio), and from that byte to the close
      * (hist_session_length, only for listeners that got audio). */

@@ -126,7 +126,7 @@ static void hand_off(struct worker *w, struct conn *c)
 /* Admission (guard/admit.h): true to take the listener on `fd`; otherwise
  * the pre-built 503 with a jittered Retry-After has been sent on `fd`
  * (whose request head was read in full) and the caller closes it. */
-static bool admit_listener(struct worker *w, int fd)
+static bool admit_listener(struct worker *w, int fd, struct wfeed *wf)
 {
     uint64_t now = loop_now_ms(w->loop);
     uint64_t fds = w->base_fds + w->listeners + conn_count();
@@ -139,10 +139,12 @@ static bool admit_listener(struct worker *w, int fd)
     }
     enum admit_verdict v = admit_join(&w->admit, now, w->listeners, fds);
     if (v == ADMIT_OK) return true;
-    refuse(v == ADMIT_FULL     ? REFUSE_FULL
-           : v == ADMIT_FDS    ? REFUSE_FDS
-           : v == ADMIT_MEMORY ? REFUSE_MEMORY
-                               : REFUSE_JOIN_RATE);
+    enum refuse_reason why = v == ADMIT_FULL     ? REFUSE_FULL
+                             : v == ADMIT_FDS    ? REFUSE_FDS
+                             : v == ADMIT_MEMORY ? REFUSE_MEMORY
+                                                 : REFUSE_JOIN_RATE;
+    refuse(why);
+    if (wf) wf->feed.stats.refused[why]++;
     size_t len;
     const char *resp = admit_response(&w->admit, now, &len);
     ssize_t n = send(fd, resp, len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -156,7 +158,7 @@ static bool admit_listener(struct worker *w, int fd)
  * (never a 429 nor a 503: a player with a stale ticket should fetch a new
  * one, not wait) and counted. A missing ticket costs a scan of the target;
  * a bad one, at most one HMAC. */
-static bool has_valid_ticket(struct worker *w, struct conn *c, const struct wfeed *wf)
+static bool has_valid_ticket(struct worker *w, struct conn *c, struct wfeed *wf)
 {
     const char *t = NULL;
     size_t tlen = 0;
@@ -165,6 +167,7 @@ static bool has_valid_ticket(struct worker *w, struct conn *c, const struct wfee
         ticket_verify(&w->ticket_key, wf->id, strlen(wf->id), t, tlen, (int64_t)time(NULL));
     if (v == TICKET_OK) return true;
     refuse(REFUSE_TICKET);
+    wf->feed.stats.refused[REFUSE_TICKET]++;
     conn_respond_error(c, 403, ticket_verdict_text(v));
     return false;
 }
@@ -186,7 +189,7 @@ static void on_request(struct conn *c)
     int is_head = c->method == ROUTE_HEAD;
     size_t none;
     int fd = conn_detach(c, NULL, 0, &none);
-    if (!admit_listener(w, fd)) {
+    if (!admit_listener(w, fd, wf)) {
         close(fd);
         return;
     }
@@ -278,7 +281,7 @@ static void on_message(struct worker *w, const struct chan_msg *m, const void *p
         if ((c = chunk_from(p, m->len, m->a, m->b))) feed_publish(&wf->feed, c);
         break;
     case CHAN_LISTENER:
-        if (fd >= 0 && !admit_listener(w, fd)) break;
+        if (fd >= 0 && !admit_listener(w, fd, wf)) break;
         if (fd >= 0 && wf && listener_start(&wf->feed, fd, m->a != 0) == 0) {
             w->listeners++;
             fd = -1;

@@ -75,6 +75,8 @@ static void add_counters(struct feed_stats *dst, const struct feed_stats *src)
     dst->dropped_lagging += src->dropped_lagging;
     dst->bytes += src->bytes;
     dst->listens += src->listens;
+    for (int r = 0; r < REFUSE_N; r++)
+        dst->refused[r] += src->refused[r];
     feed_hist_add(&dst->join_to_audio, &src->join_to_audio);
     feed_hist_add(&dst->session, &src->session);
 }

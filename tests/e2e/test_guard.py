@@ -71,6 +71,13 @@ def capacity():
     check(rep["failed"] == 0, "failed %s, expected 0" % rep["failed"])
     wait_until(lambda: refused(srv, "full") - before == 100, 3,
                "the server to count 100 refusals for capacity")
+    # the space's own count, in the API and in /metrics
+    st, _, body = http(srv, "GET", "/api/spaces/demo")
+    per_space = json.loads(body)["listeners"].get("refused", {})
+    check(per_space.get("full") == 100, "GET /api/spaces/demo listeners.refused = %r, expected full: 100" % per_space)
+    st, _, body = http(srv, "GET", "/metrics")
+    check(re.search(r'^tribune_listener_joins_refused_total\{space="demo",reason="full"\} 100$', body.decode(), re.M)
+          is not None, "no tribune_listener_joins_refused_total{space=\"demo\",reason=\"full\"} 100 in /metrics")
     log("(a) server refused{full}: +%d; tribune-load saw 100 x 503" % (refused(srv, "full") - before))
     srv.stop()
 
