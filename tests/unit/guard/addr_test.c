@@ -17,6 +17,8 @@
 
 #include "core/clock.h"
 
+#include "../harness.h"
+
 #define SA(ss) ((const struct sockaddr *)&(ss))
 
 static struct sockaddr_storage v4(uint32_t a)
@@ -585,9 +587,5 @@ int main(void)
     tcase_add_test(heavy, million_addresses);
     tcase_add_test(heavy, cost_per_call);
     suite_add_tcase(s, heavy);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s);
 }

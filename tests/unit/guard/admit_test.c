@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../harness.h"
+
 static unsigned retry_after(const char *resp, size_t len)
 {
     char buf[ADMIT_RESPONSE_MAX + 1];
@@ -124,9 +126,5 @@ int main(void)
     tcase_add_test(tc, responses_are_valid_503s);
     tcase_add_test(tc, window_follows_backlog);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s);
 }

@@ -7,6 +7,8 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "../harness.h"
+
 static const double small_bounds[] = {1, 2, 5};
 static const struct hist_buckets small = {small_bounds, 3};
 
@@ -178,9 +180,5 @@ int main(void)
     tcase_add_test(tc, merge_refuses_other_bounds);
     tcase_add_test(tc, init_refuses_bad_sets);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s);
 }

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../harness.h"
+
 #define BIG (ATTACK_OVERSIZE_URL + 1024)
 
 static uint8_t buf[BIG];
@@ -247,9 +249,5 @@ int main(void)
     tcase_add_test(tc, modes_parse_and_name);
     tcase_add_test(tc, answers_table_sorted_and_bounded);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s);
 }

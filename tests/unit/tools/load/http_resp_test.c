@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../harness.h"
+
 /* Parses `s` fed in pieces of `step` bytes; returns the head and checks that
  * it completed exactly at the end of the empty line. */
 static struct http_head parse(const char *s, size_t step)
@@ -110,9 +112,5 @@ int main(void)
     tcase_add_test(tc, retry_after_last_and_chunked);
     tcase_add_test(tc, garbage_is_not_a_head);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s);
 }

@@ -6,6 +6,8 @@
 #include <check.h>
 #include <stdlib.h>
 
+#include "../../harness.h"
+
 #define MS 1000
 #define PAGE_SAMPLES(ms) ((int64_t)(ms)*METER_RATE / 1000)
 
@@ -227,9 +229,5 @@ int main(void)
     tcase_add_test(tc, delay_without_catch_up_fails);
     tcase_add_test(tc, stop_stalls_for_good);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s);
 }

@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "../../harness.h"
+
 START_TEST(none_never_retries)
 {
     for (uint32_t n = 1; n < 10; n++)
@@ -127,9 +129,5 @@ int main(void)
     tcase_add_test(tc, modes_parse_and_name);
     tcase_add_test(tc, rand_never_sticks);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s);
 }
