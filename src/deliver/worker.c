@@ -123,6 +123,17 @@ static void hand_off(struct worker *w, struct conn *c)
     conn_close(c);
 }
 
+/* One send() of the pre-built 503 with a jittered Retry-After, then FIN;
+ * the caller closes `fd`. */
+static void send_busy(struct worker *w, int fd)
+{
+    size_t len;
+    const char *resp = admit_response(&w->admit, loop_now_ms(w->loop), &len);
+    ssize_t n = send(fd, resp, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)n;
+    shutdown(fd, SHUT_WR);
+}
+
 /* Admission (guard/admit.h): true to take the listener on `fd`; otherwise
  * the pre-built 503 with a jittered Retry-After has been sent on `fd`
  * (whose request head was read in full) and the caller closes it. */
@@ -145,11 +156,7 @@ static bool admit_listener(struct worker *w, int fd, struct wfeed *wf)
                                                  : REFUSE_JOIN_RATE;
     refuse(why);
     if (wf) wf->feed.stats.refused[why]++;
-    size_t len;
-    const char *resp = admit_response(&w->admit, now, &len);
-    ssize_t n = send(fd, resp, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-    (void)n;
-    shutdown(fd, SHUT_WR);
+    send_busy(w, fd);
     return false;
 }
 
@@ -213,13 +220,10 @@ static unsigned on_exhausted(struct acceptor *a)
 static void refuse_at_accept(struct worker *w, int fd, enum refuse_reason why)
 {
     char scratch[2048];
-    size_t len;
     refuse(why);
     ssize_t n = recv(fd, scratch, sizeof(scratch), MSG_DONTWAIT);
-    const char *resp = admit_response(&w->admit, loop_now_ms(w->loop), &len);
-    n = send(fd, resp, len, MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)n;
-    shutdown(fd, SHUT_WR);
+    send_busy(w, fd);
     close(fd);
 }
 

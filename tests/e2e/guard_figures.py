@@ -32,7 +32,7 @@ import threading
 import time
 
 import lib
-from lib import (ROOT, Listener, Server, check, create_space, http, log, tmpdir, wait_until)
+from lib import (ROOT, Listener, Server, check, create_space, http, log, refusals, tmpdir, wait_until)
 
 LOAD = os.path.join(ROOT, "build", "tribune-load")
 
@@ -55,14 +55,6 @@ SCALES = {
 
 REFUSAL_REASONS = ("timeout", "evicted", "addr_rate", "addr_handshakes", "join_rate", "full", "fds",
                    "bad_request")
-
-
-def refusals(srv):
-    import re
-    st, _, body = http(srv, "GET", "/metrics", timeout=10)
-    check(st == 200, "GET /metrics -> %d" % st)
-    return {m.group(1): int(m.group(2)) for m in
-            re.finditer(r'^tribune_requests_refused_total\{reason="([a-z_]+)"\} (\d+)', body.decode(), re.M)}
 
 
 def tree_pids(root):
@@ -354,10 +346,13 @@ def restart(c):
     dur = int(t_kill_at + 1 + back_s)
     p, out = run_load(srv, ["-n", n, "-r", rate, "-d", dur, "--retry", "jitter", "--read-interval", 500,
                             "-p", max(1, int(n / 15000) + 1)], "restart")
-    t0 = time.monotonic()
-    wait_until(lambda: time.monotonic() >= t0 + t_kill_at, t_kill_at + 5, "the listeners to join and hear")
-    st, _, body = http(srv, "GET", "/api/spaces/demo")
-    before = json.loads(body)["listeners"]
+    before = {}
+
+    def all_hearing():
+        st, _, body = http(srv, "GET", "/api/spaces/demo", timeout=10)
+        before.update(json.loads(body)["listeners"] if st == 200 else {})
+        return before.get("hearing", 0) >= n
+    wait_until(all_hearing, t_kill_at + 10, "the %d listeners to join and hear" % n, interval=0.5)
     srv.kill()
     t_kill = time.monotonic()
     srv2 = Server("demo", extra=args, data_dir=data)

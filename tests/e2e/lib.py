@@ -435,6 +435,15 @@ def http_json(server, method, path, body=None, headers=None, timeout=10):
     return st, hd, obj
 
 
+def refusals(server, timeout=10):
+    """Every tribune_requests_refused_total{reason} from one GET /metrics: {reason: count}."""
+    import re
+    st, _, body = http(server, "GET", "/metrics", timeout=timeout)
+    check(st == 200, "GET /metrics -> %d" % st)
+    return {m.group(1): int(m.group(2)) for m in
+            re.finditer(r'^tribune_requests_refused_total\{reason="([a-z_]+)"\} (\d+)', body.decode(), re.M)}
+
+
 def create_space(server, title="Test space", **kw):
     body = {"title": title}
     body.update(kw)

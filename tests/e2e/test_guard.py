@@ -33,16 +33,8 @@ import threading
 import time
 
 import heavy
-from lib import (ROOT, Listener, Server, check, final_response, http, log, run_test, tmpdir,
+from lib import (ROOT, Listener, Server, check, final_response, http, log, refusals, run_test, tmpdir,
                  wait_until)
-
-
-def refusals(srv):
-    """Every tribune_requests_refused_total{reason} from one GET /metrics."""
-    st, _, body = http(srv, "GET", "/metrics", timeout=5)
-    check(st == 200, "GET /metrics -> %d" % st)
-    return {m.group(1): int(m.group(2)) for m in
-            re.finditer(r'^tribune_requests_refused_total\{reason="([a-z_]+)"\} (\d+)', body.decode(), re.M)}
 
 
 def refused(srv, reason):
