@@ -65,6 +65,73 @@ bool registry_check_host_key(struct registry *reg, const char *id, const char *k
  * key is printed at every start). */
 int registry_rotate_host_key(struct registry *reg, const char *id, char key_out[SPACE_KEY_HEX + 1]);
 
+/* ---- speakers (issue 6): invited by the host, each with its own key ----
+ * A speaker's name matches [A-Za-z0-9_-]{1,32} (it is a URL path segment); "host" is reserved
+ * for the host's own publisher. Keys are shown once and stored as SHA-256, as host keys. */
+enum { SPEAKER_NAME_MAX = 32 };
+
+struct speaker_record {
+    char name[SPEAKER_NAME_MAX + 1];
+    bool is_muted;
+    int64_t created_at; /* unix seconds */
+};
+
+/* Invites speaker `name` into space `id`: writes its key (shown once) to key_out. -EEXIST when
+ * the space already has a speaker of that name, -ENOSPC when it has `max` speakers, -EINVAL for
+ * a bad name, -ENOENT for an unknown space. */
+int registry_speaker_add(struct registry *reg, const char *id, const char *name, int max,
+                         char key_out[SPACE_KEY_HEX + 1]);
+/* Removes the speaker (its key stops working at once). -ENOENT when there is none. */
+int registry_speaker_remove(struct registry *reg, const char *id, const char *name);
+int registry_speaker_get(struct registry *reg, const char *id, const char *name,
+                         struct speaker_record *out);
+int registry_speaker_set_muted(struct registry *reg, const char *id, const char *name, bool muted);
+/* Calls `fn` for each speaker of space `id`, oldest first; stops early if fn returns non-zero.
+ * fn must not call registry_speaker_list. */
+int registry_speaker_list(struct registry *reg, const char *id,
+                          int (*fn)(const struct speaker_record *r, void *arg), void *arg);
+/* Number of speakers of space `id` (0 for an unknown space). */
+int registry_speaker_count(struct registry *reg, const char *id);
+/* True if `key` (any length, any bytes) is the key of speaker `name` of space `id`. Constant
+ * time in where the key differs; false for an unknown space or name. */
+bool registry_check_speaker_key(struct registry *reg, const char *id, const char *name,
+                                const char *key, size_t len);
+
+/* ---- requests to speak: filed by any listener, decided by the host ---- */
+enum request_state { REQUEST_PENDING, REQUEST_APPROVED, REQUEST_REFUSED };
+
+struct request_record {
+    int64_t id; /* unique in the database, > 0 */
+    char name[SPEAKER_NAME_MAX + 1];
+    enum request_state state;
+    int64_t created_at; /* unix seconds */
+};
+
+/* Files a request to speak as `name`. Writes its id and a token (shown once; the requester
+ * presents it to read the outcome) as SPACE_KEY_HEX hex + NUL. -ENOSPC when the space already
+ * has `max_pending` pending requests, -EINVAL for a bad name, -ENOENT for an unknown space. */
+int registry_request_add(struct registry *reg, const char *id, const char *name, int max_pending,
+                         int64_t *rid_out, char token_out[SPACE_KEY_HEX + 1]);
+int registry_request_get(struct registry *reg, const char *id, int64_t rid,
+                         struct request_record *out);
+/* Calls `fn` for each request of space `id`: pending first, then decided; oldest first within.
+ * fn must not call registry_request_list. */
+int registry_request_list(struct registry *reg, const char *id,
+                          int (*fn)(const struct request_record *r, void *arg), void *arg);
+/* True if `token` is request rid's token (constant time). */
+bool registry_check_request_token(struct registry *reg, const char *id, int64_t rid,
+                                  const char *token, size_t len);
+/* Decides a pending request. On approval `speaker_key` (the new speaker's key, 32 hex chars)
+ * is kept for the requester to pick up once; refusal passes NULL. -EALREADY when not pending. */
+int registry_request_decide(struct registry *reg, const char *id, int64_t rid, bool approve,
+                            const char *speaker_key);
+/* Hands out the speaker key stored by an approval, once: later calls get -ENOENT. */
+int registry_request_pickup(struct registry *reg, const char *id, int64_t rid,
+                            char key_out[SPACE_KEY_HEX + 1]);
+
+/* True if `name` matches [A-Za-z0-9_-]{1,SPEAKER_NAME_MAX}. */
+bool speaker_name_is_valid(const char *name, size_t len);
+
 const char *space_state_name(enum space_state s);
 /* True if `id` matches [A-Za-z0-9_-]{1,SPACE_ID_MAX}. */
 bool space_id_is_valid(const char *id, size_t len);
