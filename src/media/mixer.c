@@ -57,6 +57,7 @@ struct mixer_input {
     bool is_finished;   /* its stream ended and played out */
     bool wants_drained; /* a pull came back empty this frame: tell the source after the frame */
     bool is_steady;     /* this frame's gain was constant (no ramp, no fade) */
+    bool is_mixed;      /* its part of the frame being pulled is done */
     const uint8_t *pkt; /* the frame's only packet, for pass-through, or NULL */
     size_t pkt_len;
     int pulls; /* packets pulled this frame */
@@ -191,13 +192,18 @@ static void drift_track(struct mixer_input *in, uint64_t level)
 }
 
 /* Samples the source holds (UINT64_MAX: its stream ended; 0 without the op). Decides
- * priming. Returns false when the input is not to be read this frame. */
+ * priming. Returns false when the input is not to be read this frame. An input removed
+ * (now or earlier in this pull) is ready when primed: its frame is a fade-out. */
 static bool input_ready(struct mixer_input *in, uint64_t *held, bool *is_ended)
 {
     struct program_source *s = in->src;
-    *held = s->ops->buffered ? s->ops->buffered(s) : 0;
-    *is_ended = s->ops->buffered && *held == UINT64_MAX;
-    if (!in->src) return false; /* removed from within buffered() */
+    *held = 0;
+    *is_ended = false;
+    if (s && s->ops->buffered) {
+        *held = s->ops->buffered(s);
+        *is_ended = *held == UINT64_MAX;
+    }
+    if (!in->src) return in->st.is_primed;
     if (!*is_ended) in->is_finished = false;
     uint64_t level = (*is_ended ? 0 : *held) + (uint64_t)in->len;
     in->st.buffered_ms = (uint32_t)(level / PER_MS);
@@ -235,10 +241,11 @@ static void take_dropping(struct mixer_input *in, float *out)
 }
 
 /* Gets this frame's 960 decoded samples into `out`. Returns the fade-out flag: the
- * input ran dry for good (its PLC budget spent, or its stream ended). */
+ * input ran dry for good (its PLC budget spent, or its stream ended) or was removed. */
 static bool input_take(struct mixer_input *in, float *out, bool is_ended)
 {
     int ch = in->m->cfg.channels;
+    if (!in->src) is_ended = true; /* removed: what it holds, then PLC, faded out */
     if (in->pending == DRIFT_FILL && !is_ended) {
         fifo_conceal(in, MIXER_FRAME);
         in->pending = DRIFT_NONE;
@@ -246,7 +253,8 @@ static bool input_take(struct mixer_input *in, float *out, bool is_ended)
     }
     bool is_dropping = in->pending == DRIFT_DROP && !is_ended;
     fifo_fill(in, is_dropping ? 2 * MIXER_FRAME + XFADE : MIXER_FRAME);
-    if (is_dropping && in->len >= 2 * MIXER_FRAME + XFADE) {
+    bool is_gone = !in->src; /* removed from within pull() */
+    if (is_dropping && !is_gone && in->len >= 2 * MIXER_FRAME + XFADE) {
         in->pkt = NULL;
         take_dropping(in, out);
         in->plc_run = 0;
@@ -266,7 +274,7 @@ static bool input_take(struct mixer_input *in, float *out, bool is_ended)
     }
     memcpy(out, in->fifo, (size_t)MIXER_FRAME * ch * sizeof(float));
     fifo_consume(in, MIXER_FRAME);
-    return is_fading;
+    return is_fading || is_gone;
 }
 
 /* Applies the gain ramp (and a fade-out to silence when `is_fading`) in place. */
@@ -284,7 +292,8 @@ static void apply_gain(struct mixer_input *in, float *x, bool is_fading)
     in->applied = is_fading ? 0.0f : to;
 }
 
-/* One input's frame, added into m->sum. Returns true when it was read. */
+/* One input's frame, added into m->sum. Returns true when it was read. A source's callback
+ * may remove the input (in->src becomes NULL) at any point: the frame then fades it out. */
 static bool input_frame(struct mixer *m, struct mixer_input *in)
 {
     uint64_t held;
@@ -418,7 +427,13 @@ static void mix(struct mixer *m)
         memset(m->sum, 0, (size_t)n * sizeof(float));
     }
     for (int i = 0; i < m->n; i++)
-        if (m->inputs[i]->src) input_frame(m, m->inputs[i]);
+        m->inputs[i]->is_mixed = false;
+    /* Inputs removed earlier in this pull (by a source's callback) still fade out here; one
+     * removed after its turn leaves its fade-out in the tail. */
+    for (int i = 0; i < m->n; i++) {
+        input_frame(m, m->inputs[i]);
+        m->inputs[i]->is_mixed = true;
+    }
 }
 
 static int mixer_pull(struct program_source *s, const uint8_t **data, size_t *len, int *samples)
@@ -541,12 +556,15 @@ static void add_tail(struct mixer *m, struct mixer_input *in)
     m->has_tail = true;
 }
 
+/* Removal from inside a source's callback during the mixer's pull is deferred: the input
+ * is freed by after_pull(). If its part of the frame is not done yet, that part is its
+ * fade-out (input_take); if it is, the tail carries the fade into the next frame. */
 void mixer_remove(struct mixer *m, struct mixer_input *in)
 {
     if (!in || !in->src) return;
-    add_tail(m, in);
+    if (!m->is_pulling || in->is_mixed) add_tail(m, in);
     in->src = NULL;
-    if (m->is_pulling) return; /* freed by after_pull() */
+    if (m->is_pulling) return;
     unlink_input(m, in);
     free_input(in);
 }

@@ -374,6 +374,7 @@ static void run_drift(double pace, struct mixer_input_stats *st)
     fake_meter(f, pace, 0);
     struct mixer_input *in = add(f);
     steps(jitter / 20 + 5);
+    max_jump = 0;
     uint32_t most = 0, least = UINT32_MAX;
     for (int i = 0; i < 6000; i++) {
         step();
@@ -384,6 +385,10 @@ static void run_drift(double pace, struct mixer_input_stats *st)
         least = st->buffered_ms < least ? st->buffered_ms : least;
     }
     ck_assert_msg(most < jitter + 100 && least + 100 > jitter, "buffered %u..%u ms", least, most);
+    /* A drop crossfades over 2.5 ms between two phases of the tone, a fill continues it with
+     * PLC: the steps stay near the tone's own (8000 * 2 pi 440 / 48000 = 460, plus codec noise),
+     * far from an unfaded splice (up to twice the amplitude). */
+    ck_assert_int_lt(max_jump, 1200);
     ck_assert_uint_eq(st->underruns, 0);
     finish();
 }
@@ -557,6 +562,100 @@ START_TEST(ended_stream_plays_out_then_fades)
 }
 END_TEST
 
+/* Sources that call back into the mixer: a publisher that ends calls its owner from on_drained
+ * (publisher_close -> on_gone), and a protocol error can close it from inside pull or
+ * buffered. The mixer must not touch the source again, nor freed memory (ASan checks). */
+static struct mixer_input *victim;
+static struct program_source *remover;
+static int remove_in; /* 1: pull, 2: buffered, 3: on_drained */
+static int drained, pulls_at_removal;
+static struct fake *victim_fake;
+
+static void remove_victim(struct program_source *s, int where)
+{
+    if (s != remover || remove_in != where || !victim) return;
+    mixer_remove(mx, victim);
+    victim = NULL;
+    pulls_at_removal = victim_fake->pulls;
+}
+
+static int reentrant_pull(struct program_source *s, const uint8_t **data, size_t *len, int *samples)
+{
+    int r = fake_pull(s, data, len, samples);
+    remove_victim(s, 1);
+    return r;
+}
+
+static uint64_t reentrant_buffered(struct program_source *s)
+{
+    remove_victim(s, 2);
+    return fake_buffered(s);
+}
+
+static void reentrant_drained(struct program_source *s)
+{
+    drained++;
+    remove_victim(s, 3);
+}
+
+static const struct program_source_ops reentrant_ops = {
+    .pull = reentrant_pull, .buffered = reentrant_buffered, .on_drained = reentrant_drained};
+
+static struct fake *reentrant_fake(double freq)
+{
+    struct fake *f = fake_new(1, freq, AMP, FRAME);
+    fake_meter(f, 1.0, 0);
+    f->src.ops = &reentrant_ops;
+    return f;
+}
+
+/* `who`: 0 the victim removes itself, 1 an input mixed before it, 2 one mixed after it. */
+static void remove_from_callback(int where, int who)
+{
+    start(1, 0);
+    add(fake_new(1, 660, AMP, FRAME));
+    struct fake *before = who == 1 ? reentrant_fake(880) : NULL;
+    if (before) add(before);
+    victim_fake = reentrant_fake(440);
+    victim = add(victim_fake);
+    struct fake *after = who == 2 ? reentrant_fake(880) : NULL;
+    if (after) add(after);
+    remover = NULL;
+    steps(10);
+    drained = 0;
+    remove_in = where;
+    struct fake *rf = who == 0 ? victim_fake : who == 1 ? before : after;
+    remover = &rf->src;
+    if (where == 3) rf->is_ended = true; /* plays out, runs dry, on_drained */
+    max_jump = 0;
+    for (int i = 0; i < 15; i++) {
+        step();
+        ck_assert_double_gt(tone_db(660), AMP_DB - 6);
+    }
+    ck_assert_ptr_null(victim);
+    ck_assert_double_lt(tone_db(440), AMP_DB - 30);
+    ck_assert_int_eq(victim_fake->pulls, pulls_at_removal); /* never read once removed */
+    /* Three tones of 8000 and the other one's own fade: within the steady mix's bound. */
+    ck_assert_msg(max_jump < 2400, "removed in %d by %d: jump %d", where, who, max_jump);
+    struct mixer_stats st;
+    mixer_get_stats(mx, &st);
+    ck_assert_int_eq(st.inputs, who == 0 ? 1 : 2);
+    if (where == 3) ck_assert_int_eq(drained, 1);
+    finish();
+}
+
+/* Sources that call back into the mixer: a publisher that ends calls its owner from on_drained
+ * (publisher_close -> on_gone), and a protocol error can close it from inside pull or
+ * buffered. The mixer must not touch a removed source again, nor freed memory (ASan checks),
+ * and the removed input still fades out. */
+START_TEST(removal_from_source_callbacks)
+{
+    for (int where = 1; where <= 3; where++)
+        for (int who = 0; who <= 2; who++)
+            remove_from_callback(where, who);
+}
+END_TEST
+
 START_TEST(bad_config_and_limits)
 {
     struct mixer_config cfg = {.channels = 3, .bitrate = 64000, .jitter_ms = 0, .complexity = -1};
@@ -603,6 +702,7 @@ static Suite *mixer_suite(void)
     tcase_add_test(tc, long_dry_spell_fades_and_primes_again);
     tcase_add_test(tc, priming_waits_for_jitter);
     tcase_add_test(tc, ended_stream_plays_out_then_fades);
+    tcase_add_test(tc, removal_from_source_callbacks);
     tcase_add_test(tc, bad_config_and_limits);
     suite_add_tcase(s, tc);
     return s;
