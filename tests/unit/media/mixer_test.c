@@ -327,6 +327,38 @@ START_TEST(gain_change_leaves_passthrough)
 }
 END_TEST
 
+/* Pass-through to mixing and back: a second speaker joins a lone one, then leaves. The lone
+ * speaker's tone never breaks, and the switches do not click. */
+START_TEST(switching_to_mixing_and_back)
+{
+    start(1, 0);
+    add(fake_new(1, 440, AMP, FRAME));
+    steps(20);
+    max_jump = 0;
+    steps(20);
+    int steady = max_jump;
+    struct mixer_input *b = add(fake_new(1, 660, AMP, FRAME));
+    for (int i = 0; i < 30; i++) {
+        step();
+        ck_assert_double_gt(tone_db(440), AMP_DB - 3); /* no dip when mixing resumes */
+    }
+    ck_assert_double_gt(tone_db(660), AMP_DB - 3);
+    mixer_remove(mx, b);
+    for (int i = 0; i < 30; i++) {
+        step();
+        ck_assert_double_gt(tone_db(440), AMP_DB - 3);
+    }
+    struct mixer_stats st;
+    mixer_get_stats(mx, &st);
+    ck_assert_uint_ge(st.passthrough_frames, 20 + 28);
+    ck_assert_uint_le(st.encoded_frames, 1 + 30 + 2);
+    /* 440 + 660 Hz at 8000 step by up to 1150 per sample; a switch that replayed or skipped
+     * the encoder's 6.5 ms lookahead unfaded would step by up to 16000. */
+    ck_assert_msg(max_jump < 1600, "jump %d (lone speaker's steps: %d)", max_jump, steady);
+    finish();
+}
+END_TEST
+
 START_TEST(stereo_into_mono_is_encoded)
 {
     start(1, 0);
@@ -693,6 +725,7 @@ static Suite *mixer_suite(void)
     tcase_add_test(tc, thirteen_at_full_scale_never_clip);
     tcase_add_test(tc, lone_input_passes_through);
     tcase_add_test(tc, gain_change_leaves_passthrough);
+    tcase_add_test(tc, switching_to_mixing_and_back);
     tcase_add_test(tc, stereo_into_mono_is_encoded);
     tcase_add_test(tc, packet_sizes_10_40_60_ms);
     tcase_add_test(tc, drift_fast_publisher_drops);
