@@ -27,8 +27,11 @@ enum {
     PREROLL = 4,
 };
 
-/* The limiter: the envelope's ceiling (-1 dBFS), then a soft knee that no sample passes. */
-#define LIMIT_CEILING 0.891f
+/* The limiter: the envelope's ceiling, then a soft knee that no sample passes. The ceiling is
+ * -2 dBFS, not -1: Opus overshoots what it is given, most at a loud onset from silence. Measured
+ * with 13 copies of one full-scale tone starting together (the test's worst case), the decoded
+ * peak was 0 dBFS (clipped) with a -1 dBFS ceiling, -0.25 dBFS with -1.4, -1.1 dBFS with -2. */
+#define LIMIT_CEILING 0.794f
 #define CLIP_CEILING 0.97f
 #define RELEASE_SECONDS 0.15
 
