@@ -379,8 +379,10 @@ static int encode(struct mixer *m, const float *pcm)
  * inter-frame energy prediction would describe another stream than the one listeners'
  * decoders hold. Re-encoding the last PREROLL frames that went out (packets discarded)
  * brings it up to date, and the first real frame is coded without inter-frame prediction.
- * Measured: without this, a lone speaker's tone dips by 4.5 dB for about 100 ms when a
- * second speaker joins; with one frame of pre-roll, by 1.5 to 6 dB; with four, not at all. */
+ * Measured on a 440 Hz tone at -12 dBFS (mixer_test): with no pre-roll, a step of 12000 at
+ * the switch; with one frame and prediction on, a 4.5 dB dip for about 100 ms when a second
+ * speaker joins; with four frames and the first one intra-coded, neither (no dip, steps as
+ * small as an encoder that never rests, which would cost an encode per passed frame). */
 static int encode_frame(struct mixer *m)
 {
     if (!m->passed) return encode(m, m->sum);
