@@ -52,6 +52,7 @@ enum {
     OPT_FLOOD_MODE,
     OPT_FLOOD_ADDRS,
     OPT_RETRY,
+    OPT_LOUD_BYTES,
 };
 
 /* One worker process as the parent sees it. */
@@ -61,6 +62,8 @@ struct proc {
     bool has_final;
     uint32_t n_joins;
     uint32_t *joins;
+    uint32_t n_loud;
+    int64_t *loud; /* --loud-bytes: first loud page per listener, unix us */
     struct load_counts last;
 };
 
@@ -77,6 +80,7 @@ static void usage(FILE *out)
     fputs("usage: tribune-load URL [-n LISTENERS] [-r JOINS_PER_S] [-d SECONDS] [-p PROCESSES]\n"
           "                    [--json FILE] [--warmup SECONDS] [--src-addrs N] [--max-gap-ms MS]\n"
           "                    [--min-pct PCT] [--read-interval MS] [--trace I] [--quiet]\n"
+          "                    [--loud-bytes N]\n"
           "                    [--stop-reading K --stop-after S] [--retry MODE]\n"
           "                    [--flood N --flood-rate R [--flood-start S] [--flood-mode MODE]\n"
           "                     [--flood-addrs K] [--flood-trickle MS]]\n"
@@ -97,6 +101,14 @@ static void usage(FILE *out)
           "  --trace I    print every judged span of listener I (0-based) to stderr\n"
           "  --bitrate    accepted and ignored (the rule no longer needs a nominal bitrate)\n"
           "  --quiet      no progress line\n"
+          "  --loud-bytes N  time to sound: note, per listener, the wall-clock time\n"
+          "               (unix epoch, CLOCK_REALTIME) of its first audio page on which an\n"
+          "               Opus packet longer than N bytes ends (default 0: off). Lengths\n"
+          "               come from the pages' segment tables; a packet continued across\n"
+          "               pages counts whole, on the page where it ends. Opus codes\n"
+          "               silence in a few bytes per packet, a tone at 48 kbit/s in about\n"
+          "               100: 20 is a good threshold. Report: \"loud\" (listeners that saw\n"
+          "               one; first, p50, p99 and last time, unix seconds)\n"
           "\n"
           "Attack modes (loopback only, bounded by -d like everything else):\n"
           "  --stop-reading K  the last K listeners stop reading S seconds after their\n"
@@ -242,6 +254,8 @@ static int parse_option(int ch, const char *arg, struct load_opts *o)
         return parse_mode(attack_flood_mode_parse(arg), &o->attack.flood_mode);
     case OPT_RETRY:
         return parse_mode(retry_mode_parse(arg), &o->attack.retry);
+    case OPT_LOUD_BYTES:
+        return parse_u32(arg, 0, 65535, &o->loud_bytes);
     default:
         return -EINVAL;
     }
@@ -305,6 +319,7 @@ static int parse_args(int argc, char **argv, struct load_opts *o, struct load_ta
         {"flood-mode", required_argument, NULL, OPT_FLOOD_MODE},
         {"flood-addrs", required_argument, NULL, OPT_FLOOD_ADDRS},
         {"retry", required_argument, NULL, OPT_RETRY},
+        {"loud-bytes", required_argument, NULL, OPT_LOUD_BYTES},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     char err[256];
@@ -373,7 +388,8 @@ static int read_full(int fd, void *buf, size_t len)
     return 0;
 }
 
-/* One record from worker `p`; a final one brings its join times along. */
+/* One record from worker `p`; a final one brings its join times and its
+ * first-loud-page times along. */
 static void read_record(struct proc *p)
 {
     struct load_msg msg;
@@ -385,6 +401,10 @@ static void read_record(struct proc *p)
     if (p->joins == NULL || read_full(p->fd, p->joins, msg.n_joins * sizeof(*p->joins)) < 0)
         goto eof;
     p->n_joins = msg.n_joins;
+    p->loud = calloc(msg.n_loud > 0 ? msg.n_loud : 1, sizeof(*p->loud));
+    if (p->loud == NULL || read_full(p->fd, p->loud, (size_t)msg.n_loud * sizeof(*p->loud)) < 0)
+        goto eof;
+    p->n_loud = msg.n_loud;
     p->has_final = true;
 eof:
     close(p->fd);
@@ -468,6 +488,29 @@ static uint32_t reap(struct proc *procs, uint32_t n)
     return lost;
 }
 
+/* Gathers every worker's first-loud-page times into one array (taken by the
+ * caller). */
+static int64_t *gather_loud(struct proc *procs, uint32_t n, size_t *count)
+{
+    size_t total = 0, at = 0;
+    int64_t *all;
+
+    for (uint32_t i = 0; i < n; i++)
+        total += procs[i].n_loud;
+    all = malloc((total > 0 ? total : 1) * sizeof(*all));
+    if (all == NULL) total = 0;
+    for (uint32_t i = 0; i < n && all != NULL; i++) {
+        memcpy(all + at, procs[i].loud, procs[i].n_loud * sizeof(*all));
+        at += procs[i].n_loud;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        free(procs[i].loud);
+        procs[i].loud = NULL;
+    }
+    *count = total;
+    return all;
+}
+
 /* Gathers every worker's join times into one array (taken by the caller). */
 static uint32_t *gather_joins(struct proc *procs, uint32_t n, size_t *count)
 {
@@ -513,11 +556,13 @@ static int run(const struct load_opts *o, const struct load_target *t)
     r.workers_lost = reap(procs, n);
     sum_counts(procs, n, &k);
     joins = gather_joins(procs, n, &n_joins);
+    r.loud_us = gather_loud(procs, n, &r.n_loud);
     if (report_final(stdout, &r, &k, joins, n_joins) < 0) {
         fprintf(stderr, "tribune-load: cannot write %s: %s\n", o->json_path, strerror(errno));
         rc = -EIO;
     }
     free(joins);
+    free(r.loud_us);
     return rc == 0 && r.workers_lost == 0 ? 0 : 1;
 }
 

@@ -103,6 +103,9 @@ struct client_ops {
     int (*on_writable)(struct load_conn *c, int64_t now_us, bool *is_done);
     /* May be NULL. The Retry-After of the last response, in seconds, or -1. */
     int32_t (*retry_after_s)(const struct load_conn *c);
+    /* May be NULL. --loud-bytes: when the first loud page arrived, unix epoch
+     * microseconds, or -1 if none did (or the option is off). */
+    int64_t (*loud_unix_us)(const struct load_conn *c);
 };
 
 /* Flood connections (attack.h): connect, then whatever --flood-mode says. */

@@ -76,6 +76,8 @@ struct load_opts {
     uint32_t min_pct;          /* audio time per wall time each span must carry, % */
     int64_t trace_listener;    /* --trace: listener index whose spans are printed, or -1 */
     uint32_t read_interval_ms; /* 0: read as data comes; else at most one pass per interval */
+    uint32_t loud_bytes;       /* --loud-bytes: 0 off; else note each listener's first audio page
+                                * with an Opus packet longer than this (player.c) */
     const char *json_path;
     bool is_quiet;
     struct load_attack attack;
@@ -157,13 +159,15 @@ struct load_counts {
 enum load_msg_kind { LOAD_MSG_TICK = 1, LOAD_MSG_FINAL = 2 };
 
 /* One record on a worker's pipe. A FINAL record is followed by n_joins
- * uint32_t join-to-first-audio times in microseconds. A record is smaller than
- * PIPE_BUF, so it is written atomically. */
+ * uint32_t join-to-first-audio times in microseconds, then n_loud int64_t
+ * first-loud-page times (--loud-bytes: unix epoch microseconds, CLOCK_REALTIME,
+ * one per listener that saw one). A record is smaller than PIPE_BUF, so it is
+ * written atomically. */
 struct load_msg {
     uint32_t kind;
     uint32_t worker;
     uint32_t n_joins;
-    uint32_t pad;
+    uint32_t n_loud;
     struct load_counts counts;
 };
 
@@ -174,6 +178,15 @@ static inline int64_t load_now_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Microseconds since the unix epoch (CLOCK_REALTIME): for times other tools
+ * compare with their own clocks (--loud-bytes). */
+static inline int64_t load_unix_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 

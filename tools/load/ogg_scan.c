@@ -6,6 +6,10 @@
 enum ogg_stage { STAGE_CAPTURE, STAGE_HEADER, STAGE_SEGS, STAGE_BODY };
 
 #define OGG_HEADER_LEN 27
+#define MAGIC_LEN 8
+
+/* opus_match bits: the body so far matches the start of ... */
+enum { MATCH_HEAD = 1, MATCH_TAGS = 2 };
 
 void ogg_scan_init(struct ogg_scan *s)
 {
@@ -17,6 +21,7 @@ static void lose_sync(struct ogg_scan *s, uint8_t b)
 {
     if (!s->is_resyncing) s->resyncs++;
     s->is_resyncing = true;
+    s->pkt_len = 0; /* the carried packet's first part may be what was lost */
     s->stage = STAGE_CAPTURE;
     s->pos = b == 'O' ? 1 : 0;
 }
@@ -30,6 +35,8 @@ static void start_header(struct ogg_scan *s)
     s->body_len = 0;
     s->body_seen = 0;
     s->segs_seen = 0;
+    s->max_pkt = 0;
+    s->opus_match = MATCH_HEAD | MATCH_TAGS;
 }
 
 /* One byte of capture pattern or fixed header. */
@@ -44,6 +51,7 @@ static void header_byte(struct ogg_scan *s, uint8_t b)
     }
     if (s->pos == 4 && b != 0) return lose_sync(s, b);
     if (s->pos == 5) s->type = b;
+    if (s->pos == 5 && !(b & 1)) s->pkt_len = 0; /* not continued: a carried packet was abandoned */
     if (s->pos >= 6 && s->pos < 14) s->granule |= (int64_t)((uint64_t)b << (8 * (s->pos - 6)));
     if (s->pos >= 14 && s->pos < 18) s->serial |= (uint32_t)b << (8 * (s->pos - 14));
     if (s->pos >= 18 && s->pos < 22) s->seqno |= (uint32_t)b << (8 * (s->pos - 18));
@@ -51,16 +59,29 @@ static void header_byte(struct ogg_scan *s, uint8_t b)
     if (++s->pos == OGG_HEADER_LEN) s->stage = s->nsegs > 0 ? STAGE_SEGS : STAGE_BODY;
 }
 
+/* One segment table entry: the body grows, and a value below 255 ends a
+ * packet (whose earlier part may have come on previous pages). */
+static void lacing_value(struct ogg_scan *s, uint8_t b)
+{
+    s->body_len += b;
+    if (s->pkt_len <= UINT32_MAX - 255) s->pkt_len += b; /* saturates: endless continuation */
+    if (b < 255) {
+        uint16_t n = s->pkt_len > UINT16_MAX ? UINT16_MAX : (uint16_t)s->pkt_len;
+        if (n > s->max_pkt) s->max_pkt = n;
+        s->pkt_len = 0;
+    }
+    if (++s->segs_seen == s->nsegs) s->stage = STAGE_BODY;
+}
+
 static void finish_page(struct ogg_scan *s, struct ogg_page *page)
 {
-    size_t n = s->body_len < sizeof(s->magic) ? s->body_len : sizeof(s->magic);
-    bool is_header =
-        n == 8 && (memcmp(s->magic, "OpusHead", 8) == 0 || memcmp(s->magic, "OpusTags", 8) == 0);
+    bool is_header = s->body_len >= MAGIC_LEN && s->opus_match != 0;
 
     page->granule = s->granule;
     page->serial = s->serial;
     page->seqno = s->seqno;
     page->body_len = s->body_len;
+    page->max_packet = s->max_pkt;
     page->type = s->type;
     page->is_audio = !is_header && s->granule != 0;
     s->stage = STAGE_CAPTURE;
@@ -74,9 +95,11 @@ static size_t body_bytes(struct ogg_scan *s, const uint8_t *buf, size_t len)
     size_t n = s->body_len - s->body_seen;
 
     if (n > len) n = len;
-    for (size_t i = 0; i < n && s->body_seen + i < sizeof(s->magic); i++)
-        s->magic[s->body_seen + i] = buf[i];
-    s->body_seen += (uint32_t)n;
+    for (size_t i = 0; i < n && s->body_seen + i < MAGIC_LEN && s->opus_match != 0; i++) {
+        if (buf[i] != (uint8_t) "OpusHead"[s->body_seen + i]) s->opus_match &= ~MATCH_HEAD;
+        if (buf[i] != (uint8_t) "OpusTags"[s->body_seen + i]) s->opus_match &= ~MATCH_TAGS;
+    }
+    s->body_seen += (uint16_t)n;
     return n;
 }
 
@@ -95,8 +118,7 @@ size_t ogg_scan_feed(struct ogg_scan *s, const uint8_t *buf, size_t len, struct 
             return i;
         }
         if (s->stage == STAGE_SEGS) {
-            s->body_len += buf[i++];
-            if (++s->segs_seen == s->nsegs) s->stage = STAGE_BODY;
+            lacing_value(s, buf[i++]);
             continue;
         }
         header_byte(s, buf[i++]);

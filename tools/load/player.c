@@ -3,6 +3,15 @@
  * meter (meter.h: audio time per span, gaps, skips). One struct player per
  * connection, inside load_conn.priv. With --trace I, listener I prints every
  * judged span to stderr.
+ *
+ * --loud-bytes N: the wall-clock time (CLOCK_REALTIME, read when the page is
+ * parsed) of the listener's first audio page on which a packet longer than N
+ * bytes ends. Packet lengths come from the segment table (ogg_scan.h: a packet
+ * continued across pages counts whole, on the page where it ends). Opus
+ * encodes digital silence in a few bytes per packet and a tone in tens to
+ * hundreds, so this marks when sound, not just a stream, reached the listener.
+ * The time is read when the page is parsed, just after the read() that
+ * completed it.
  */
 #include "client.h"
 
@@ -20,7 +29,8 @@ struct player {
     struct http_chunked chunked;
     uint32_t pages;
     uint32_t audio_bytes;
-    uint32_t index; /* listener number, for --trace */
+    uint32_t index;       /* listener number, for --trace */
+    int64_t loud_unix_us; /* --loud-bytes: first loud page, unix us; 0: none yet */
 };
 
 _Static_assert(sizeof(struct player) <= LOAD_CONN_PRIV, "struct player must fit in priv");
@@ -28,6 +38,7 @@ _Static_assert(sizeof(struct player) <= LOAD_CONN_PRIV, "struct player must fit 
 static struct meter_cfg cfg;
 static int64_t trace_index = -1;
 static int64_t trace_t0_us;
+static uint32_t loud_bytes;
 
 void player_configure(const struct load_opts *o, int64_t t0_us)
 {
@@ -40,6 +51,7 @@ void player_configure(const struct load_opts *o, int64_t t0_us)
     cfg.min_ratio_pm = o->min_pct * 10;
     trace_index = o->trace_listener;
     trace_t0_us = t0_us;
+    loud_bytes = o->loud_bytes;
 }
 
 static struct player *player_of(struct load_conn *c)
@@ -72,6 +84,7 @@ static void on_open(struct load_conn *c)
     http_chunked_init(&p->chunked);
     p->pages = 0;
     p->audio_bytes = 0;
+    p->loud_unix_us = 0;
 }
 
 /* One line per judged span of the traced listener. */
@@ -91,6 +104,8 @@ static void on_audio_page(struct player *p, const struct ogg_page *page, int64_t
     uint16_t spans = p->meter.spans;
 
     if (p->meter.first_audio_us != 0) p->audio_bytes += page->body_len;
+    if (loud_bytes > 0 && p->loud_unix_us == 0 && page->max_packet > loud_bytes)
+        p->loud_unix_us = load_unix_us();
     meter_on_page(&p->meter, &cfg, now_us, &mp);
     if (p->meter.spans != spans && p->index == trace_index) trace_span(p, now_us);
 }
@@ -212,6 +227,13 @@ static int64_t join_us(const struct load_conn *c)
     return p->meter.first_audio_us != 0 ? p->meter.first_audio_us - c->start_us : -1;
 }
 
+static int64_t loud_unix_us(const struct load_conn *c)
+{
+    const struct player *p = cplayer_of(c);
+
+    return p->loud_unix_us != 0 ? p->loud_unix_us : -1;
+}
+
 /* --stop-reading: from now on this listener is stalled, not hearing. */
 static void on_stop(struct load_conn *c, int64_t now_us)
 {
@@ -242,4 +264,5 @@ const struct client_ops player_ops = {
     .join_us = join_us,
     .on_stop = on_stop,
     .retry_after_s = retry_after_s,
+    .loud_unix_us = loud_unix_us,
 };

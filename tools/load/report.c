@@ -14,6 +14,13 @@ struct join_stats {
     double p50_ms, p99_ms, max_ms;
 };
 
+/* --loud-bytes: first-loud-page times over the listeners that saw one, unix
+ * seconds (meaningless when n is 0). */
+struct loud_stats {
+    size_t n;
+    double first_s, p50_s, p99_s, last_s;
+};
+
 void report_add(struct load_counts *dst, const struct load_counts *src)
 {
 #define ADD(field) dst->field += src->field
@@ -114,6 +121,36 @@ static struct join_stats join_stats(uint32_t *joins, size_t n)
     j.p99_ms = percentile_ms(joins, n, 99);
     j.max_ms = n > 0 ? joins[n - 1] / 1000.0 : 0;
     return j;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+    return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile of sorted `v` (n > 0), microseconds to seconds. */
+static double percentile_s(const int64_t *v, size_t n, double pct)
+{
+    size_t rank = (size_t)(pct / 100.0 * (double)n + 0.999999);
+
+    if (rank < 1) rank = 1;
+    if (rank > n) rank = n;
+    return (double)v[rank - 1] / 1e6;
+}
+
+static struct loud_stats loud_stats(int64_t *loud, size_t n)
+{
+    struct loud_stats l = {.n = n};
+
+    if (n == 0) return l;
+    qsort(loud, n, sizeof(*loud), cmp_i64);
+    l.first_s = (double)loud[0] / 1e6;
+    l.p50_s = percentile_s(loud, n, 50);
+    l.p99_s = percentile_s(loud, n, 99);
+    l.last_s = (double)loud[n - 1] / 1e6;
+    return l;
 }
 
 static double pct_of(uint32_t part, uint32_t whole)
@@ -222,8 +259,21 @@ static void print_attack_text(FILE *out, const struct load_opts *o, const struct
     if (a->retry != RETRY_NONE || k->max_503 > 0) print_retry_text(out, o, k);
 }
 
+/* One line, with --loud-bytes: when sound reached the listeners. */
+static void print_loud_text(FILE *out, const struct load_opts *o, const struct loud_stats *l)
+{
+    if (o->loud_bytes == 0) return;
+    fprintf(out, "  loud        %zu of %u listeners saw a packet over %u bytes", l->n, o->listeners,
+            o->loud_bytes);
+    if (l->n > 0)
+        fprintf(out, ": first %.6f  p50 %.6f (+%.3f s)  p99 %.6f (+%.3f s)  last %.6f (unix s)",
+                l->first_s, l->p50_s, l->p50_s - l->first_s, l->p99_s, l->p99_s - l->first_s,
+                l->last_s);
+    fputc('\n', out);
+}
+
 static void print_text(FILE *out, const struct report_run *r, const struct load_counts *k,
-                       const struct join_stats *j)
+                       const struct join_stats *j, const struct loud_stats *l)
 {
     const struct load_opts *o = r->o;
 
@@ -251,6 +301,7 @@ static void print_text(FILE *out, const struct report_run *r, const struct load_
     print_refusals(out, k, false);
     fprintf(out, ")\n  join ms     p50 %.1f  p99 %.1f  max %.1f  (over %zu with audio)\n",
             j->p50_ms, j->p99_ms, j->max_ms, j->n);
+    print_loud_text(out, o, l);
     fprintf(out, "  bytes       %llu (audio bodies %llu, pages %llu, resyncs %llu)\n",
             (unsigned long long)k->bytes, (unsigned long long)k->audio_bytes,
             (unsigned long long)k->pages, (unsigned long long)k->resyncs);
@@ -301,8 +352,30 @@ static void print_retry_json(FILE *out, const struct load_opts *o, const struct 
             k->hist_503[3]);
 }
 
+/* A unix time in seconds with microseconds, or null. */
+static void json_time(FILE *out, const char *name, bool is_set, double s)
+{
+    if (is_set)
+        fprintf(out, "\"%s\": %.6f", name, s);
+    else
+        fprintf(out, "\"%s\": null", name);
+}
+
+static void print_loud_json(FILE *out, const struct load_opts *o, const struct loud_stats *l)
+{
+    fprintf(out, "  \"loud_bytes\": %u,\n  \"loud\": {\"listeners\": %zu, ", o->loud_bytes, l->n);
+    json_time(out, "first_unix", l->n > 0, l->first_s);
+    fputs(", ", out);
+    json_time(out, "p50_unix", l->n > 0, l->p50_s);
+    fputs(", ", out);
+    json_time(out, "p99_unix", l->n > 0, l->p99_s);
+    fputs(", ", out);
+    json_time(out, "last_unix", l->n > 0, l->last_s);
+    fputs("},\n", out);
+}
+
 static void print_json(FILE *out, const struct report_run *r, const struct load_counts *k,
-                       const struct join_stats *j)
+                       const struct join_stats *j, const struct loud_stats *l)
 {
     const struct load_opts *o = r->o;
 
@@ -354,6 +427,7 @@ static void print_json(FILE *out, const struct report_run *r, const struct load_
             k->flood_answered, k->flood_failed_connect, k->flood_connecting, k->flood_life_max_ms);
     print_flood_json(out, o, k);
     print_retry_json(out, o, k);
+    print_loud_json(out, o, l);
     fprintf(out, "  \"workers_lost\": %u\n}\n", r->workers_lost);
 }
 
@@ -361,13 +435,14 @@ int report_final(FILE *out, const struct report_run *run, const struct load_coun
                  uint32_t *joins, size_t n)
 {
     struct join_stats j = join_stats(joins, n);
+    struct loud_stats l = loud_stats(run->loud_us, run->n_loud);
     FILE *f;
 
-    print_text(out, run, k, &j);
+    print_text(out, run, k, &j, &l);
     fflush(out);
     if (run->o->json_path == NULL) return 0;
     f = fopen(run->o->json_path, "w");
     if (f == NULL) return -errno;
-    print_json(f, run, k, &j);
+    print_json(f, run, k, &j, &l);
     return fclose(f) == 0 ? 0 : -errno;
 }

@@ -3,10 +3,10 @@
  *
  * Contract: report_add() sums `src` into `dst` (max_gap_ms and max_503 take
  * the maximum).
- * report_final() sorts `joins` (microseconds, n of them) in place to find the
- * percentiles, prints the text report to `out` and, if `json_path` is set,
- * writes the JSON report there; returns 0 or -errno if the JSON file could not
- * be written (the text report is printed regardless).
+ * report_final() sorts `joins` (microseconds, n of them) and run->loud_us in
+ * place to find the percentiles, prints the text report to `out` and, if
+ * `json_path` is set, writes the JSON report there; returns 0 or -errno if the
+ * JSON file could not be written (the text report is printed regardless).
  */
 #ifndef TRIBUNE_TOOLS_LOAD_REPORT_H
 #define TRIBUNE_TOOLS_LOAD_REPORT_H
@@ -21,6 +21,8 @@ struct report_run {
     const struct load_target *t;
     double duration_s;     /* measured, start to final counts */
     uint32_t workers_lost; /* workers that never sent final counts */
+    int64_t *loud_us;      /* --loud-bytes: first loud page per listener that saw one, unix us */
+    size_t n_loud;
 };
 
 void report_add(struct load_counts *dst, const struct load_counts *src);

@@ -441,29 +441,54 @@ static int write_full(int fd, const void *buf, size_t len)
     return 0;
 }
 
-static int send_counts(const struct worker *w, uint32_t kind, uint32_t n_joins, int64_t now_us)
+static int send_counts(const struct worker *w, uint32_t kind, uint32_t n_joins, uint32_t n_loud,
+                       int64_t now_us)
 {
-    struct load_msg msg = {.kind = kind, .worker = w->id, .n_joins = n_joins};
+    struct load_msg msg = {.kind = kind, .worker = w->id, .n_joins = n_joins, .n_loud = n_loud};
 
     tally_all(w, &msg.counts, now_us);
     return write_full(w->pipe_fd, &msg, sizeof(msg));
 }
 
-/* The final record, then the join times of the listeners that got audio. */
+/* The --loud-bytes times of the listeners that saw a loud page, into `loud`
+ * (room for w->started); returns how many. */
+static uint32_t gather_loud(const struct worker *w, int64_t *loud)
+{
+    uint32_t n = 0;
+
+    if (w->ops->loud_unix_us == NULL) return 0;
+    for (uint32_t i = 0; i < w->started; i++) {
+        int64_t us = w->ops->loud_unix_us(&w->conns[i]);
+        if (us >= 0) loud[n++] = us;
+    }
+    return n;
+}
+
+/* The final record, then the join times of the listeners that got audio,
+ * then the times of their first loud pages (--loud-bytes). */
 static int send_final(const struct worker *w, int64_t now_us)
 {
-    uint32_t *joins = malloc(sizeof(*joins) * (w->started > 0 ? w->started : 1));
-    uint32_t n = 0;
+    size_t cap = w->started > 0 ? w->started : 1;
+    uint32_t *joins = malloc(sizeof(*joins) * cap);
+    int64_t *loud = malloc(sizeof(*loud) * cap);
+    uint32_t n = 0, n_loud;
     int rc;
 
-    if (joins == NULL) return send_counts(w, LOAD_MSG_FINAL, 0, now_us);
+    if (joins == NULL || loud == NULL) {
+        free(joins);
+        free(loud);
+        return send_counts(w, LOAD_MSG_FINAL, 0, 0, now_us);
+    }
     for (uint32_t i = 0; i < w->started; i++) {
         int64_t us = w->ops->join_us(&w->conns[i]);
         if (us >= 0) joins[n++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
     }
-    rc = send_counts(w, LOAD_MSG_FINAL, n, now_us);
+    n_loud = gather_loud(w, loud);
+    rc = send_counts(w, LOAD_MSG_FINAL, n, n_loud, now_us);
     if (rc == 0) rc = write_full(w->pipe_fd, joins, sizeof(*joins) * n);
+    if (rc == 0) rc = write_full(w->pipe_fd, loud, sizeof(*loud) * n_loud);
     free(joins);
+    free(loud);
     return rc;
 }
 
@@ -504,7 +529,7 @@ static int run_timers(struct worker *w, int64_t now_us, bool is_join_behind)
         w->next_tick_us += TICK_US * ((now_us - w->next_tick_us) / TICK_US + 1);
     }
     if (now_us >= w->next_report_us) {
-        send_counts(w, LOAD_MSG_TICK, 0, now_us);
+        send_counts(w, LOAD_MSG_TICK, 0, 0, now_us);
         w->next_report_us += REPORT_US * ((now_us - w->next_report_us) / REPORT_US + 1);
     }
     if (w->next_tick_us < next) next = w->next_tick_us;
