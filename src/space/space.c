@@ -171,11 +171,21 @@ static void retire_input(struct space *s, struct mixer_input *in)
     mixer_remove(s->mixer, in);
 }
 
+/* The demo's built-in speaker steps aside while the host publishes over it
+ * (a one-speaker demo: the host is heard alone, the arpeggio comes back
+ * when the host stops). */
+static void builtin_step_aside(struct space *s, bool is_aside)
+{
+    struct speaker *b = s->builtin ? space_speaker(s, "demo") : NULL;
+    if (b && b->in && !b->is_muted) mixer_set_muted(b->in, is_aside);
+}
+
 static void slot_free(struct speaker *sp)
 {
     struct space *s = sp->space;
     if (sp->in) retire_input(s, sp->in);
     sp->in = NULL;
+    if (strcmp(sp->name, "host") == 0) builtin_step_aside(s, false);
     for (int i = 0; i < SPACE_SPEAKERS_MAX; i++)
         if (s->speakers[i] == sp) s->speakers[i] = NULL;
     free(sp);
@@ -381,7 +391,10 @@ static void on_publisher_attach(struct publisher *pub, struct program_source *sr
     struct space *s = sp->space;
     if (sp->in) retire_input(s, sp->in);
     sp->in = NULL;
-    if (!src) return;
+    if (!src) {
+        if (strcmp(sp->name, "host") == 0) builtin_step_aside(s, false);
+        return;
+    }
     sp->in = mixer_add(s->mixer, src);
     if (!sp->in) {
         log_limited(LOG_WARN, 1, "space %s: the mixer has no room for speaker %s", s->rec.id,
@@ -389,6 +402,7 @@ static void on_publisher_attach(struct publisher *pub, struct program_source *sr
         return;
     }
     mixer_set_muted(sp->in, sp->is_muted);
+    if (strcmp(sp->name, "host") == 0) builtin_step_aside(s, true);
 }
 
 int space_publish(struct space *s, const char *name, int fd, const void *rest, size_t rest_len,
