@@ -159,6 +159,13 @@ static void handle_publish(struct node *n, struct conn *c, const struct route_ma
             name[nc->len] = '\0';
             is_known = registry_speaker_get(n->reg, s->rec.id, name, &sr) == 0;
         }
+        if (!is_known && space_speaker_was_removed(s, name)) {
+            refuse(REFUSE_BAD_KEY);
+            static const char body[] = "{\"error\": \"this speaker was removed by the host: "
+                                       "its key no longer works\"}\n";
+            conn_respond(c, 401, "application/json", challenge, body, sizeof(body) - 1);
+            return;
+        }
         if (!is_known) {
             refuse(REFUSE_NO_SPACE);
             conn_respond_error(c, 404, "no such speaker in this space: the host invites speakers");

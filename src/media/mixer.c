@@ -465,6 +465,17 @@ static int mixer_pull(struct program_source *s, const uint8_t **data, size_t *le
 {
     struct mixer *m = (struct mixer *)s;
     int n = MIXER_FRAME * m->cfg.channels;
+    if (m->n == 0 && !m->has_tail) {
+        /* Nobody to mix (a space waiting for its speakers): the silence encoded once, so an
+         * idle space costs no encoder time. */
+        meter(&m->peak_cur, &m->peak_prev, &m->peak_frames, 0.0f);
+        m->st.frames++;
+        m->st.idle_frames++;
+        *data = m->silence;
+        *len = m->silence_len;
+        *samples = MIXER_FRAME;
+        return 1;
+    }
     m->is_pulling = true;
     mix(m);
     const uint8_t *pass = passthrough_packet(m, len);

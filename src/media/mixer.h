@@ -47,13 +47,13 @@ struct mixer_config {
 };
 
 struct mixer_input_stats {
-    uint64_t frames;       /* 20 ms frames read while primed (audio, PLC or muted) */
-    uint64_t underruns;    /* times it ran dry while primed */
-    uint64_t plc_frames;   /* frames concealed */
-    uint64_t drift_drops;  /* frames dropped because too much was buffered */
-    uint64_t drift_fills;  /* frames concealed because too little was buffered */
-    uint32_t buffered_ms;  /* audio waiting in its source and FIFO now */
-    float peak_dbfs;       /* loudest sample before gain/mute, last 1-2 s, dBFS (-120: none) */
+    uint64_t frames;      /* 20 ms frames read while primed (audio, PLC or muted) */
+    uint64_t underruns;   /* times it ran dry while primed */
+    uint64_t plc_frames;  /* frames concealed */
+    uint64_t drift_drops; /* frames dropped because too much was buffered */
+    uint64_t drift_fills; /* frames concealed because too little was buffered */
+    uint32_t buffered_ms; /* audio waiting in its source and FIFO now */
+    float peak_dbfs;      /* loudest sample before gain/mute, last 1-2 s, dBFS (-120: none) */
     bool is_primed;
     bool is_muted;
 };
@@ -62,6 +62,7 @@ struct mixer_stats {
     uint64_t frames;             /* program frames produced */
     uint64_t encoded_frames;     /* of which encoded by the mixer */
     uint64_t passthrough_frames; /* of which passed through unchanged */
+    uint64_t idle_frames;        /* of which silence encoded once: no input at all */
     uint64_t limited_frames;     /* frames where the limiter reduced gain */
     float peak_dbfs;             /* loudest program sample of the last 1-2 s, before encoding */
     int inputs;                  /* inputs now */

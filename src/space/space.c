@@ -354,10 +354,18 @@ int space_set_muted(struct space *s, const char *name, bool is_muted)
     return 0;
 }
 
+bool space_speaker_was_removed(const struct space *s, const char *name)
+{
+    for (unsigned i = 0; i < SPACE_SPEAKERS_MAX && i < s->nremoved; i++)
+        if (strcmp(s->removed[i], name) == 0) return true;
+    return false;
+}
+
 int space_remove_speaker(struct space *s, const char *name)
 {
     int err = registry_speaker_remove(s->owner->reg, s->rec.id, name);
     if (err < 0) return err;
+    snprintf(s->removed[s->nremoved++ % SPACE_SPEAKERS_MAX], SPEAKER_NAME_MAX + 1, "%s", name);
     struct speaker *sp = space_speaker(s, name);
     if (sp && sp->pub) publisher_close(sp->pub);
     log_info("space %s: speaker %s removed", s->rec.id, name);

@@ -69,7 +69,9 @@ struct space {
     struct feed_stats wstats[FLEET_MAX];          /* read-only: the ogg feed in each worker */
     struct feed_stats retired;                    /* read-only: counters of workers that died */
     uint64_t peak_hearing;                        /* read-only: most hearing at once (1 s sweeps) */
-    struct space_mix_stats gone; /* private: counters of speakers that left */
+    struct space_mix_stats gone;                  /* private: counters of speakers that left */
+    char removed[SPACE_SPEAKERS_MAX][SPEAKER_NAME_MAX + 1]; /* private: names removed since load */
+    unsigned nremoved;                                      /* private: ring position */
 };
 
 struct spaces {
@@ -109,6 +111,9 @@ int space_set_muted(struct space *s, const char *name, bool is_muted);
 /* Removes invited speaker `name`: its key stops working and its connection
  * closes now. 0 or -ENOENT. */
 int space_remove_speaker(struct space *s, const char *name);
+/* True if the host removed speaker `name` since the space was loaded (its
+ * key then answers 401 "removed", not 404). */
+bool space_speaker_was_removed(const struct space *s, const char *name);
 /* scheduled/green -> live: listeners get the program from the next frame.
  * 0, or -EPIPE when the space ended. */
 int space_go_live(struct space *s);

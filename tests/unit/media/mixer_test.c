@@ -740,6 +740,45 @@ START_TEST(removal_from_source_callbacks)
 }
 END_TEST
 
+/* A mixer with no input at all (a space waiting for its speakers) hands out the silence it
+ * encoded once: no encoder time per frame. The first input after that is mixed as usual. */
+START_TEST(idle_mixer_costs_no_encode)
+{
+    struct mixer_config cfg = {.channels = 1, .bitrate = 48000, .jitter_ms = 0, .complexity = -1};
+    struct mixer *m = mixer_new(&cfg);
+    ck_assert_ptr_nonnull(m);
+    struct program_source *src = mixer_source(m);
+    const uint8_t *data, *first = NULL;
+    size_t len;
+    int samples;
+    for (int i = 0; i < 100; i++) {
+        ck_assert_int_eq(src->ops->pull(src, &data, &len, &samples), 1);
+        ck_assert_int_eq(samples, FRAME);
+        ck_assert_uint_gt(len, 0);
+        ck_assert_uint_lt(len, 16);
+        if (!first) first = data;
+        ck_assert_ptr_eq(data, first); /* the same packet every time */
+    }
+    struct mixer_stats st;
+    mixer_get_stats(m, &st);
+    ck_assert_uint_eq(st.frames, 100);
+    ck_assert_uint_eq(st.idle_frames, 100);
+    ck_assert_uint_eq(st.encoded_frames, 0);
+    nfakes = 0;
+    struct fake *f = fake_new(1, 440, AMP, FRAME);
+    struct mixer_input *in = mixer_add(m, &f->src);
+    ck_assert_ptr_nonnull(in);
+    for (int i = 0; i < 10; i++)
+        ck_assert_int_eq(src->ops->pull(src, &data, &len, &samples), 1);
+    mixer_get_stats(m, &st);
+    ck_assert_uint_eq(st.idle_frames, 100);
+    ck_assert_uint_eq(st.encoded_frames + st.passthrough_frames, 10);
+    mixer_remove(m, in);
+    mixer_free(m);
+    opus_encoder_destroy(f->enc);
+}
+END_TEST
+
 START_TEST(bad_config_and_limits)
 {
     struct mixer_config cfg = {.channels = 3, .bitrate = 64000, .jitter_ms = 0, .complexity = -1};
@@ -790,6 +829,7 @@ static Suite *mixer_suite(void)
     tcase_add_test(tc, ended_stream_plays_out_then_fades);
     tcase_add_test(tc, removal_from_source_callbacks);
     tcase_add_test(tc, bad_config_and_limits);
+    tcase_add_test(tc, idle_mixer_costs_no_encode);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -319,6 +319,8 @@ START_TEST(speakers_mute_remove_and_lifecycle)
     ck_assert_int_eq(n, 0);
     close(a[1]);
     ck_assert_int_eq(space_remove_speaker(s, "bob"), -ENOENT);
+    ck_assert(space_speaker_was_removed(s, "bob"));
+    ck_assert(!space_speaker_was_removed(s, "alice"));
     /* End: every connection closed, nothing more accepted. */
     int c[2];
     ck_assert_int_eq(space_publish(s, NULL, publisher_pair(c), NULL, 0, 1, 0, "c"), 0);
