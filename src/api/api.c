@@ -29,7 +29,7 @@ int api_base64_decode(const char *in, size_t len, char *out, size_t cap)
     return n - (int)pad;
 }
 
-static void respond_json(struct conn *c, int status, cJSON *obj)
+void api_respond_json(struct conn *c, int status, cJSON *obj)
 {
     char *text = obj ? cJSON_PrintUnformatted(obj) : NULL;
     cJSON_Delete(obj);
@@ -78,7 +78,13 @@ cJSON *api_space_json(struct node *n, const struct space_record *r)
                 cJSON_AddNumberToObject(rf, refuse_name((enum refuse_reason)k),
                                         (double)st.refused[k]);
     }
-    cJSON_AddBoolToObject(o, "has_publisher", s && (s->publisher || s->builtin));
+    bool has_speaker = false;
+    for (int i = 0; s && i < SPACE_SPEAKERS_MAX; i++)
+        has_speaker |= s->speakers[i] != NULL;
+    cJSON_AddBoolToObject(o, "has_publisher", has_speaker);
+    api_add_speakers(n, o, r, s, false);
+    cJSON_AddNumberToObject(o, "max_speakers", n->cfg.max_speakers);
+    cJSON_AddNumberToObject(o, "program_granule", s ? (double)program_granule(&s->program) : 0);
     cJSON_AddBoolToObject(o, "require_ticket", r->require_ticket);
     return o;
 }
@@ -111,7 +117,7 @@ static void list_spaces(struct node *n, struct conn *c)
         conn_respond_error(c, 500, "registry unavailable");
         return;
     }
-    respond_json(c, 200, root);
+    api_respond_json(c, 200, root);
 }
 
 const char *api_parse_create(cJSON *body, const char **title, int64_t *starts_at)
@@ -153,7 +159,7 @@ static void create_space(struct node *n, struct conn *c)
     log_info("space %s created", rec.id);
     cJSON *o = api_space_json(n, &rec);
     if (o) cJSON_AddStringToObject(o, "host_key", key);
-    respond_json(c, 201, o);
+    api_respond_json(c, 201, o);
 }
 
 void api_spaces(struct node *n, struct conn *c)
@@ -180,7 +186,7 @@ int api_find_space(struct node *n, struct conn *c, const char *id, size_t len,
 void api_space(struct node *n, struct conn *c, const char *id, size_t len)
 {
     struct space_record rec;
-    if (api_find_space(n, c, id, len, &rec) == 0) respond_json(c, 200, api_space_json(n, &rec));
+    if (api_find_space(n, c, id, len, &rec) == 0) api_respond_json(c, 200, api_space_json(n, &rec));
 }
 
 void api_ticket(struct node *n, struct conn *c, const char *id, size_t len)
@@ -241,7 +247,7 @@ int api_request_key(struct conn *c, char *out, size_t cap, size_t *len)
 /* The host key check of a host action: true when `c` carries space `id`'s
  * host key; otherwise the refusal (429 for an address over its failed
  * attempts, 401 for a missing or wrong key) has been sent. */
-static bool is_host(struct node *n, struct conn *c, const char *id)
+bool api_is_host(struct node *n, struct conn *c, const char *id)
 {
     if (node_key_is_limited(n, c)) return false;
     char key[128];
@@ -266,7 +272,7 @@ void api_guard(struct node *n, struct conn *c, const char *id, size_t len)
         conn_respond_error(c, 404, "no such space");
         return;
     }
-    if (!is_host(n, c, s->rec.id)) return;
+    if (!api_is_host(n, c, s->rec.id)) return;
     cJSON *body = c->body ? cJSON_ParseWithLength(c->body, c->body_len) : NULL;
     cJSON *rt = cJSON_GetObjectItemCaseSensitive(body, "require_ticket");
     if (!cJSON_IsObject(body) || !cJSON_IsBool(rt)) {
@@ -280,7 +286,7 @@ void api_guard(struct node *n, struct conn *c, const char *id, size_t len)
         conn_respond_error(c, 500, "registry unavailable");
         return;
     }
-    respond_json(c, 200, api_space_json(n, &s->rec));
+    api_respond_json(c, 200, api_space_json(n, &s->rec));
 }
 
 /* Fields 14 (utime), 15 (stime) and 22 (starttime) of /proc/<pid>/stat, in
@@ -348,7 +354,7 @@ void api_node(struct node *n, struct conn *c)
     cJSON_AddItemToObject(o, "refused", ref);
     cJSON_AddNumberToObject(o, "refused_total", (double)total);
     cJSON_AddNumberToObject(o, "uptime_seconds", (double)(long long)(uptime * 10) / 10);
-    respond_json(c, 200, o);
+    api_respond_json(c, 200, o);
 }
 
 static const char index_html[] =

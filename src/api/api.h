@@ -3,6 +3,7 @@
 #ifndef TRIBUNE_API_API_H
 #define TRIBUNE_API_API_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +53,43 @@ struct cJSON *api_space_json(struct node *n, const struct space_record *r);
  * *title (borrowed from `body`) and *starts_at (0 when absent), or returns an
  * error text for a 400. Pure; fuzzed by tests/fuzz/json_body_fuzz.c. */
 const char *api_parse_create(struct cJSON *body, const char **title, int64_t *starts_at);
+
+/* Answers `obj` (deleted here) as JSON with `status`. */
+void api_respond_json(struct conn *c, int status, struct cJSON *obj);
+/* The host key check of a host action: true when `c` carries space `id`'s
+ * host key; otherwise the refusal (429 for an address over its failed
+ * attempts, 401 for a missing or wrong key) has been sent. */
+bool api_is_host(struct node *n, struct conn *c, const char *id);
+
+/* ---- rooms (api/rooms.c): lifecycle, speakers, requests to speak ---- */
+struct space;
+/* Adds "speakers": [{name, connected, muted, ...}] to `o`: the invited ones
+ * from the registry, plus "host" and "demo" when connected. `is_detailed`
+ * adds each connected speaker's mixer figures (a host's view). */
+void api_add_speakers(struct node *n, struct cJSON *o, const struct space_record *r,
+                      struct space *s, bool is_detailed);
+/* POST /api/spaces/{id}/live and /end (host). */
+void api_live(struct node *n, struct conn *c, const char *id, size_t len);
+void api_end(struct node *n, struct conn *c, const char *id, size_t len);
+/* GET (host: the list with mixer figures) and POST {name} (host: invite,
+ * answers the key once) /api/spaces/{id}/speakers. */
+void api_speakers(struct node *n, struct conn *c, const char *id, size_t len);
+/* DELETE /api/spaces/{id}/speakers/{name} (host). */
+void api_speaker_remove(struct node *n, struct conn *c, const char *id, size_t len,
+                        const char *name, size_t name_len);
+/* POST /api/spaces/{id}/speakers/{name}/mute or /unmute (host). */
+void api_speaker_mute(struct node *n, struct conn *c, const char *id, size_t len, const char *name,
+                      size_t name_len, bool is_muted);
+/* GET (host: the queue) and POST {name} (anyone: file a request) on
+ * /api/spaces/{id}/requests. */
+void api_requests(struct node *n, struct conn *c, const char *id, size_t len);
+/* GET /api/spaces/{id}/requests/{rid} (the requester, Bearer <token>): the
+ * outcome, with the speaker key once after approval. */
+void api_request(struct node *n, struct conn *c, const char *id, size_t len, const char *rid,
+                 size_t rid_len);
+/* POST /api/spaces/{id}/requests/{rid}/approve or /refuse (host). */
+void api_request_decide(struct node *n, struct conn *c, const char *id, size_t len, const char *rid,
+                        size_t rid_len, bool approve);
 
 /* Decodes standard base64 (OpenSSL's decoder). Returns the decoded length or
  * -1 when the input is invalid or does not fit `cap`. */

@@ -208,6 +208,8 @@ int node_setup_demo(struct node *n)
         err = registry_create(n->reg, "demo", "Tribune demo", 0, &rec, n->demo_key);
     else if (err == 0)
         err = registry_rotate_host_key(n->reg, "demo", n->demo_key);
+    /* a demo someone ended with last run's key starts again */
+    if (err == 0 && rec.state == SPACE_ENDED) err = registry_set_state(n->reg, "demo", SPACE_LIVE);
     if (err < 0) return err;
     struct space *s = spaces_get(&n->spaces, "demo", 4);
     if (!s) return -ENOMEM;

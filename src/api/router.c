@@ -4,7 +4,10 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <openssl/crypto.h>
 
 #include "api/api.h"
 #include "api/events.h"
@@ -27,7 +30,19 @@ enum route_id {
     R_TICKET,
     R_GUARD,
     R_METRICS,
-    R_NODE
+    R_NODE,
+    R_SPEAK,
+    R_MONITOR,
+    R_LIVE,
+    R_END,
+    R_SPEAKERS,
+    R_SPEAKER,
+    R_MUTE,
+    R_UNMUTE,
+    R_REQUESTS,
+    R_REQUEST,
+    R_APPROVE,
+    R_REFUSE
 };
 
 static const struct route routes[] = {
@@ -41,6 +56,18 @@ static const struct route routes[] = {
     {"/api/spaces/{}/guard", ROUTE_POST, R_GUARD},
     {"/metrics", ROUTE_GET | ROUTE_HEAD, R_METRICS},
     {"/api/node", ROUTE_GET | ROUTE_HEAD, R_NODE},
+    {"/spaces/{}/speakers/{}.opus", ROUTE_PUT | ROUTE_SOURCE, R_SPEAK},
+    {"/spaces/{}/monitor.opus", ROUTE_GET | ROUTE_HEAD, R_MONITOR},
+    {"/api/spaces/{}/live", ROUTE_POST, R_LIVE},
+    {"/api/spaces/{}/end", ROUTE_POST, R_END},
+    {"/api/spaces/{}/speakers", ROUTE_GET | ROUTE_POST, R_SPEAKERS},
+    {"/api/spaces/{}/speakers/{}", ROUTE_DELETE, R_SPEAKER},
+    {"/api/spaces/{}/speakers/{}/mute", ROUTE_POST, R_MUTE},
+    {"/api/spaces/{}/speakers/{}/unmute", ROUTE_POST, R_UNMUTE},
+    {"/api/spaces/{}/requests", ROUTE_GET | ROUTE_POST, R_REQUESTS},
+    {"/api/spaces/{}/requests/{}", ROUTE_GET, R_REQUEST},
+    {"/api/spaces/{}/requests/{}/approve", ROUTE_POST, R_APPROVE},
+    {"/api/spaces/{}/requests/{}/refuse", ROUTE_POST, R_REFUSE},
 };
 
 static void handle_listen(struct node *n, struct conn *c, const struct route_match *m)
@@ -64,6 +91,10 @@ static void handle_listen(struct node *n, struct conn *c, const struct route_mat
             conn_respond_error(c, 403, ticket_verdict_text(v));
             return;
         }
+    }
+    if (s->rec.state == SPACE_ENDED) {
+        conn_respond_error(c, 410, "this space has ended");
+        return;
     }
     if (n->has_fleet && !fleet_is_up(&n->fleet)) {
         static const char body[] = "{\"error\": \"no delivery worker is running\"}\n";
@@ -106,7 +137,10 @@ static int basic_password(struct conn *c, char *out, size_t cap, size_t *len)
     return 0;
 }
 
-static void handle_publish(struct node *n, struct conn *c, const struct route_match *m)
+/* PUT or SOURCE on /spaces/{id}/live.opus (the host's key; `name` NULL) or
+ * /spaces/{id}/speakers/{name}.opus (that speaker's key). */
+static void handle_publish(struct node *n, struct conn *c, const struct route_match *m,
+                           bool is_speaker)
 {
     static const char challenge[] = "WWW-Authenticate: Basic realm=\"Tribune\"\r\n";
     struct space *s = spaces_get(&n->spaces, m->captures[0].s, m->captures[0].len);
@@ -115,11 +149,30 @@ static void handle_publish(struct node *n, struct conn *c, const struct route_ma
         conn_respond_error(c, 404, "no such space");
         return;
     }
+    char name[SPEAKER_NAME_MAX + 1] = "";
+    if (is_speaker) {
+        const struct route_capture *nc = &m->captures[1];
+        struct speaker_record sr;
+        bool is_known = speaker_name_is_valid(nc->s, nc->len);
+        if (is_known) {
+            memcpy(name, nc->s, nc->len);
+            name[nc->len] = '\0';
+            is_known = registry_speaker_get(n->reg, s->rec.id, name, &sr) == 0;
+        }
+        if (!is_known) {
+            refuse(REFUSE_NO_SPACE);
+            conn_respond_error(c, 404, "no such speaker in this space: the host invites speakers");
+            return;
+        }
+    }
     if (node_key_is_limited(n, c)) return;
     char key[128];
     size_t klen = 0;
-    if (basic_password(c, key, sizeof(key), &klen) < 0 ||
-        !registry_check_host_key(n->reg, s->rec.id, key, klen)) {
+    bool ok = basic_password(c, key, sizeof(key), &klen) == 0 &&
+              (is_speaker ? registry_check_speaker_key(n->reg, s->rec.id, name, key, klen)
+                          : registry_check_host_key(n->reg, s->rec.id, key, klen));
+    OPENSSL_cleanse(key, sizeof(key));
+    if (!ok) {
         node_key_failed(n, c);
         log_limited(LOG_WARN, 5, "publish to %s from %s: bad or missing key", s->rec.id, c->peer);
         static const char body[] = "{\"error\": \"missing or wrong key\"}\n";
@@ -127,9 +180,16 @@ static void handle_publish(struct node *n, struct conn *c, const struct route_ma
         conn_respond(c, 401, "application/json", challenge, body, sizeof(body) - 1);
         return;
     }
-    if (s->publisher && !publisher_is_draining(s->publisher)) {
+    if (s->rec.state == SPACE_ENDED) {
+        conn_respond_error(c, 409, "this space has ended");
+        return;
+    }
+    struct speaker *sp = space_speaker(s, is_speaker ? name : "host");
+    if (sp && sp->pub && !publisher_is_draining(sp->pub)) {
         refuse(REFUSE_HAS_SOURCE);
-        conn_respond_error(c, 409, "space already has a publisher");
+        conn_respond_error(c, 409,
+                           is_speaker ? "this speaker is already connected"
+                                      : "space already has a publisher");
         return;
     }
     char peer[64];
@@ -138,7 +198,62 @@ static void handle_publish(struct node *n, struct conn *c, const struct route_ma
     char rest[8192];
     size_t rest_len;
     int fd = conn_detach(c, rest, sizeof(rest), &rest_len);
-    space_publish(s, fd, rest, rest_len, expect, legacy, peer);
+    if (space_publish(s, is_speaker ? name : NULL, fd, rest, rest_len, expect, legacy, peer) < 0) {
+        static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                                   "Connection: close\r\n\r\n";
+        ssize_t w = send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w;
+        close(fd);
+    }
+}
+
+/* GET /spaces/{id}/monitor.opus?key=<host key> (or Bearer): the program mix
+ * in any state, for the host in the green room. Served by the master. */
+static void handle_monitor(struct node *n, struct conn *c, const struct route_match *m)
+{
+    struct space *s = spaces_get(&n->spaces, m->captures[0].s, m->captures[0].len);
+    if (!s) {
+        conn_respond_error(c, 404, "no such space");
+        return;
+    }
+    if (node_key_is_limited(n, c)) return;
+    char key[128];
+    size_t klen = 0;
+    const char *url = conn_str(c, c->url), *q = memchr(url, '?', c->url.len);
+    const char *kv = NULL;
+    if (q) {
+        for (const char *p = q + 1; p < url + c->url.len;) {
+            const char *amp = memchr(p, '&', (size_t)(url + c->url.len - p));
+            const char *e = amp ? amp : url + c->url.len;
+            if (e - p > 4 && memcmp(p, "key=", 4) == 0) kv = p + 4, klen = (size_t)(e - kv);
+            p = e + 1;
+        }
+    }
+    bool ok;
+    if (kv && klen < sizeof(key)) {
+        memcpy(key, kv, klen);
+        key[klen] = '\0';
+        ok = true;
+    } else {
+        ok = api_request_key(c, key, sizeof(key), &klen) == 0;
+    }
+    ok = ok && registry_check_host_key(n->reg, s->rec.id, key, klen);
+    OPENSSL_cleanse(key, sizeof(key));
+    if (!ok) {
+        node_key_failed(n, c);
+        static const char body[] = "{\"error\": \"the monitor needs the host key\"}\n";
+        conn_respond(c, 401, "application/json", "", body, sizeof(body) - 1);
+        return;
+    }
+    if (s->rec.state == SPACE_ENDED) {
+        conn_respond_error(c, 410, "this space has ended");
+        return;
+    }
+    char rest[1];
+    size_t rest_len;
+    int is_head = c->method == ROUTE_HEAD;
+    int fd = conn_detach(c, rest, 0, &rest_len);
+    if (listener_start(&s->monitor, fd, is_head) < 0) close(fd);
 }
 
 void node_on_request(struct conn *c)
@@ -167,7 +282,42 @@ void node_on_request(struct conn *c)
         handle_listen(n, c, &m);
         break;
     case R_PUBLISH:
-        handle_publish(n, c, &m);
+        handle_publish(n, c, &m, false);
+        break;
+    case R_SPEAK:
+        handle_publish(n, c, &m, true);
+        break;
+    case R_MONITOR:
+        handle_monitor(n, c, &m);
+        break;
+    case R_LIVE:
+        api_live(n, c, m.captures[0].s, m.captures[0].len);
+        break;
+    case R_END:
+        api_end(n, c, m.captures[0].s, m.captures[0].len);
+        break;
+    case R_SPEAKERS:
+        api_speakers(n, c, m.captures[0].s, m.captures[0].len);
+        break;
+    case R_SPEAKER:
+        api_speaker_remove(n, c, m.captures[0].s, m.captures[0].len, m.captures[1].s,
+                           m.captures[1].len);
+        break;
+    case R_MUTE:
+    case R_UNMUTE:
+        api_speaker_mute(n, c, m.captures[0].s, m.captures[0].len, m.captures[1].s,
+                         m.captures[1].len, m.route->id == R_MUTE);
+        break;
+    case R_REQUESTS:
+        api_requests(n, c, m.captures[0].s, m.captures[0].len);
+        break;
+    case R_REQUEST:
+        api_request(n, c, m.captures[0].s, m.captures[0].len, m.captures[1].s, m.captures[1].len);
+        break;
+    case R_APPROVE:
+    case R_REFUSE:
+        api_request_decide(n, c, m.captures[0].s, m.captures[0].len, m.captures[1].s,
+                           m.captures[1].len, m.route->id == R_APPROVE);
         break;
     case R_SPACES:
         api_spaces(n, c);

@@ -38,6 +38,11 @@ struct config {
     int sndbuf_bytes;         /* listener socket send buffer, default 8192 */
     int stall_timeout_ms;     /* a listener making no progress is dropped, default 30000 */
     int publisher_timeout_ms; /* a silent publisher is dropped, default 10000 */
+    int program_channels;     /* channels of each space's program, default 1 */
+    int program_bitrate;      /* program bit rate, default 48000 */
+    int jitter_ms;            /* per-speaker jitter buffer, default 300 */
+    int max_speakers;         /* speakers a host may invite per space, default 13 */
+    int max_requests;         /* pending requests to speak per space, default 100 */
     char log_level[16];       /* error|warn|info|debug, default info */
     char log_format[8];       /* text|json, default text */
     char config_file[256];    /* where settings came from, if any */

@@ -30,7 +30,11 @@ enum chan_type {
 };
 
 /* Flags of a CHAN_SPACE message (its `a`). */
-enum { CHAN_SPACE_REQUIRE_TICKET = 1 };
+enum {
+    CHAN_SPACE_REQUIRE_TICKET = 1,
+    CHAN_SPACE_LIVE = 2,  /* the space is on the air: its listeners hear (else they wait) */
+    CHAN_SPACE_ENDED = 4, /* the space ended: close its listeners, answer joins 410 */
+};
 
 enum { CHAN_SPACE_MAX = 33, CHAN_MAX_PAYLOAD = (1 << 20) + (64 << 10) };
 

@@ -27,6 +27,7 @@
 #ifndef TRIBUNE_DELIVER_FEED_H
 #define TRIBUNE_DELIVER_FEED_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,7 +41,8 @@ struct chunk;
 
 /* Listener states (DESIGN.md, "Accounting"), kept as gauges updated on each
  * transition, never by scanning:
- *   waiting  admitted, no audio yet (the space has no program header)
+ *   waiting  admitted, no audio yet: the space has no program header, or
+ *            it is not live (scheduled or green: it hears silence)
  *   hearing  audio written, caught up to within 2 s of live (lag_chunks),
  *            no skip and no lag for the last FEED_HEAR_WINDOW_MS
  *   lagging  skipped to live, or blocked more than 2 s behind, within the
@@ -103,8 +105,10 @@ struct feed {
     size_t response_head_len;
     size_t burst_chunks; /* chunks of recent audio sent on join */
     uint64_t stall_timeout_ms;
-    int sndbuf;                          /* SO_SNDBUF for listener sockets, 0 = leave */
-    struct feed_stats stats;             /* read-only */
+    int sndbuf;              /* SO_SNDBUF for listener sockets, 0 = leave */
+    bool is_live;            /* read-only (feed_set_live): the space is on the air; default true */
+    bool is_ended;           /* read-only (feed_end): the space ended, joins are refused */
+    struct feed_stats stats; /* read-only */
     struct hist join_hist, session_hist; /* private: mirrored into stats */
 };
 
@@ -126,6 +130,14 @@ void feed_publish(struct feed *f, struct chunk *c);
  * lagging. Call every 100 ms or so (the workers do): the sweep's period adds
  * to the time the audience count takes to see a reader that stopped. */
 void feed_sweep(struct feed *f);
+
+/* The space went on or off the air. Off: hearing listeners count as waiting
+ * at once (one walk over the listeners: a state change, not the hot path).
+ * On: each listener counts as hearing after its next write that leaves it
+ * caught up (within one write interval). */
+void feed_set_live(struct feed *f, bool is_live);
+/* The space ended: every listener is closed; the feed stays (counters). */
+void feed_end(struct feed *f);
 
 /* Makes `fd` (a socket whose request was routed here) a listener of `f`:
  * the response head, then the header, a burst, then live chunks. With

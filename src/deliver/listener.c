@@ -109,7 +109,10 @@ static void mark_caught_up(struct listener *l)
     if (!l->has_cursor || l->state == LS_NONE) return;
     uint64_t now = loop_now_ms(l->feed->loop);
     bool is_recent = l->last_lag_ms && now - l->last_lag_ms < FEED_HEAR_WINDOW_MS;
-    set_state(l, is_recent ? LS_LAGGING : LS_HEARING);
+    if (!l->feed->is_live)
+        set_state(l, LS_WAITING); /* the space is not live: what it gets is silence */
+    else
+        set_state(l, is_recent ? LS_LAGGING : LS_HEARING);
 }
 
 /* Copies a histogram's numbers into the feed's stats (joins and closes only,
@@ -385,6 +388,7 @@ int feed_init(struct feed *f, struct loop *loop, size_t ring_chunks, size_t burs
     f->response_head_len = strlen(response_head);
     f->stall_timeout_ms = 30000;
     f->lag_chunks = 20;
+    f->is_live = true;
     hist_init(&f->join_hist, &hist_join_to_first_audio);
     hist_init(&f->session_hist, &hist_session_length);
     return 0;
@@ -423,6 +427,35 @@ void feed_fini(struct feed *f)
     close_all(&f->blocked);
     ring_fini(&f->ring);
     chunk_unref(&f->header);
+}
+
+/* Hearing listeners of list `head` wait again (their space left the air). */
+static void demote_all(struct list *head)
+{
+    struct list *pos, *tmp;
+    list_for_each_safe(pos, tmp, head)
+    {
+        struct listener *l = list_entry(pos, struct listener, node);
+        if (l->state == LS_HEARING) set_state(l, LS_WAITING);
+    }
+}
+
+void feed_set_live(struct feed *f, bool is_live)
+{
+    if (f->is_live == is_live) return;
+    f->is_live = is_live;
+    if (is_live) return; /* each listener is promoted by its next write */
+    for (int b = 0; b < FEED_MAX_BUCKETS; b++)
+        demote_all(&f->ready[b]);
+    demote_all(&f->blocked);
+}
+
+void feed_end(struct feed *f)
+{
+    f->is_ended = true;
+    for (int b = 0; b < FEED_MAX_BUCKETS; b++)
+        close_all(&f->ready[b]);
+    close_all(&f->blocked);
 }
 
 /* Writes to the listeners of bucket b. A listener that blocks moves to

@@ -193,6 +193,10 @@ static void on_request(struct conn *c)
         return;
     }
     if (wf->require_ticket && !has_valid_ticket(w, c, wf)) return;
+    if (wf->feed.is_ended) {
+        conn_respond_error(c, 410, "this space has ended");
+        return;
+    }
     int is_head = c->method == ROUTE_HEAD;
     size_t none;
     int fd = conn_detach(c, NULL, 0, &none);
@@ -269,7 +273,10 @@ static void on_message(struct worker *w, const struct chan_msg *m, const void *p
     struct chunk *c;
     switch (m->type) {
     case CHAN_SPACE:
-        if ((wf = add_feed(w, m->space))) wf->require_ticket = m->a & CHAN_SPACE_REQUIRE_TICKET;
+        if (!(wf = add_feed(w, m->space))) break;
+        wf->require_ticket = m->a & CHAN_SPACE_REQUIRE_TICKET;
+        feed_set_live(&wf->feed, (m->a & CHAN_SPACE_LIVE) != 0);
+        if ((m->a & CHAN_SPACE_ENDED) && !wf->feed.is_ended) feed_end(&wf->feed);
         break;
     case CHAN_TICKET_KEY:
         if (m->len != TICKET_KEY_BYTES) break;

@@ -66,6 +66,22 @@ static void publisher_free(struct deferred *d)
     free(pub);
 }
 
+/* The program (or mixer) stops reading the publisher. */
+static void detach(struct publisher *pub)
+{
+    if (!pub->is_attached) return;
+    pub->is_attached = false;
+    if (pub->ev.on_attach)
+        pub->ev.on_attach(pub, NULL, pub->ev.arg);
+    else
+        program_attach(pub->prog, NULL);
+}
+
+int publisher_channels(const struct publisher *pub)
+{
+    return pub->is_attached ? pub->src.channels : 0;
+}
+
 void publisher_close(struct publisher *pub)
 {
     if (pub->state == PUB_CLOSED) return;
@@ -76,8 +92,7 @@ void publisher_close(struct publisher *pub)
         close(pub->io.fd);
         pub->io.fd = -1;
     }
-    if (pub->is_attached) program_attach(pub->prog, NULL);
-    pub->is_attached = false;
+    detach(pub);
     if (was_streaming)
         log_info("publisher %s gone after %llu bytes", pub->peer, (unsigned long long)pub->bytes);
     loop_defer(pub->loop, &pub->dfr, publisher_free);
@@ -108,8 +123,7 @@ static void publisher_reject(struct publisher *pub, int err)
                  status, status == 415 ? "Unsupported Media Type" : "Bad Request", bl, body);
         send_text(pub, resp);
     }
-    if (pub->is_attached) program_attach(pub->prog, NULL);
-    pub->is_attached = false;
+    detach(pub);
     shutdown(pub->io.fd, SHUT_WR);
     pub->state = PUB_LINGERING;
     pub->last_data_ms = loop_now_ms(pub->loop);
@@ -141,7 +155,10 @@ static void attach_when_ready(struct publisher *pub)
     pub->src.channels = h ? h->channels : 1;
     if (!pub->is_expect_continue && !pub->is_legacy) send_text(pub, "HTTP/1.1 200 OK\r\n\r\n");
     pub->is_attached = true;
-    program_attach(pub->prog, &pub->src);
+    if (pub->ev.on_attach)
+        pub->ev.on_attach(pub, &pub->src, pub->ev.arg);
+    else
+        program_attach(pub->prog, &pub->src);
     log_info("publisher %s streaming (%d channel%s)", pub->peer, pub->src.channels,
              pub->src.channels > 1 ? "s" : "");
 }

@@ -19,11 +19,16 @@
 
 struct publisher;
 struct program;
+struct program_source;
 
 struct publisher_events {
     /* The publisher is gone (closed by either side); `arg` as given. The
      * publisher detaches itself from the program first. */
     void (*on_gone)(struct publisher *pub, void *arg);
+    /* Optional: the publisher's stream is valid and ready to be read (`src`),
+     * or must no longer be read (`src` NULL). Without it the publisher
+     * attaches itself to `prog` (program_attach). */
+    void (*on_attach)(struct publisher *pub, struct program_source *src, void *arg);
     void *arg;
 };
 
@@ -39,6 +44,8 @@ struct publisher *publisher_start(struct loop *loop, int fd, struct program *pro
 /* 1 when the publisher's stream ended and its queue is playing out: a new
  * publisher may replace it (publisher_close it first). */
 int publisher_is_draining(const struct publisher *pub);
+/* The publisher's stream channels (1 or 2; 0 before its header was read). */
+int publisher_channels(const struct publisher *pub);
 /* Closes the publisher (e.g. at shutdown); on_gone is called. */
 void publisher_close(struct publisher *pub);
 /* Closes the publisher if it sent nothing for its timeout. Call each second. */

@@ -15,6 +15,7 @@ int program_init(struct program *p, struct loop *loop, struct feed *feed, int ch
 {
     memset(p, 0, sizeof(*p));
     p->loop = loop;
+    p->is_on_air = true;
     timer_init(&p->tick, on_tick);
     uint32_t serial = (uint32_t)(clock_us() * 2654435761u);
     return ogg_pkg_init(&p->pkg, feed, serial, chunk_ms);
@@ -24,6 +25,12 @@ void program_fini(struct program *p)
 {
     timer_stop(&p->tick);
     ogg_pkg_fini(&p->pkg);
+    if (p->has_monitor) ogg_pkg_fini(&p->monitor);
+}
+
+void program_stop(struct program *p)
+{
+    timer_stop(&p->tick);
 }
 
 /* Encodes 20 ms of digital silence once, with the program's channel count. */
@@ -47,6 +54,9 @@ static int program_start(struct program *p, int channels)
     if (err < 0) return err;
     err = ogg_pkg_start(&p->pkg, channels, "Tribune");
     if (err < 0) return err;
+    if (p->has_monitor && (err = ogg_pkg_start(&p->monitor, channels, "Tribune monitor")) < 0)
+        return err;
+    p->channels = channels;
     p->is_started = true;
     p->start_ms = loop_now_ms(p->loop);
     p->samples = 0;
@@ -57,8 +67,12 @@ static int program_start(struct program *p, int channels)
 static void emit(struct program *p, const uint8_t *data, size_t len, int samples)
 {
     p->samples += (uint64_t)samples;
-    if (ogg_pkg_packet(&p->pkg, data, len, samples) < 0)
-        log_limited(LOG_ERROR, 1, "program: out of memory");
+    /* Off the air (scheduled, green) listeners get silence of the same
+     * length; the host's monitor gets the program itself. */
+    int err = p->is_on_air ? ogg_pkg_packet(&p->pkg, data, len, samples)
+                           : ogg_pkg_packet(&p->pkg, p->silence, p->silence_len, samples);
+    if (err == 0 && p->has_monitor) err = ogg_pkg_packet(&p->monitor, data, len, samples);
+    if (err < 0) log_limited(LOG_ERROR, 1, "program: out of memory");
 }
 
 /* True when the attached source may be read: its jitter buffer filled since
@@ -121,4 +135,25 @@ int program_set_fallback(struct program *p, struct program_source *s)
     p->fallback = s;
     if (s && !p->is_started) return program_start(p, s->channels);
     return 0;
+}
+
+int program_set_monitor(struct program *p, struct feed *monitor, int chunk_ms)
+{
+    if (p->has_monitor) return 0;
+    uint32_t serial = (uint32_t)(clock_us() * 2246822519u) ^ 0x5bd1e995u;
+    int err = ogg_pkg_init(&p->monitor, monitor, serial, chunk_ms);
+    if (err < 0) return err;
+    p->has_monitor = true;
+    if (p->is_started) err = ogg_pkg_start(&p->monitor, p->channels, "Tribune monitor");
+    return err;
+}
+
+void program_set_on_air(struct program *p, bool is_on_air)
+{
+    p->is_on_air = is_on_air;
+}
+
+uint64_t program_granule(const struct program *p)
+{
+    return p->pkg.granule > 0 ? (uint64_t)p->pkg.granule : 0;
 }

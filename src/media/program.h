@@ -65,6 +65,10 @@ struct program {
     size_t silence_len;              /* private */
     bool is_started;                 /* read-only */
     bool is_primed;                  /* read-only: the source's jitter buffer has filled */
+    bool is_on_air;                  /* read-only: listeners get the source (else silence) */
+    bool has_monitor;                /* read-only */
+    int channels;                    /* read-only: once started */
+    struct ogg_pkg monitor;          /* private: the host's monitor, always the source */
 };
 
 int program_init(struct program *p, struct loop *loop, struct feed *feed, int chunk_ms);
@@ -73,5 +77,16 @@ void program_fini(struct program *p);
 int program_attach(struct program *p, struct program_source *s);
 /* A fallback source used whenever no source is attached (the demo speaker). */
 int program_set_fallback(struct program *p, struct program_source *s);
+/* Also packages the program into `monitor` (the host's green-room stream),
+ * whatever is on the air. 0 or negative errno. */
+int program_set_monitor(struct program *p, struct feed *monitor, int chunk_ms);
+/* On the air (default), listeners get the source; off the air (a space
+ * scheduled or green), silence of the same length, from the next frame. */
+void program_set_on_air(struct program *p, bool is_on_air);
+/* The Ogg granule position of the last packet emitted (0 before any):
+ * the numbering of the granules in the listeners' pages. */
+uint64_t program_granule(const struct program *p);
+/* Stops the clock (a space that ended). */
+void program_stop(struct program *p);
 
 #endif

@@ -14,6 +14,14 @@
  * is those hex chars, so the stored hash is SHA-256 over the hex string, and a
  * presented key of any length and content is hashed the same way and compared
  * with CRYPTO_memcmp: the comparison never depends on where the bytes differ.
+ * Speaker keys and request tokens (schema 3) are made and checked the same way.
+ * The one secret kept in clear is an approved request's pickup_key: the new
+ * speaker's key, waiting for the requester to collect it once; pickup sets it
+ * to NULL.
+ *
+ * Calls that read and then write (a speaker added under a cap, a request filed
+ * under a cap, a key picked up and cleared) run inside BEGIN IMMEDIATE ...
+ * COMMIT, so the check and the write see the same database.
  */
 #include "space/registry.h"
 
@@ -39,8 +47,30 @@ enum stmt_id {
     ST_GET_HASH,
     ST_SET_HASH,
     ST_SET_TICKET,
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_SPACE_EXISTS,
+    ST_SPK_INSERT,
+    ST_SPK_DELETE,
+    ST_SPK_GET,
+    ST_SPK_SET_MUTED,
+    ST_SPK_LIST,
+    ST_SPK_COUNT,
+    ST_SPK_HASH,
+    ST_REQ_INSERT,
+    ST_REQ_PENDING,
+    ST_REQ_GET,
+    ST_REQ_LIST,
+    ST_REQ_HASH,
+    ST_REQ_DECIDE,
+    ST_REQ_KEY_GET,
+    ST_REQ_KEY_CLEAR,
     ST_COUNT
 };
+
+/* The SQL below spells REQUEST_PENDING as the literal 0. */
+_Static_assert(REQUEST_PENDING == 0, "requests.state 0 must mean pending");
 
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_INSERT] = "INSERT INTO spaces(id, title, starts_at, created_at, state, host_key_hash) "
@@ -53,6 +83,31 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_GET_HASH] = "SELECT host_key_hash FROM spaces WHERE id = ?1",
     [ST_SET_HASH] = "UPDATE spaces SET host_key_hash = ?2 WHERE id = ?1",
     [ST_SET_TICKET] = "UPDATE spaces SET require_ticket = ?2 WHERE id = ?1",
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SPACE_EXISTS] = "SELECT 1 FROM spaces WHERE id = ?1",
+    [ST_SPK_INSERT] = "INSERT INTO speakers(space_id, name, key_hash, created_at) "
+                      "VALUES(?1, ?2, ?3, ?4)",
+    [ST_SPK_DELETE] = "DELETE FROM speakers WHERE space_id = ?1 AND name = ?2",
+    [ST_SPK_GET] = "SELECT name, muted, created_at FROM speakers WHERE space_id = ?1 AND name = ?2",
+    [ST_SPK_SET_MUTED] = "UPDATE speakers SET muted = ?3 WHERE space_id = ?1 AND name = ?2",
+    [ST_SPK_LIST] = "SELECT name, muted, created_at FROM speakers WHERE space_id = ?1 "
+                    "ORDER BY created_at, rowid",
+    [ST_SPK_COUNT] = "SELECT count(*) FROM speakers WHERE space_id = ?1",
+    [ST_SPK_HASH] = "SELECT key_hash FROM speakers WHERE space_id = ?1 AND name = ?2",
+    [ST_REQ_INSERT] = "INSERT INTO requests(space_id, name, token_hash, state, created_at) "
+                      "VALUES(?1, ?2, ?3, 0, ?4)",
+    [ST_REQ_PENDING] = "SELECT count(*) FROM requests WHERE space_id = ?1 AND state = 0",
+    [ST_REQ_GET] =
+        "SELECT id, name, state, created_at FROM requests WHERE space_id = ?1 AND id = ?2",
+    [ST_REQ_LIST] = "SELECT id, name, state, created_at FROM requests WHERE space_id = ?1 "
+                    "ORDER BY state <> 0, created_at, id",
+    [ST_REQ_HASH] = "SELECT token_hash FROM requests WHERE space_id = ?1 AND id = ?2",
+    [ST_REQ_DECIDE] = "UPDATE requests SET state = ?3, pickup_key = ?4 "
+                      "WHERE space_id = ?1 AND id = ?2 AND state = 0",
+    [ST_REQ_KEY_GET] = "SELECT pickup_key FROM requests WHERE space_id = ?1 AND id = ?2",
+    [ST_REQ_KEY_CLEAR] = "UPDATE requests SET pickup_key = NULL WHERE space_id = ?1 AND id = ?2",
 };
 
 /* migrations[i] upgrades schema version i to i + 1. Append only. */
@@ -61,6 +116,15 @@ static const char *const migrations[] = {
     "created_at INTEGER NOT NULL, state INTEGER NOT NULL, host_key_hash BLOB NOT NULL);",
     /* 1 -> 2: join tickets (issue 5 item 5); every existing space admits without. */
     "ALTER TABLE spaces ADD COLUMN require_ticket INTEGER NOT NULL DEFAULT 0;",
+    /* 2 -> 3: speakers and requests to speak (issue 6). A request's state is
+     * enum request_state; pickup_key is the approved speaker's key in clear
+     * until the requester collects it (then NULL). */
+    "CREATE TABLE speakers(space_id TEXT NOT NULL, name TEXT NOT NULL, key_hash BLOB NOT NULL, "
+    "muted INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, PRIMARY KEY(space_id, name));"
+    "CREATE TABLE requests(id INTEGER PRIMARY KEY AUTOINCREMENT, space_id TEXT NOT NULL, "
+    "name TEXT NOT NULL, token_hash BLOB NOT NULL, state INTEGER NOT NULL, "
+    "created_at INTEGER NOT NULL, pickup_key TEXT);"
+    "CREATE INDEX requests_by_space_state ON requests(space_id, state);",
 };
 enum { SCHEMA_VERSION = sizeof(migrations) / sizeof(migrations[0]) };
 
@@ -203,14 +267,48 @@ void registry_close(struct registry *reg)
 
 /* ---- ids and keys ---- */
 
-bool space_id_is_valid(const char *id, size_t len)
+/* True if s[0..len) matches [A-Za-z0-9_-]{1,max}: safe as a URL path segment. */
+static bool segment_is_valid(const char *s, size_t len, size_t max)
 {
-    if (!id || len == 0 || len > SPACE_ID_MAX) return false;
+    if (!s || len == 0 || len > max) return false;
     for (size_t i = 0; i < len; i++) {
-        char c = id[i];
+        char c = s[i];
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                   c == '_' || c == '-';
         if (!ok) return false;
+    }
+    return true;
+}
+
+bool space_id_is_valid(const char *id, size_t len)
+{
+    return segment_is_valid(id, len, SPACE_ID_MAX);
+}
+
+bool speaker_name_is_valid(const char *name, size_t len)
+{
+    return segment_is_valid(name, len, SPEAKER_NAME_MAX);
+}
+
+/* The same test for a NUL-terminated name, reading at most SPEAKER_NAME_MAX + 1 bytes. */
+static bool name_is_valid(const char *name)
+{
+    return name && speaker_name_is_valid(name, strnlen(name, SPEAKER_NAME_MAX + 1));
+}
+
+/* A name a speaker may take: valid, and not "host", which names the host's own
+ * publisher in URLs (.../publish/host) and so can belong to no speaker. */
+static bool name_is_available(const char *name)
+{
+    return name_is_valid(name) && strcmp(name, "host") != 0;
+}
+
+/* True if `key` is exactly SPACE_KEY_HEX lowercase hex characters and a NUL. */
+static bool key_is_well_formed(const char *key)
+{
+    if (!key || strnlen(key, SPACE_KEY_HEX + 1) != SPACE_KEY_HEX) return false;
+    for (size_t i = 0; i < SPACE_KEY_HEX; i++) {
+        if (!((key[i] >= '0' && key[i] <= '9') || (key[i] >= 'a' && key[i] <= 'f'))) return false;
     }
     return true;
 }
@@ -428,6 +526,25 @@ int registry_set_require_ticket(struct registry *reg, const char *id, bool requi
     return update_by_id(reg, st, id, "set require_ticket");
 }
 
+/* Steps `st` (its parameters bound by the caller) and compares the stored hash
+ * in its first column with `given` in constant time; false when there is no
+ * row. Resets `st`. */
+static bool stored_hash_matches(struct registry *reg, sqlite3_stmt *st,
+                                const unsigned char given[SHA256_DIGEST_LENGTH], const char *what)
+{
+    int rc = sqlite3_step(st);
+    bool ok = false;
+    if (rc == SQLITE_ROW) {
+        const void *stored = sqlite3_column_blob(st, 0);
+        ok = stored && sqlite3_column_bytes(st, 0) == SHA256_DIGEST_LENGTH &&
+             CRYPTO_memcmp(stored, given, SHA256_DIGEST_LENGTH) == 0;
+    } else if (rc != SQLITE_DONE) {
+        db_fail(reg, what);
+    }
+    stmt_done(st);
+    return ok;
+}
+
 bool registry_check_host_key(struct registry *reg, const char *id, const char *key, size_t len)
 {
     if (!id_is_valid(id)) return false;
@@ -436,17 +553,7 @@ bool registry_check_host_key(struct registry *reg, const char *id, const char *k
     hash_key(key, len, given);
     sqlite3_stmt *st = reg->st[ST_GET_HASH];
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    bool ok = false;
-    if (rc == SQLITE_ROW) {
-        const void *stored = sqlite3_column_blob(st, 0);
-        ok = stored && sqlite3_column_bytes(st, 0) == SHA256_DIGEST_LENGTH &&
-             CRYPTO_memcmp(stored, given, SHA256_DIGEST_LENGTH) == 0;
-    } else if (rc != SQLITE_DONE) {
-        db_fail(reg, "check host key");
-    }
-    stmt_done(st);
-    return ok;
+    return stored_hash_matches(reg, st, given, "check host key");
 }
 
 int registry_rotate_host_key(struct registry *reg, const char *id, char key_out[SPACE_KEY_HEX + 1])
@@ -462,6 +569,375 @@ int registry_rotate_host_key(struct registry *reg, const char *id, char key_out[
     }
     if (err == 0) memcpy(key_out, key, sizeof(key));
     OPENSSL_cleanse(key, sizeof(key));
+    return err;
+}
+
+/* ---- transactions and small queries ---- */
+
+/* Steps a statement that returns no row (BEGIN, COMMIT, ROLLBACK). */
+static int step_done(struct registry *reg, enum stmt_id id, const char *what)
+{
+    sqlite3_stmt *st = reg->st[id];
+    int err = sqlite3_step(st) == SQLITE_DONE ? 0 : db_fail(reg, what);
+    stmt_done(st);
+    return err;
+}
+
+/* Runs fn(reg, arg) between BEGIN IMMEDIATE and COMMIT, rolling back when fn
+ * fails or the commit does. Returns fn's error, or -EIO. */
+static int in_transaction(struct registry *reg, int (*fn)(struct registry *reg, void *arg),
+                          void *arg)
+{
+    if (step_done(reg, ST_BEGIN, "begin") < 0) return -EIO;
+    int err = fn(reg, arg);
+    if (err == 0) err = step_done(reg, ST_COMMIT, "commit");
+    if (err < 0 && !sqlite3_get_autocommit(reg->db)) step_done(reg, ST_ROLLBACK, "rollback");
+    return err;
+}
+
+/* Steps a bound statement: 0 when it returns a row, -ENOENT when none, -EIO on
+ * failure. Resets it. */
+static int step_exists(struct registry *reg, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+    int err = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : db_fail(reg, what);
+    stmt_done(st);
+    return err;
+}
+
+/* 0 if space `id` exists (the caller has checked id_is_valid), else -ENOENT or -EIO. */
+static int space_exists(struct registry *reg, const char *id)
+{
+    sqlite3_stmt *st = reg->st[ST_SPACE_EXISTS];
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    return step_exists(reg, st, "space exists");
+}
+
+/* Steps a bound `SELECT count(*)`: the count, or -EIO. Resets it. */
+static int step_count(struct registry *reg, sqlite3_stmt *st, const char *what)
+{
+    int n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : db_fail(reg, what);
+    stmt_done(st);
+    return n;
+}
+
+/* Steps a bound UPDATE or DELETE: 0, -ENOENT when it changed no row, or -EIO. */
+static int step_change(struct registry *reg, sqlite3_stmt *st, const char *what)
+{
+    int err = 0;
+    if (sqlite3_step(st) != SQLITE_DONE)
+        err = db_fail(reg, what);
+    else if (sqlite3_changes(reg->db) == 0)
+        err = -ENOENT;
+    stmt_done(st);
+    return err;
+}
+
+/* Binds (space id, speaker name) as ?1 and ?2. */
+static sqlite3_stmt *bind_speaker(struct registry *reg, enum stmt_id id, const char *space,
+                                  const char *name)
+{
+    sqlite3_stmt *st = reg->st[id];
+    sqlite3_bind_text(st, 1, space, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    return st;
+}
+
+/* Binds (space id, request id) as ?1 and ?2. */
+static sqlite3_stmt *bind_request(struct registry *reg, enum stmt_id id, const char *space,
+                                  int64_t rid)
+{
+    sqlite3_stmt *st = reg->st[id];
+    sqlite3_bind_text(st, 1, space, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, rid);
+    return st;
+}
+
+/* ---- speakers ---- */
+
+/* Fills *out from a row of (name, muted, created_at). */
+static void read_speaker(sqlite3_stmt *st, struct speaker_record *out)
+{
+    memset(out, 0, sizeof(*out));
+    copy_text(out->name, sizeof(out->name), st, 0);
+    out->is_muted = sqlite3_column_int(st, 1) != 0;
+    out->created_at = sqlite3_column_int64(st, 2);
+}
+
+struct speaker_add {
+    const char *id, *name;
+    int max;
+    const unsigned char *hash;
+};
+
+/* The body of registry_speaker_add's transaction: existence, duplicate, cap, insert. */
+static int speaker_add_tx(struct registry *reg, void *arg)
+{
+    const struct speaker_add *a = arg;
+    int err = space_exists(reg, a->id);
+    if (err < 0) return err;
+    err = step_exists(reg, bind_speaker(reg, ST_SPK_HASH, a->id, a->name), "speaker exists");
+    if (err != -ENOENT) return err == 0 ? -EEXIST : err;
+    sqlite3_stmt *st = reg->st[ST_SPK_COUNT];
+    sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
+    int n = step_count(reg, st, "count speakers");
+    if (n < 0) return n;
+    if (n >= a->max) return -ENOSPC;
+    st = bind_speaker(reg, ST_SPK_INSERT, a->id, a->name);
+    sqlite3_bind_blob(st, 3, a->hash, SHA256_DIGEST_LENGTH, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, (int64_t)time(NULL));
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        err = 0;
+    else if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) /* not expected: checked above, same transaction */
+        err = -EEXIST;
+    else
+        err = db_fail(reg, "insert speaker");
+    stmt_done(st);
+    return err;
+}
+
+int registry_speaker_add(struct registry *reg, const char *id, const char *name, int max,
+                         char key_out[SPACE_KEY_HEX + 1])
+{
+    if (!id_is_valid(id)) return -ENOENT;
+    if (!name_is_available(name)) return -EINVAL;
+    char key[SPACE_KEY_HEX + 1];
+    unsigned char hash[SHA256_DIGEST_LENGTH];
+    int err = new_key(key, hash);
+    struct speaker_add a = {.id = id, .name = name, .max = max, .hash = hash};
+    if (err == 0) err = in_transaction(reg, speaker_add_tx, &a);
+    if (err == 0) memcpy(key_out, key, sizeof(key));
+    OPENSSL_cleanse(key, sizeof(key));
+    return err;
+}
+
+int registry_speaker_remove(struct registry *reg, const char *id, const char *name)
+{
+    if (!id_is_valid(id) || !name_is_valid(name)) return -ENOENT;
+    return step_change(reg, bind_speaker(reg, ST_SPK_DELETE, id, name), "remove speaker");
+}
+
+int registry_speaker_get(struct registry *reg, const char *id, const char *name,
+                         struct speaker_record *out)
+{
+    if (!id_is_valid(id) || !name_is_valid(name)) return -ENOENT;
+    sqlite3_stmt *st = bind_speaker(reg, ST_SPK_GET, id, name);
+    int rc = sqlite3_step(st);
+    int err = 0;
+    if (rc == SQLITE_ROW)
+        read_speaker(st, out);
+    else
+        err = rc == SQLITE_DONE ? -ENOENT : db_fail(reg, "get speaker");
+    stmt_done(st);
+    return err;
+}
+
+int registry_speaker_set_muted(struct registry *reg, const char *id, const char *name, bool muted)
+{
+    if (!id_is_valid(id) || !name_is_valid(name)) return -ENOENT;
+    sqlite3_stmt *st = bind_speaker(reg, ST_SPK_SET_MUTED, id, name);
+    sqlite3_bind_int(st, 3, muted ? 1 : 0);
+    return step_change(reg, st, "set muted");
+}
+
+int registry_speaker_list(struct registry *reg, const char *id,
+                          int (*fn)(const struct speaker_record *r, void *arg), void *arg)
+{
+    if (!id_is_valid(id)) return -ENOENT;
+    int err = space_exists(reg, id);
+    if (err < 0) return err;
+    sqlite3_stmt *st = reg->st[ST_SPK_LIST];
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct speaker_record r;
+        read_speaker(st, &r);
+        if (fn(&r, arg) != 0) break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) err = db_fail(reg, "list speakers");
+    stmt_done(st);
+    return err;
+}
+
+int registry_speaker_count(struct registry *reg, const char *id)
+{
+    if (!id_is_valid(id)) return 0;
+    sqlite3_stmt *st = reg->st[ST_SPK_COUNT];
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    return step_count(reg, st, "count speakers");
+}
+
+bool registry_check_speaker_key(struct registry *reg, const char *id, const char *name,
+                                const char *key, size_t len)
+{
+    if (!id_is_valid(id) || !name_is_valid(name)) return false;
+    if (!key && len) return false;
+    unsigned char given[SHA256_DIGEST_LENGTH];
+    hash_key(key, len, given);
+    sqlite3_stmt *st = bind_speaker(reg, ST_SPK_HASH, id, name);
+    return stored_hash_matches(reg, st, given, "check speaker key");
+}
+
+/* ---- requests to speak ---- */
+
+/* Fills *out from a row of (id, name, state, created_at). */
+static int read_request(sqlite3_stmt *st, struct request_record *out)
+{
+    int state = sqlite3_column_int(st, 2);
+    if (state < REQUEST_PENDING || state > REQUEST_REFUSED) {
+        log_error("registry: request has unknown state %d", state);
+        return -EIO;
+    }
+    memset(out, 0, sizeof(*out));
+    out->id = sqlite3_column_int64(st, 0);
+    copy_text(out->name, sizeof(out->name), st, 1);
+    out->state = (enum request_state)state;
+    out->created_at = sqlite3_column_int64(st, 3);
+    return 0;
+}
+
+struct request_add {
+    const char *id, *name;
+    int max_pending;
+    const unsigned char *hash;
+    int64_t rid;
+};
+
+/* The body of registry_request_add's transaction: existence, cap, insert. */
+static int request_add_tx(struct registry *reg, void *arg)
+{
+    struct request_add *a = arg;
+    int err = space_exists(reg, a->id);
+    if (err < 0) return err;
+    sqlite3_stmt *st = reg->st[ST_REQ_PENDING];
+    sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
+    int n = step_count(reg, st, "count pending requests");
+    if (n < 0) return n;
+    if (n >= a->max_pending) return -ENOSPC;
+    st = bind_speaker(reg, ST_REQ_INSERT, a->id, a->name);
+    sqlite3_bind_blob(st, 3, a->hash, SHA256_DIGEST_LENGTH, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, (int64_t)time(NULL));
+    err = sqlite3_step(st) == SQLITE_DONE ? 0 : db_fail(reg, "insert request");
+    if (err == 0) a->rid = sqlite3_last_insert_rowid(reg->db);
+    stmt_done(st);
+    return err;
+}
+
+int registry_request_add(struct registry *reg, const char *id, const char *name, int max_pending,
+                         int64_t *rid_out, char token_out[SPACE_KEY_HEX + 1])
+{
+    if (!id_is_valid(id)) return -ENOENT;
+    if (!name_is_available(name)) return -EINVAL;
+    char token[SPACE_KEY_HEX + 1];
+    unsigned char hash[SHA256_DIGEST_LENGTH];
+    int err = new_key(token, hash);
+    struct request_add a = {.id = id, .name = name, .max_pending = max_pending, .hash = hash};
+    if (err == 0) err = in_transaction(reg, request_add_tx, &a);
+    if (err == 0) {
+        *rid_out = a.rid;
+        memcpy(token_out, token, sizeof(token));
+    }
+    OPENSSL_cleanse(token, sizeof(token));
+    return err;
+}
+
+int registry_request_get(struct registry *reg, const char *id, int64_t rid,
+                         struct request_record *out)
+{
+    if (!id_is_valid(id) || rid <= 0) return -ENOENT;
+    sqlite3_stmt *st = bind_request(reg, ST_REQ_GET, id, rid);
+    int rc = sqlite3_step(st);
+    int err;
+    if (rc == SQLITE_ROW)
+        err = read_request(st, out);
+    else
+        err = rc == SQLITE_DONE ? -ENOENT : db_fail(reg, "get request");
+    stmt_done(st);
+    return err;
+}
+
+int registry_request_list(struct registry *reg, const char *id,
+                          int (*fn)(const struct request_record *r, void *arg), void *arg)
+{
+    if (!id_is_valid(id)) return -ENOENT;
+    int err = space_exists(reg, id);
+    if (err < 0) return err;
+    sqlite3_stmt *st = reg->st[ST_REQ_LIST];
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct request_record r;
+        if ((err = read_request(st, &r)) < 0 || fn(&r, arg) != 0) break;
+    }
+    if (err == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE) err = db_fail(reg, "list requests");
+    stmt_done(st);
+    return err;
+}
+
+bool registry_check_request_token(struct registry *reg, const char *id, int64_t rid,
+                                  const char *token, size_t len)
+{
+    if (!id_is_valid(id) || rid <= 0) return false;
+    if (!token && len) return false;
+    unsigned char given[SHA256_DIGEST_LENGTH];
+    hash_key(token, len, given);
+    sqlite3_stmt *st = bind_request(reg, ST_REQ_HASH, id, rid);
+    return stored_hash_matches(reg, st, given, "check request token");
+}
+
+int registry_request_decide(struct registry *reg, const char *id, int64_t rid, bool approve,
+                            const char *speaker_key)
+{
+    if (!id_is_valid(id) || rid <= 0) return -ENOENT;
+    if (approve && !key_is_well_formed(speaker_key)) return -EINVAL;
+    sqlite3_stmt *st = bind_request(reg, ST_REQ_DECIDE, id, rid);
+    sqlite3_bind_int(st, 3, approve ? REQUEST_APPROVED : REQUEST_REFUSED);
+    if (approve)
+        sqlite3_bind_text(st, 4, speaker_key, SPACE_KEY_HEX, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 4);
+    int err = step_change(reg, st, "decide request");
+    if (err != -ENOENT) return err;
+    /* Nothing changed: either no such request, or it was no longer pending. */
+    err = step_exists(reg, bind_request(reg, ST_REQ_GET, id, rid), "get request");
+    return err == 0 ? -EALREADY : err;
+}
+
+struct request_pickup {
+    const char *id;
+    int64_t rid;
+    char key[SPACE_KEY_HEX + 1];
+};
+
+/* The body of registry_request_pickup's transaction: read the key, then clear it. */
+static int request_pickup_tx(struct registry *reg, void *arg)
+{
+    struct request_pickup *p = arg;
+    sqlite3_stmt *st = bind_request(reg, ST_REQ_KEY_GET, p->id, p->rid);
+    int rc = sqlite3_step(st);
+    int err = -ENOENT;
+    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+        err = sqlite3_column_bytes(st, 0) == SPACE_KEY_HEX ? 0 : -EIO;
+        if (err == 0) copy_text(p->key, sizeof(p->key), st, 0);
+        if (err < 0)
+            log_error("registry: request %lld has a malformed pickup key", (long long)p->rid);
+    } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        err = db_fail(reg, "get pickup key");
+    }
+    stmt_done(st);
+    if (err < 0) return err;
+    return step_change(reg, bind_request(reg, ST_REQ_KEY_CLEAR, p->id, p->rid), "clear pickup key");
+}
+
+int registry_request_pickup(struct registry *reg, const char *id, int64_t rid,
+                            char key_out[SPACE_KEY_HEX + 1])
+{
+    if (!id_is_valid(id) || rid <= 0) return -ENOENT;
+    struct request_pickup p = {.id = id, .rid = rid};
+    int err = in_transaction(reg, request_pickup_tx, &p);
+    if (err == 0) memcpy(key_out, p.key, sizeof(p.key));
+    OPENSSL_cleanse(p.key, sizeof(p.key));
     return err;
 }
 

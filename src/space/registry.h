@@ -67,7 +67,10 @@ int registry_rotate_host_key(struct registry *reg, const char *id, char key_out[
 
 /* ---- speakers (issue 6): invited by the host, each with its own key ----
  * A speaker's name matches [A-Za-z0-9_-]{1,32} (it is a URL path segment); "host" is reserved
- * for the host's own publisher. Keys are shown once and stored as SHA-256, as host keys. */
+ * for the host's own publisher: speaker_name_is_valid accepts it (as a URL segment it is
+ * valid), but registry_speaker_add and registry_request_add refuse it with -EINVAL. Keys are
+ * shown once and stored as SHA-256, as host keys. An id that is not valid is treated as an
+ * unknown space (-ENOENT, or false), and so is a name, except when adding (-EINVAL). */
 enum { SPEAKER_NAME_MAX = 32 };
 
 struct speaker_record {
@@ -77,8 +80,11 @@ struct speaker_record {
 };
 
 /* Invites speaker `name` into space `id`: writes its key (shown once) to key_out. -EEXIST when
- * the space already has a speaker of that name, -ENOSPC when it has `max` speakers, -EINVAL for
- * a bad name, -ENOENT for an unknown space. */
+ * the space already has a speaker of that name, -ENOSPC when it has `max` speakers (or more;
+ * max <= 0 refuses all), -EINVAL for a bad name or "host", -ENOENT for an unknown space. A bad
+ * name is refused before the space is looked up, and a duplicate is reported before a full
+ * space; the checks and the insert run in one transaction. A removed speaker added again gets
+ * a new key. */
 int registry_speaker_add(struct registry *reg, const char *id, const char *name, int max,
                          char key_out[SPACE_KEY_HEX + 1]);
 /* Removes the speaker (its key stops working at once). -ENOENT when there is none. */
@@ -87,10 +93,10 @@ int registry_speaker_get(struct registry *reg, const char *id, const char *name,
                          struct speaker_record *out);
 int registry_speaker_set_muted(struct registry *reg, const char *id, const char *name, bool muted);
 /* Calls `fn` for each speaker of space `id`, oldest first; stops early if fn returns non-zero.
- * fn must not call registry_speaker_list. */
+ * fn must not call registry_speaker_list. -ENOENT for an unknown space. */
 int registry_speaker_list(struct registry *reg, const char *id,
                           int (*fn)(const struct speaker_record *r, void *arg), void *arg);
-/* Number of speakers of space `id` (0 for an unknown space). */
+/* Number of speakers of space `id` (0 for an unknown space), or -EIO. */
 int registry_speaker_count(struct registry *reg, const char *id);
 /* True if `key` (any length, any bytes) is the key of speaker `name` of space `id`. Constant
  * time in where the key differs; false for an unknown space or name. */
@@ -109,27 +115,36 @@ struct request_record {
 
 /* Files a request to speak as `name`. Writes its id and a token (shown once; the requester
  * presents it to read the outcome) as SPACE_KEY_HEX hex + NUL. -ENOSPC when the space already
- * has `max_pending` pending requests, -EINVAL for a bad name, -ENOENT for an unknown space. */
+ * has `max_pending` pending requests (count and insert in one transaction), -EINVAL for a bad
+ * name or "host" (no speaker could take it), -ENOENT for an unknown space. The name need not
+ * be free: the host's approval is what adds the speaker (and may then meet -EEXIST). */
 int registry_request_add(struct registry *reg, const char *id, const char *name, int max_pending,
                          int64_t *rid_out, char token_out[SPACE_KEY_HEX + 1]);
+/* -ENOENT when space `id` has no request `rid` (a request is only found under its own space). */
 int registry_request_get(struct registry *reg, const char *id, int64_t rid,
                          struct request_record *out);
 /* Calls `fn` for each request of space `id`: pending first, then decided; oldest first within.
- * fn must not call registry_request_list. */
+ * fn must not call registry_request_list. -ENOENT for an unknown space. */
 int registry_request_list(struct registry *reg, const char *id,
                           int (*fn)(const struct request_record *r, void *arg), void *arg);
-/* True if `token` is request rid's token (constant time). */
+/* True if `token` (any length, any bytes) is request rid's token in space `id` (constant time
+ * in where it differs, as host keys); false for an unknown space or request. */
 bool registry_check_request_token(struct registry *reg, const char *id, int64_t rid,
                                   const char *token, size_t len);
 /* Decides a pending request. On approval `speaker_key` (the new speaker's key, 32 hex chars)
- * is kept for the requester to pick up once; refusal passes NULL. -EALREADY when not pending. */
+ * is kept for the requester to pick up once; refusal passes NULL. -EALREADY when not pending,
+ * -ENOENT for an unknown request, -EINVAL when approving without a key of exactly
+ * SPACE_KEY_HEX lowercase hex chars (a refusal ignores speaker_key). The key waits in the
+ * database in clear until picked up: the only secret stored so. */
 int registry_request_decide(struct registry *reg, const char *id, int64_t rid, bool approve,
                             const char *speaker_key);
-/* Hands out the speaker key stored by an approval, once: later calls get -ENOENT. */
+/* Hands out the speaker key stored by an approval, once, as SPACE_KEY_HEX hex + NUL: later
+ * calls get -ENOENT, as do pending, refused and unknown requests. Read and clear are one
+ * transaction. The caller checks the request's token first. */
 int registry_request_pickup(struct registry *reg, const char *id, int64_t rid,
                             char key_out[SPACE_KEY_HEX + 1]);
 
-/* True if `name` matches [A-Za-z0-9_-]{1,SPEAKER_NAME_MAX}. */
+/* True if `name` matches [A-Za-z0-9_-]{1,SPEAKER_NAME_MAX}; true for "host" (see above). */
 bool speaker_name_is_valid(const char *name, size_t len);
 
 const char *space_state_name(enum space_state s);

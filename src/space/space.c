@@ -8,8 +8,11 @@
 #include "deliver/chunk.h"
 #include "media/demo.h"
 #include "media/ingest.h"
+#include "media/mixer.h"
 
 enum { SWEEP_MS = 100 };
+
+static void slot_free(struct speaker *sp);
 
 static void on_sweep(struct timer *t)
 {
@@ -19,10 +22,14 @@ static void on_sweep(struct timer *t)
     {
         struct space *s = list_entry(pos, struct space, node);
         feed_sweep(&s->ogg);
+        feed_sweep(&s->monitor);
         struct feed_stats st;
         space_stats(s, &st);
         if (st.hearing > s->peak_hearing) s->peak_hearing = st.hearing;
-        if (s->publisher) publisher_sweep(s->publisher);
+        for (int i = 0; i < SPACE_SPEAKERS_MAX; i++) {
+            struct speaker *sp = s->speakers[i];
+            if (sp && sp->pub) publisher_sweep(sp->pub);
+        }
     }
     timer_start(ss->loop, t, loop_now_ms(ss->loop) + SWEEP_MS);
 }
@@ -40,11 +47,23 @@ int spaces_init(struct spaces *ss, struct loop *loop, struct registry *reg,
     return 0;
 }
 
+static void close_speakers(struct space *s)
+{
+    for (int i = 0; i < SPACE_SPEAKERS_MAX; i++) {
+        struct speaker *sp = s->speakers[i];
+        if (sp && sp->pub) publisher_close(sp->pub); /* on_gone frees the slot */
+    }
+}
+
 static void space_free(struct space *s)
 {
-    if (s->publisher) publisher_close(s->publisher);
+    close_speakers(s);
+    for (int i = 0; i < SPACE_SPEAKERS_MAX; i++)
+        if (s->speakers[i]) slot_free(s->speakers[i]); /* the built-in speaker */
     program_fini(&s->program);
+    mixer_free(s->mixer);
     feed_fini(&s->ogg);
+    feed_fini(&s->monitor);
     demo_source_free(s->builtin);
     list_remove(&s->node);
     free(s);
@@ -104,6 +123,41 @@ void space_retire_worker(struct space *s, int w)
     memset(st, 0, sizeof(*st));
 }
 
+/* ---- speaker slots ---- */
+
+static struct speaker *slot_new(struct space *s, const char *name)
+{
+    for (int i = 0; i < SPACE_SPEAKERS_MAX; i++) {
+        if (s->speakers[i]) continue;
+        struct speaker *sp = calloc(1, sizeof(*sp));
+        if (!sp) return NULL;
+        sp->space = s;
+        snprintf(sp->name, sizeof(sp->name), "%s", name);
+        s->speakers[i] = sp;
+        return sp;
+    }
+    return NULL;
+}
+
+static void slot_free(struct speaker *sp)
+{
+    struct space *s = sp->space;
+    if (sp->in) mixer_remove(s->mixer, sp->in);
+    sp->in = NULL;
+    for (int i = 0; i < SPACE_SPEAKERS_MAX; i++)
+        if (s->speakers[i] == sp) s->speakers[i] = NULL;
+    free(sp);
+}
+
+struct speaker *space_speaker(struct space *s, const char *name)
+{
+    for (int i = 0; i < SPACE_SPEAKERS_MAX; i++) {
+        struct speaker *sp = s->speakers[i];
+        if (sp && strcmp(sp->name, name) == 0) return sp;
+    }
+    return NULL;
+}
+
 static struct space *space_new(struct spaces *ss, const struct space_record *rec)
 {
     const struct config *cfg = ss->cfg;
@@ -112,11 +166,34 @@ static struct space *space_new(struct spaces *ss, const struct space_record *rec
     s->owner = ss;
     s->rec = *rec;
     size_t chunk_ms = cfg->chunk_ms > 0 ? (size_t)cfg->chunk_ms : 100;
-    if (feed_init(&s->ogg, ss->loop, (size_t)cfg->ring_ms / chunk_ms,
-                  ((size_t)cfg->burst_ms + chunk_ms - 1) / chunk_ms, feed_ogg_response_head) < 0 ||
-        program_init(&s->program, ss->loop, &s->ogg, (int)chunk_ms) < 0) {
+    size_t ring = (size_t)cfg->ring_ms / chunk_ms;
+    size_t burst = ((size_t)cfg->burst_ms + chunk_ms - 1) / chunk_ms;
+    struct mixer_config mc = {.channels = cfg->program_channels == 2 ? 2 : 1,
+                              .bitrate = cfg->program_bitrate > 0 ? cfg->program_bitrate : 48000,
+                              .jitter_ms = cfg->jitter_ms,
+                              .complexity = -1};
+    if (feed_init(&s->ogg, ss->loop, ring, burst, feed_ogg_response_head) < 0) {
         free(s);
         return NULL;
+    }
+    if (feed_init(&s->monitor, ss->loop, ring, burst, feed_ogg_response_head) < 0 ||
+        program_init(&s->program, ss->loop, &s->ogg, (int)chunk_ms) < 0 ||
+        program_set_monitor(&s->program, &s->monitor, (int)chunk_ms) < 0 ||
+        !(s->mixer = mixer_new(&mc))) {
+        program_fini(&s->program);
+        feed_fini(&s->monitor);
+        feed_fini(&s->ogg);
+        free(s);
+        return NULL;
+    }
+    bool is_live = rec->state == SPACE_LIVE;
+    program_set_on_air(&s->program, is_live);
+    feed_set_live(&s->ogg, is_live);
+    feed_set_live(&s->monitor, true);
+    if (rec->state == SPACE_ENDED) {
+        s->ogg.is_ended = s->monitor.is_ended = true;
+    } else if (program_attach(&s->program, mixer_source(s->mixer)) < 0) {
+        log_error("space %s: the program cannot start", rec->id);
     }
     s->ogg.stall_timeout_ms = (uint64_t)cfg->stall_timeout_ms;
     s->ogg.sndbuf = cfg->sndbuf_bytes;
@@ -158,10 +235,17 @@ struct space *spaces_get(struct spaces *ss, const char *id, size_t len)
 int space_add_builtin_speaker(struct space *s)
 {
     if (s->builtin) return 0;
+    if (s->rec.state == SPACE_ENDED) return -EPIPE;
     s->builtin = demo_source_new();
-    if (!s->builtin) return -ENOMEM;
-    space_set_state(s, SPACE_LIVE);
-    return program_set_fallback(&s->program, s->builtin);
+    struct speaker *sp = s->builtin ? slot_new(s, "demo") : NULL;
+    if (sp) sp->in = mixer_add(s->mixer, s->builtin);
+    if (!sp || !sp->in) {
+        if (sp) slot_free(sp);
+        demo_source_free(s->builtin);
+        s->builtin = NULL;
+        return -ENOMEM;
+    }
+    return space_go_live(s);
 }
 
 void space_set_state(struct space *s, enum space_state st)
@@ -176,7 +260,66 @@ void space_set_state(struct space *s, enum space_state st)
 
 uint64_t space_chan_flags(const struct space *s)
 {
-    return s->rec.require_ticket ? CHAN_SPACE_REQUIRE_TICKET : 0;
+    return (s->rec.require_ticket ? CHAN_SPACE_REQUIRE_TICKET : 0) |
+           (s->rec.state == SPACE_LIVE ? CHAN_SPACE_LIVE : 0) |
+           (s->rec.state == SPACE_ENDED ? CHAN_SPACE_ENDED : 0);
+}
+
+/* Tells every worker the space's flags (live, ended, tickets). */
+static void announce(struct space *s)
+{
+    if (s->owner->fleet) fleet_broadcast_space(s->owner->fleet, s->rec.id, space_chan_flags(s));
+}
+
+int space_go_live(struct space *s)
+{
+    if (s->rec.state == SPACE_ENDED) return -EPIPE;
+    if (s->rec.state == SPACE_LIVE) return 0;
+    space_set_state(s, SPACE_LIVE);
+    program_set_on_air(&s->program, true);
+    feed_set_live(&s->ogg, true);
+    announce(s);
+    return 0;
+}
+
+void space_end(struct space *s)
+{
+    if (s->rec.state == SPACE_ENDED) return;
+    space_set_state(s, SPACE_ENDED);
+    close_speakers(s);
+    program_set_on_air(&s->program, false);
+    program_stop(&s->program);
+    feed_end(&s->ogg);
+    feed_end(&s->monitor);
+    announce(s);
+}
+
+int space_set_muted(struct space *s, const char *name, bool is_muted)
+{
+    struct speaker *sp = space_speaker(s, name);
+    bool is_invited = strcmp(name, "host") != 0 && strcmp(name, "demo") != 0;
+    if (is_invited) {
+        int err = registry_speaker_set_muted(s->owner->reg, s->rec.id, name, is_muted);
+        if (err < 0) return err;
+    } else if (!sp) {
+        return -ENOENT;
+    }
+    if (sp) {
+        sp->is_muted = is_muted;
+        if (sp->in) mixer_set_muted(sp->in, is_muted);
+    }
+    log_info("space %s: speaker %s %s", s->rec.id, name, is_muted ? "muted" : "unmuted");
+    return 0;
+}
+
+int space_remove_speaker(struct space *s, const char *name)
+{
+    int err = registry_speaker_remove(s->owner->reg, s->rec.id, name);
+    if (err < 0) return err;
+    struct speaker *sp = space_speaker(s, name);
+    if (sp && sp->pub) publisher_close(sp->pub);
+    log_info("space %s: speaker %s removed", s->rec.id, name);
+    return 0;
 }
 
 int space_set_require_ticket(struct space *s, bool require)
@@ -186,25 +329,65 @@ int space_set_require_ticket(struct space *s, bool require)
     if (err < 0) return err;
     s->rec.require_ticket = require;
     log_info("space %s: join tickets %s", s->rec.id, require ? "required" : "not required");
-    if (s->owner->fleet) fleet_broadcast_space(s->owner->fleet, s->rec.id, space_chan_flags(s));
+    announce(s);
     return 0;
 }
 
 static void on_publisher_gone(struct publisher *pub, void *arg)
 {
-    struct space *s = arg;
+    struct speaker *sp = arg;
+    struct space *s = sp->space;
     if (s->publisher == pub) s->publisher = NULL;
+    sp->pub = NULL;
+    slot_free(sp);
 }
 
-int space_publish(struct space *s, int fd, const void *rest, size_t rest_len, int expect_continue,
-                  int is_legacy, const char *peer)
+/* The publisher's stream became readable (src) or stopped being (NULL). */
+static void on_publisher_attach(struct publisher *pub, struct program_source *src, void *arg)
 {
-    if (s->publisher && publisher_is_draining(s->publisher)) publisher_close(s->publisher);
-    if (s->publisher) return -EBUSY;
-    struct publisher_events ev = {.on_gone = on_publisher_gone, .arg = s};
-    s->publisher =
-        publisher_start(s->owner->loop, fd, &s->program, rest, rest_len, expect_continue, is_legacy,
-                        (uint64_t)s->owner->cfg->publisher_timeout_ms, &ev, peer);
-    if (s->publisher && s->rec.state != SPACE_LIVE) space_set_state(s, SPACE_LIVE);
+    struct speaker *sp = arg;
+    struct space *s = sp->space;
+    if (sp->in) mixer_remove(s->mixer, sp->in);
+    sp->in = NULL;
+    if (!src) return;
+    sp->in = mixer_add(s->mixer, src);
+    if (!sp->in) {
+        log_limited(LOG_WARN, 1, "space %s: the mixer has no room for speaker %s", s->rec.id,
+                    sp->name);
+        return;
+    }
+    mixer_set_muted(sp->in, sp->is_muted);
+}
+
+int space_publish(struct space *s, const char *name, int fd, const void *rest, size_t rest_len,
+                  int expect_continue, int is_legacy, const char *peer)
+{
+    if (s->rec.state == SPACE_ENDED) return -EPIPE;
+    const char *nm = name ? name : "host";
+    struct speaker *sp = space_speaker(s, nm);
+    if (sp && sp->pub && publisher_is_draining(sp->pub)) {
+        publisher_close(sp->pub); /* frees the slot */
+        sp = NULL;
+    }
+    if (sp) return -EBUSY;
+    if (!(sp = slot_new(s, nm))) return -ENOSPC;
+    struct speaker_record r;
+    if (name && registry_speaker_get(s->owner->reg, s->rec.id, name, &r) == 0)
+        sp->is_muted = r.is_muted;
+    struct publisher_events ev = {
+        .on_gone = on_publisher_gone, .on_attach = on_publisher_attach, .arg = sp};
+    sp->pub = publisher_start(s->owner->loop, fd, &s->program, rest, rest_len, expect_continue,
+                              is_legacy, (uint64_t)s->owner->cfg->publisher_timeout_ms, &ev, peer);
+    if (!sp->pub) {
+        slot_free(sp); /* publisher_start closed fd */
+        return 0;
+    }
+    if (!name) s->publisher = sp->pub;
+    log_info("space %s: speaker %s connected from %s", s->rec.id, nm, peer);
+    if (!name && s->rec.starts_at == 0) return space_go_live(s);
+    if (s->rec.state == SPACE_SCHEDULED) {
+        space_set_state(s, SPACE_GREEN);
+        announce(s);
+    }
     return 0;
 }

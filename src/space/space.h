@@ -1,7 +1,17 @@
 /* Runtime spaces: the in-memory side of a space (its program, its feeds, its
- * publisher), created on first use from the registry's record.
+ * speakers), created on first use from the registry's record.
  *
- *   struct spaces --list--> struct space { record, program -> ogg_pkg -> feed, publisher }
+ *   struct spaces --list--> struct space { record, speakers[], mixer, program,
+ *                                          ogg feed (listeners), monitor feed (host) }
+ *   speaker publisher --mixer_input--> mixer --program (20 ms)--> on the air? ogg feed : silence
+ *                                                              \--> monitor feed, always
+ *
+ * Lifecycle (DESIGN.md): scheduled -> green (a speaker connected; the host
+ * hears the mix on the monitor, listeners wait hearing silence) -> live (the
+ * host's call, or the host publishing on live.opus in a space without a start
+ * time) -> ended (every connection closed, joins answered 410). The program
+ * runs from the moment a space is loaded, so listeners can join early and
+ * going live costs no join storm.
  *
  * Thread: the media loop. A space object lives until shutdown (spaces are few;
  * an idle space costs one ring and one timer).
@@ -22,18 +32,35 @@
 #include "space/registry.h"
 
 struct publisher;
+struct mixer;
+struct mixer_input;
+
+/* A connected speaker: the host's own publisher ("host"), an invited speaker,
+ * or the demo's built-in one ("demo"). */
+struct speaker {
+    struct space *space;             /* read-only */
+    char name[SPEAKER_NAME_MAX + 1]; /* read-only */
+    struct publisher *pub;           /* read-only: NULL for the built-in speaker */
+    struct mixer_input *in;          /* read-only: while its stream is being mixed */
+    bool is_muted;                   /* read-only */
+};
+
+enum { SPACE_SPEAKERS_MAX = 64 };
 
 struct space {
-    struct list node;                    /* private */
-    struct spaces *owner;                /* private */
-    struct space_record rec;             /* read-only copy of the registry row */
-    struct feed ogg;                     /* progressive Ogg/Opus listeners */
-    struct program program;              /* the program clock and source */
-    struct publisher *publisher;         /* the connected publisher, or NULL */
-    struct program_source *builtin;      /* the demo speaker, or NULL */
-    struct feed_stats wstats[FLEET_MAX]; /* read-only: the ogg feed in each worker */
-    struct feed_stats retired;           /* read-only: counters of workers that died */
-    uint64_t peak_hearing;               /* read-only: most hearing at once (1 s sweeps) */
+    struct list node;                             /* private */
+    struct spaces *owner;                         /* private */
+    struct space_record rec;                      /* read-only copy of the registry row */
+    struct feed ogg;                              /* progressive Ogg/Opus listeners */
+    struct program program;                       /* the program clock and source */
+    struct feed monitor;                          /* the host's monitor: the mix in any state */
+    struct mixer *mixer;                          /* private */
+    struct speaker *speakers[SPACE_SPEAKERS_MAX]; /* read-only: connected, NULL = free slot */
+    struct publisher *publisher;                  /* read-only: the host's publisher, or NULL */
+    struct program_source *builtin;               /* the demo speaker, or NULL */
+    struct feed_stats wstats[FLEET_MAX];          /* read-only: the ogg feed in each worker */
+    struct feed_stats retired;                    /* read-only: counters of workers that died */
+    uint64_t peak_hearing;                        /* read-only: most hearing at once (1 s sweeps) */
 };
 
 struct spaces {
@@ -56,10 +83,29 @@ struct space *spaces_get(struct spaces *ss, const char *id, size_t len);
 struct space *spaces_peek(struct spaces *ss, const char *id, size_t len);
 /* Gives the space a built-in speaker (the demo). 0 or negative errno. */
 int space_add_builtin_speaker(struct space *s);
-/* Hands `fd` (an authenticated PUT/SOURCE request) to a new publisher.
- * Returns 0, or -EBUSY when a publisher is already connected (409). */
-int space_publish(struct space *s, int fd, const void *rest, size_t rest_len, int expect_continue,
-                  int is_legacy, const char *peer);
+/* Hands `fd` (an authenticated PUT/SOURCE request) to a new publisher: the
+ * host's own (`name` NULL) or speaker `name`'s. Returns 0 (fd taken), or
+ * (fd untouched) -EBUSY when that speaker is already connected (409),
+ * -ENOSPC when no slot is left, -EPIPE when the space ended. A space
+ * scheduled turns green; the host publishing to a space without a start
+ * time goes live at once (a one-speaker space needs nothing else). */
+int space_publish(struct space *s, const char *name, int fd, const void *rest, size_t rest_len,
+                  int expect_continue, int is_legacy, const char *peer);
+/* The connected speaker `name` ("host" for the host's publisher), or NULL. */
+struct speaker *space_speaker(struct space *s, const char *name);
+/* Mutes or unmutes speaker `name` (invited: kept in the registry; "host"
+ * and "demo": until they disconnect), from the next program frame. 0,
+ * -ENOENT (no such speaker) or -EIO. */
+int space_set_muted(struct space *s, const char *name, bool is_muted);
+/* Removes invited speaker `name`: its key stops working and its connection
+ * closes now. 0 or -ENOENT. */
+int space_remove_speaker(struct space *s, const char *name);
+/* scheduled/green -> live: listeners get the program from the next frame.
+ * 0, or -EPIPE when the space ended. */
+int space_go_live(struct space *s);
+/* -> ended: every publisher and listener (here and in the workers) closed;
+ * the program stops. */
+void space_end(struct space *s);
 /* The space's listener counters, summed over the master, every running
  * worker (workers report every 100 ms) and the workers that died: counters
  * never go back, gauges count only live connections. */
@@ -67,7 +113,8 @@ void space_stats(const struct space *s, struct feed_stats *out);
 /* Worker `w` died: its counters move to `retired` (its listeners are gone:
  * they count as left) and its gauges drop to zero. */
 void space_retire_worker(struct space *s, int w);
-/* Marks the space live in the registry (and the record). */
+/* Sets the state in the registry and the record (no other effect: use
+ * space_go_live and space_end for transitions with consequences). */
 void space_set_state(struct space *s, enum space_state st);
 /* Sets whether joins need a ticket: in the registry, the record and every
  * worker (CHAN_SPACE). 0 or negative errno (nothing changed). */

@@ -62,6 +62,11 @@ static const struct range {
     {offsetof(struct config, sndbuf_bytes), 4096, 16777216},
     {offsetof(struct config, stall_timeout_ms), 1000, 3600000},
     {offsetof(struct config, publisher_timeout_ms), 1000, 600000},
+    {offsetof(struct config, program_channels), 1, 2},
+    {offsetof(struct config, program_bitrate), 16000, 256000},
+    {offsetof(struct config, jitter_ms), 0, 2000},
+    {offsetof(struct config, max_speakers), 1, 64},
+    {offsetof(struct config, max_requests), 1, 10000},
 };
 
 static int memfd = -1;

@@ -34,6 +34,11 @@ static const char *const names[] = {
     "sndbuf_bytes",
     "stall_timeout_ms",
     "publisher_timeout_ms",
+    "program_channels",
+    "program_bitrate",
+    "jitter_ms",
+    "max_speakers",
+    "max_requests",
     "log_level",
     "log_format",
 };

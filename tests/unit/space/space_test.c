@@ -83,7 +83,10 @@ START_TEST(get_loads_lazily_and_once)
     ck_assert_int_eq(s->rec.state, SPACE_SCHEDULED);
     ck_assert_ptr_null(s->publisher);
     ck_assert_ptr_null(s->builtin);
-    ck_assert(!s->program.is_started);
+    /* The program runs from the first use (listeners may wait on it), off the air. */
+    ck_assert(s->program.is_started);
+    ck_assert(!s->program.is_on_air);
+    ck_assert(!s->ogg.is_live);
     /* Loaded once: the same object from get and peek, even through a longer buffer. */
     ck_assert_ptr_eq(spaces_get(&spaces, "alpha", 5), s);
     ck_assert_ptr_eq(spaces_peek(&spaces, "alpha", 5), s);
@@ -216,13 +219,14 @@ START_TEST(second_publisher_is_busy)
     struct space *s = spaces_get(&spaces, "beta", 4);
     ck_assert_ptr_nonnull(s);
     int a[2], b[2], c[2];
-    ck_assert_int_eq(space_publish(s, publisher_pair(a), NULL, 0, 1, 0, "a"), 0);
+    ck_assert_int_eq(space_publish(s, NULL, publisher_pair(a), NULL, 0, 1, 0, "a"), 0);
     ck_assert_ptr_nonnull(s->publisher);
-    /* Publishing makes the space live, on disk too. */
-    ck_assert_int_eq(s->rec.state, SPACE_LIVE);
-    ck_assert_int_eq(stored_state("beta"), SPACE_LIVE);
+    /* The host publishing to a space with a start time makes it green (not live), on disk too. */
+    ck_assert_int_eq(s->rec.state, SPACE_GREEN);
+    ck_assert_int_eq(stored_state("beta"), SPACE_GREEN);
+    ck_assert(!s->program.is_on_air);
     struct publisher *first = s->publisher;
-    ck_assert_int_eq(space_publish(s, publisher_pair(b), NULL, 0, 1, 0, "b"), -EBUSY);
+    ck_assert_int_eq(space_publish(s, NULL, publisher_pair(b), NULL, 0, 1, 0, "b"), -EBUSY);
     ck_assert_ptr_eq(s->publisher, first);
     close(b[0]); /* refused: the fd stays the caller's */
     close(b[1]);
@@ -231,7 +235,7 @@ START_TEST(second_publisher_is_busy)
     close(a[1]);
     cur = s;
     ck_assert(run_until_fn(loop, has_no_publisher, 2000));
-    ck_assert_int_eq(space_publish(s, publisher_pair(c), NULL, 0, 1, 0, "c"), 0);
+    ck_assert_int_eq(space_publish(s, NULL, publisher_pair(c), NULL, 0, 1, 0, "c"), 0);
     ck_assert_ptr_nonnull(s->publisher);
     close(c[1]);
     finish();
@@ -245,8 +249,12 @@ START_TEST(silent_publisher_dropped_by_sweep)
     ck_assert_ptr_nonnull(s);
     int a[2];
     uint64_t t0 = loop_now_ms(loop);
-    ck_assert_int_eq(space_publish(s, publisher_pair(a), NULL, 0, 1, 0, "a"), 0);
+    ck_assert_int_eq(space_publish(s, NULL, publisher_pair(a), NULL, 0, 1, 0, "a"), 0);
     ck_assert_ptr_nonnull(s->publisher);
+    /* The host publishing to a space without a start time: live at once. */
+    ck_assert_int_eq(s->rec.state, SPACE_LIVE);
+    ck_assert(s->program.is_on_air);
+    ck_assert(s->ogg.is_live);
     cur = s;
     /* The spaces' one-second sweep applies the publisher timeout. */
     ck_assert(run_until_fn(loop, has_no_publisher, 3500));
@@ -263,6 +271,76 @@ START_TEST(silent_publisher_dropped_by_sweep)
 }
 END_TEST
 
+static bool has_no_speaker_bob(void)
+{
+    return space_speaker(cur, "bob") == NULL;
+}
+
+START_TEST(speakers_mute_remove_and_lifecycle)
+{
+    struct space *s = spaces_get(&spaces, "beta", 4);
+    ck_assert_ptr_nonnull(s);
+    char key[SPACE_KEY_HEX + 1];
+    ck_assert_int_eq(registry_speaker_add(reg, "beta", "bob", 13, key), 0);
+    int a[2], b[2];
+    ck_assert_int_eq(space_publish(s, "bob", publisher_pair(a), NULL, 0, 1, 0, "a"), 0);
+    struct speaker *sp = space_speaker(s, "bob");
+    ck_assert_ptr_nonnull(sp);
+    ck_assert_ptr_nonnull(sp->pub);
+    ck_assert_ptr_null(s->publisher); /* not the host */
+    ck_assert_int_eq(s->rec.state, SPACE_GREEN);
+    /* One connection per speaker. */
+    ck_assert_int_eq(space_publish(s, "bob", publisher_pair(b), NULL, 0, 1, 0, "b"), -EBUSY);
+    close(b[0]);
+    close(b[1]);
+    /* Mute: kept in the registry and on the connected speaker. */
+    ck_assert_int_eq(space_set_muted(s, "bob", true), 0);
+    ck_assert(sp->is_muted);
+    struct speaker_record r;
+    ck_assert_int_eq(registry_speaker_get(reg, "beta", "bob", &r), 0);
+    ck_assert(r.is_muted);
+    ck_assert_int_eq(space_set_muted(s, "nobody", true), -ENOENT);
+    ck_assert_int_eq(space_set_muted(s, "host", true), -ENOENT); /* not connected */
+    /* Live: on the air, the feed's listeners hear. */
+    ck_assert_int_eq(space_go_live(s), 0);
+    ck_assert_int_eq(stored_state("beta"), SPACE_LIVE);
+    ck_assert(s->program.is_on_air);
+    ck_assert(s->ogg.is_live);
+    /* Remove: the key is gone and the connection closed. */
+    ck_assert_int_eq(space_remove_speaker(s, "bob"), 0);
+    cur = s;
+    ck_assert(run_until_fn(loop, has_no_speaker_bob, 2000));
+    ck_assert(!registry_check_speaker_key(reg, "beta", "bob", key, strlen(key)));
+    char buf[64];
+    ssize_t n;
+    do
+        n = recv(a[1], buf, sizeof(buf), MSG_DONTWAIT);
+    while (n > 0);
+    ck_assert_int_eq(n, 0);
+    close(a[1]);
+    ck_assert_int_eq(space_remove_speaker(s, "bob"), -ENOENT);
+    /* End: every connection closed, nothing more accepted. */
+    int c[2];
+    ck_assert_int_eq(space_publish(s, NULL, publisher_pair(c), NULL, 0, 1, 0, "c"), 0);
+    space_end(s);
+    ck_assert_int_eq(stored_state("beta"), SPACE_ENDED);
+    ck_assert_ptr_null(s->publisher);
+    ck_assert(s->ogg.is_ended);
+    ck_assert(!s->program.is_on_air);
+    do
+        n = recv(c[1], buf, sizeof(buf), MSG_DONTWAIT);
+    while (n > 0);
+    ck_assert_int_eq(n, 0);
+    close(c[1]);
+    int d[2];
+    ck_assert_int_eq(space_publish(s, NULL, publisher_pair(d), NULL, 0, 1, 0, "d"), -EPIPE);
+    close(d[0]);
+    close(d[1]);
+    ck_assert_int_eq(space_go_live(s), -EPIPE);
+    finish();
+}
+END_TEST
+
 static Suite *space_suite(void)
 {
     Suite *s = suite_create("space");
@@ -275,6 +353,7 @@ static Suite *space_suite(void)
     tcase_add_test(tc, builtin_speaker_makes_space_live);
     tcase_add_test(tc, second_publisher_is_busy);
     tcase_add_test(tc, silent_publisher_dropped_by_sweep);
+    tcase_add_test(tc, speakers_mute_remove_and_lifecycle);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,714 @@
+/* Unit tests for media/mixer.c with real Opus: each input is a fake program_source that encodes
+ * a sine with libopus as it is pulled (optionally metered: it holds only what a simulated
+ * publisher has sent so far, at a chosen pace). The test pulls the mixer's own source directly,
+ * one 20 ms program frame per call (no loop, no sleeps: time is the frame count), decodes what
+ * comes out and measures it: Goertzel at each input's tone, peaks, sample-to-sample jumps. */
+#include "media/mixer.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <opus/opus.h>
+
+#include "../harness.h"
+#include "core/log.h"
+
+enum { FRAME = 960, MAXCH = 2 };
+
+struct fake {
+    struct program_source src;
+    OpusEncoder *enc;
+    double freq, amp, phase;
+    int packet_samples; /* 480, 960, 1920 or 2880 */
+    bool is_metered;    /* holds only `credit` samples (else endless) */
+    double credit;      /* samples the publisher has sent and the mixer not yet pulled */
+    double pace;        /* credit added per program frame, in frames (1.01: 1 % fast) */
+    bool is_gated;      /* nothing arrives, nothing can be pulled */
+    bool is_ended;      /* the stream ended: buffered() says UINT64_MAX */
+    int pulls;
+    uint8_t pkt[1500];
+    int len;
+};
+
+static int fake_pull(struct program_source *s, const uint8_t **data, size_t *len, int *samples)
+{
+    struct fake *f = (struct fake *)s;
+    int n = f->packet_samples;
+    if (f->is_gated || (f->is_metered && f->credit < n)) return 0;
+    opus_int16 pcm[2880 * MAXCH];
+    for (int i = 0; i < n; i++) {
+        opus_int16 v = (opus_int16)lrint(f->amp * sin(f->phase));
+        f->phase += 2 * M_PI * f->freq / 48000.0;
+        for (int c = 0; c < f->src.channels; c++)
+            pcm[i * f->src.channels + c] = v;
+    }
+    f->len = opus_encode(f->enc, pcm, n, f->pkt, sizeof(f->pkt));
+    ck_assert_int_gt(f->len, 0);
+    if (f->is_metered) f->credit -= n;
+    f->pulls++;
+    *data = f->pkt;
+    *len = (size_t)f->len;
+    *samples = n;
+    return 1;
+}
+
+static uint64_t fake_buffered(struct program_source *s)
+{
+    struct fake *f = (struct fake *)s;
+    if (f->is_ended) return UINT64_MAX;
+    if (f->is_gated) return 0;
+    return (uint64_t)f->credit / f->packet_samples * f->packet_samples;
+}
+
+static const struct program_source_ops endless_ops = {.pull = fake_pull};
+static const struct program_source_ops metered_ops = {.pull = fake_pull, .buffered = fake_buffered};
+
+static struct fake fakes[16];
+static int nfakes;
+
+static struct fake *fake_new(int channels, double freq, double amp, int packet_samples)
+{
+    ck_assert_int_lt(nfakes, 16);
+    struct fake *f = &fakes[nfakes++];
+    memset(f, 0, sizeof(*f));
+    int err;
+    f->enc = opus_encoder_create(48000, channels, OPUS_APPLICATION_AUDIO, &err);
+    ck_assert_int_eq(err, OPUS_OK);
+    opus_encoder_ctl(f->enc, OPUS_SET_BITRATE(64000));
+    opus_encoder_ctl(f->enc, OPUS_SET_COMPLEXITY(5));
+    f->src.ops = &endless_ops;
+    f->src.channels = channels;
+    f->freq = freq;
+    f->amp = amp;
+    f->packet_samples = packet_samples;
+    f->pace = 1.0;
+    return f;
+}
+
+static void fake_meter(struct fake *f, double pace, double credit_ms)
+{
+    f->src.ops = &metered_ops;
+    f->is_metered = true;
+    f->pace = pace;
+    f->credit = credit_ms * 48;
+}
+
+/* ---- The program side: one mixer, a decoder, the last frame's PCM ---- */
+
+static struct mixer *mx;
+static OpusDecoder *dec;
+static int channels;
+static opus_int16 out[FRAME * MAXCH];
+static opus_int16 last_sample; /* channel 0's last sample of the previous frame */
+static int max_jump;           /* largest sample-to-sample step on channel 0 since reset */
+static int max_peak;           /* largest |sample| on any channel since reset */
+static const uint8_t *out_pkt;
+static size_t out_len;
+
+static void start(int program_channels, int jitter_ms)
+{
+    log_threshold = LOG_WARN;
+    nfakes = 0;
+    channels = program_channels;
+    struct mixer_config cfg = {
+        .channels = channels, .bitrate = 64000, .jitter_ms = jitter_ms, .complexity = 5};
+    mx = mixer_new(&cfg);
+    ck_assert_ptr_nonnull(mx);
+    ck_assert_int_eq(mixer_source(mx)->channels, channels);
+    int err;
+    dec = opus_decoder_create(48000, channels, &err);
+    ck_assert_int_eq(err, OPUS_OK);
+    last_sample = 0;
+    max_jump = max_peak = 0;
+}
+
+static void finish(void)
+{
+    mixer_free(mx);
+    mx = NULL;
+    opus_decoder_destroy(dec);
+    for (int i = 0; i < nfakes; i++)
+        opus_encoder_destroy(fakes[i].enc);
+}
+
+/* One program frame: publishers send (metered fakes gain `pace` frames of credit), the mixer
+ * is pulled once, its packet is decoded into `out`. */
+static void step(void)
+{
+    for (int i = 0; i < nfakes; i++)
+        if (fakes[i].is_metered && !fakes[i].is_gated && !fakes[i].is_ended)
+            fakes[i].credit += fakes[i].pace * FRAME;
+    struct program_source *s = mixer_source(mx);
+    int samples = 0;
+    ck_assert_int_eq(s->ops->pull(s, &out_pkt, &out_len, &samples), 1);
+    ck_assert_int_eq(samples, FRAME);
+    ck_assert_uint_gt(out_len, 0);
+    ck_assert_int_eq(opus_packet_get_nb_samples(out_pkt, (opus_int32)out_len, 48000), FRAME);
+    ck_assert_int_eq(opus_decode(dec, out_pkt, (opus_int32)out_len, out, FRAME, 0), FRAME);
+    for (int i = 0; i < FRAME; i++) {
+        int jump = abs(out[i * channels] - last_sample);
+        if (jump > max_jump) max_jump = jump;
+        last_sample = out[i * channels];
+        for (int c = 0; c < channels; c++)
+            if (abs(out[i * channels + c]) > max_peak) max_peak = abs(out[i * channels + c]);
+    }
+}
+
+static void steps(int n)
+{
+    for (int i = 0; i < n; i++)
+        step();
+}
+
+/* Amplitude of `freq` in the last frame (channel 0), in dB relative to full scale. A Hann
+ * window keeps another tone 220 Hz away (4.4 bins of 50 Hz) from leaking in above -60 dB. */
+static double tone_db(double freq)
+{
+    double w = 2 * M_PI * freq / 48000.0, coeff = 2 * cos(w), s1 = 0, s2 = 0;
+    for (int i = 0; i < FRAME; i++) {
+        double hann = 0.5 - 0.5 * cos(2 * M_PI * i / FRAME);
+        double s0 = hann * out[i * channels] / 32768.0 + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    double power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+    double amp = 2 * sqrt(power > 0 ? power : 0) / (FRAME / 2.0);
+    return 20 * log10(amp + 1e-9);
+}
+
+/* Mean tone level over `n` frames. */
+static double mean_tone_db(double freq, int n)
+{
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        step();
+        sum += pow(10, tone_db(freq) / 10);
+    }
+    return 10 * log10(sum / n);
+}
+
+static struct mixer_input *add(struct fake *f)
+{
+    struct mixer_input *in = mixer_add(mx, &f->src);
+    ck_assert_ptr_nonnull(in);
+    return in;
+}
+
+/* 8000 of 32767: a tone at about -12.3 dBFS. */
+#define AMP 8000.0
+#define AMP_DB (20 * log10(AMP / 32768.0))
+
+START_TEST(two_tones_both_heard)
+{
+    start(1, 0);
+    add(fake_new(1, 440, AMP, FRAME));
+    steps(10);
+    double alone = mean_tone_db(440, 40);
+    ck_assert_double_gt(alone, AMP_DB - 3);
+    finish();
+
+    start(1, 0);
+    add(fake_new(1, 440, AMP, FRAME));
+    add(fake_new(1, 660, AMP, FRAME));
+    steps(10);
+    double a = 0, b = 0;
+    for (int i = 0; i < 40; i++) {
+        step();
+        a += pow(10, tone_db(440) / 10);
+        b += pow(10, tone_db(660) / 10);
+    }
+    a = 10 * log10(a / 40);
+    b = 10 * log10(b / 40);
+    ck_assert_msg(fabs(a - alone) < 6 && fabs(b - alone) < 6,
+                  "440: %.1f dB, 660: %.1f dB, alone %.1f", a, b, alone);
+    struct mixer_stats st;
+    mixer_get_stats(mx, &st);
+    ck_assert_int_eq(st.inputs, 2);
+    ck_assert_uint_eq(st.frames, 50);
+    ck_assert_uint_eq(st.encoded_frames, 50);
+    ck_assert_uint_eq(st.passthrough_frames, 0);
+    ck_assert_float_lt(st.peak_dbfs, 0);
+    ck_assert_float_gt(st.peak_dbfs, -12);
+    finish();
+}
+END_TEST
+
+START_TEST(mute_and_unmute)
+{
+    start(1, 0);
+    add(fake_new(1, 440, AMP, FRAME));
+    struct mixer_input *b = add(fake_new(1, 660, AMP, FRAME));
+    steps(10);
+    double before = mean_tone_db(660, 10);
+    mixer_set_muted(b, true);
+    steps(5);
+    for (int i = 0; i < 20; i++) {
+        step();
+        ck_assert_msg(tone_db(660) < before - 30, "muted 660 Hz at %.1f dB (was %.1f)",
+                      tone_db(660), before);
+        ck_assert_double_gt(tone_db(440), before - 6); /* the other one plays on */
+    }
+    struct mixer_input_stats st;
+    mixer_input_get_stats(b, &st);
+    ck_assert(st.is_muted);
+    ck_assert_uint_eq(st.frames, 45); /* a muted input still counts (and keeps decoding) */
+    mixer_set_muted(b, false);
+    steps(5);
+    for (int i = 0; i < 10; i++) {
+        step();
+        ck_assert_double_gt(tone_db(660), before - 6);
+    }
+    finish();
+}
+END_TEST
+
+START_TEST(thirteen_at_full_scale_never_clip)
+{
+    start(1, 0);
+    for (int i = 0; i < 13; i++)
+        add(fake_new(1, 300 + 70 * i, 32767, FRAME));
+    steps(150);
+    struct mixer_stats st;
+    mixer_get_stats(mx, &st);
+    ck_assert_msg(max_peak < 32767, "decoded peak %d", max_peak);
+    ck_assert_uint_gt(st.limited_frames, 100);
+    ck_assert_float_lt(st.peak_dbfs, 0);
+    ck_assert_int_eq(st.inputs, 13);
+    /* Every input is still heard. */
+    for (int i = 0; i < 13; i++)
+        ck_assert_double_gt(tone_db(300 + 70 * i), -40);
+    finish();
+}
+END_TEST
+
+START_TEST(lone_input_passes_through)
+{
+    start(1, 0);
+    struct fake *f = fake_new(1, 440, AMP, FRAME);
+    add(f);
+    step(); /* a new input fades in over its first 5 ms: encoded */
+    for (int i = 0; i < 50; i++) {
+        step();
+        ck_assert_uint_eq(out_len, (size_t)f->len);
+        ck_assert_int_eq(memcmp(out_pkt, f->pkt, out_len), 0);
+    }
+    struct mixer_stats st;
+    mixer_get_stats(mx, &st);
+    ck_assert_uint_eq(st.passthrough_frames, 50);
+    ck_assert_uint_eq(st.encoded_frames, 1);
+    finish();
+}
+END_TEST
+
+START_TEST(gain_change_leaves_passthrough)
+{
+    start(1, 0);
+    struct fake *f = fake_new(1, 440, AMP, FRAME);
+    struct mixer_input *in = add(f);
+    steps(10);
+    double unity = mean_tone_db(440, 10);
+    mixer_set_gain(in, 0.5f);
+    steps(3);
+    double half = mean_tone_db(440, 10);
+    ck_assert_msg(fabs(half - (unity - 6)) < 1.5, "unity %.1f, half %.1f", unity, half);
+    mixer_set_gain(in, 1.0f);
+    steps(3);
+    struct mixer_stats st;
+    mixer_get_stats(mx, &st);
+    /* The fade-in, the ramp down, 12 at half gain, the ramp up. */
+    ck_assert_uint_eq(st.encoded_frames, 15);
+    step();
+    ck_assert_uint_eq(out_len, (size_t)f->len);
+    ck_assert_int_eq(memcmp(out_pkt, f->pkt, out_len), 0);
+    finish();
+}
+END_TEST
+
+START_TEST(stereo_into_mono_is_encoded)
+{
+    start(1, 0);
+    add(fake_new(2, 440, AMP, FRAME));
+    steps(10);
+    double level = mean_tone_db(440, 20);
+    ck_assert_double_gt(level, AMP_DB - 3);
+    struct mixer_stats st;
+    mixer_get_stats(mx, &st);
+    ck_assert_uint_eq(st.passthrough_frames, 0);
+    ck_assert_uint_eq(st.encoded_frames, 30);
+    finish();
+}
+END_TEST
+
+START_TEST(packet_sizes_10_40_60_ms)
+{
+    int sizes[] = {480, 1920, 2880};
+    for (int k = 0; k < 3; k++) {
+        start(2, 0);
+        add(fake_new(1, 440, AMP, sizes[k]));
+        steps(10);
+        for (int i = 0; i < 30; i++) {
+            step();
+            ck_assert_double_gt(tone_db(440), AMP_DB - 3);
+        }
+        struct mixer_stats st;
+        mixer_get_stats(mx, &st);
+        ck_assert_uint_eq(st.passthrough_frames, 0);
+        /* Read as needed: at most one packet ahead of the 40 frames played. */
+        ck_assert_int_ge(fakes[0].pulls * sizes[k], 40 * FRAME);
+        ck_assert_int_lt(fakes[0].pulls * sizes[k], 40 * FRAME + sizes[k]);
+        finish();
+    }
+}
+END_TEST
+
+/* A publisher at `pace` times real time for two simulated minutes: the delay stays bounded
+ * and, after priming, every frame holds the tone. */
+static void run_drift(double pace, struct mixer_input_stats *st)
+{
+    const int jitter = 100;
+    start(1, jitter);
+    struct fake *f = fake_new(1, 440, AMP, FRAME);
+    fake_meter(f, pace, 0);
+    struct mixer_input *in = add(f);
+    steps(jitter / 20 + 5);
+    max_jump = 0;
+    uint32_t most = 0, least = UINT32_MAX;
+    for (int i = 0; i < 6000; i++) {
+        step();
+        ck_assert_msg(tone_db(440) > AMP_DB - 10, "frame %d: tone at %.1f dB", i, tone_db(440));
+        mixer_input_get_stats(in, st);
+        ck_assert(st->is_primed);
+        most = st->buffered_ms > most ? st->buffered_ms : most;
+        least = st->buffered_ms < least ? st->buffered_ms : least;
+    }
+    ck_assert_msg(most < jitter + 100 && least + 100 > jitter, "buffered %u..%u ms", least, most);
+    /* A drop crossfades over 2.5 ms between two phases of the tone, a fill continues it with
+     * PLC: the steps stay near the tone's own (8000 * 2 pi 440 / 48000 = 460, plus codec noise),
+     * far from an unfaded splice (up to twice the amplitude). */
+    ck_assert_int_lt(max_jump, 1200);
+    ck_assert_uint_eq(st->underruns, 0);
+    finish();
+}
+
+START_TEST(drift_fast_publisher_drops)
+{
+    struct mixer_input_stats st;
+    run_drift(1.01, &st);
+    ck_assert_uint_gt(st.drift_drops, 0);
+    ck_assert_uint_eq(st.drift_fills, 0);
+    /* At most one per window. */
+    ck_assert_uint_le(st.drift_drops, 6000 / (MIXER_DRIFT_WINDOW_MS / 20));
+}
+END_TEST
+
+START_TEST(drift_slow_publisher_fills)
+{
+    struct mixer_input_stats st;
+    run_drift(0.99, &st);
+    ck_assert_uint_gt(st.drift_fills, 0);
+    ck_assert_uint_eq(st.drift_drops, 0);
+}
+END_TEST
+
+START_TEST(removal_fades_without_click)
+{
+    start(1, 0);
+    add(fake_new(1, 440, AMP, FRAME));
+    struct mixer_input *b = add(fake_new(1, 660, AMP, FRAME));
+    steps(20);
+    max_jump = 0;
+    steps(10);
+    int steady_jump = max_jump;
+    mixer_remove(mx, b);
+    max_jump = 0;
+    for (int i = 0; i < 40; i++) {
+        step();
+        ck_assert_double_gt(tone_db(440), AMP_DB - 6);
+    }
+    ck_assert_double_lt(tone_db(660), AMP_DB - 30);
+    /* Two sines of amplitude A move at most A * 2 pi f / 48000 per sample: 460 + 690 for
+     * 440 + 660 Hz at 8000, and the codec adds a little. Cutting 660 Hz off mid-wave would
+     * step by up to 8000; the fade keeps every step within the steady mix's bound. */
+    ck_assert_msg(max_jump < 1600 && max_jump <= steady_jump + 200, "jump %d (steady %d)", max_jump,
+                  steady_jump);
+    struct mixer_stats st;
+    mixer_get_stats(mx, &st);
+    ck_assert_int_eq(st.inputs, 1);
+    finish();
+}
+END_TEST
+
+START_TEST(short_dry_spell_is_concealed)
+{
+    start(1, 0);
+    struct fake *f = fake_new(1, 440, AMP, FRAME);
+    fake_meter(f, 1.0, 0);
+    struct mixer_input *in = add(f);
+    steps(20);
+    f->is_gated = true; /* 40 ms with nothing (under MIXER_PLC_MS), then it all arrives */
+    for (int i = 0; i < 2; i++) {
+        step();
+        ck_assert_double_gt(tone_db(440), AMP_DB - 10);
+    }
+    f->is_gated = false;
+    f->credit += 2 * FRAME;
+    for (int i = 0; i < 20; i++) {
+        step();
+        ck_assert_double_gt(tone_db(440), AMP_DB - 10);
+    }
+    struct mixer_input_stats st;
+    mixer_input_get_stats(in, &st);
+    ck_assert_uint_eq(st.underruns, 1);
+    ck_assert_uint_eq(st.plc_frames, 2);
+    ck_assert(st.is_primed);
+    finish();
+}
+END_TEST
+
+START_TEST(long_dry_spell_fades_and_primes_again)
+{
+    start(1, 60);
+    struct fake *f = fake_new(1, 440, AMP, FRAME);
+    fake_meter(f, 1.0, 60);
+    struct mixer_input *in = add(f);
+    steps(20);
+    f->is_gated = true;
+    f->credit = 0;
+    steps(10);
+    struct mixer_input_stats st;
+    mixer_input_get_stats(in, &st);
+    ck_assert(!st.is_primed);
+    ck_assert_uint_eq(st.underruns, 1);
+    ck_assert_uint_eq(st.plc_frames, MIXER_PLC_MS / 20 + 1); /* PLC, then one faded frame */
+    ck_assert_double_lt(tone_db(440), AMP_DB - 40);
+    f->is_gated = false; /* priming again: 60 ms */
+    steps(2);
+    ck_assert_int_eq(mixer_source(mx) != NULL, 1);
+    mixer_input_get_stats(in, &st);
+    ck_assert(!st.is_primed);
+    steps(5);
+    mixer_input_get_stats(in, &st);
+    ck_assert(st.is_primed);
+    steps(3);
+    ck_assert_double_gt(tone_db(440), AMP_DB - 6);
+    finish();
+}
+END_TEST
+
+START_TEST(priming_waits_for_jitter)
+{
+    start(1, 200);
+    struct fake *f = fake_new(1, 440, AMP, FRAME);
+    fake_meter(f, 1.0, 0);
+    struct mixer_input *in = add(f);
+    struct mixer_input_stats st;
+    /* Nine frames in, the source holds 180 ms: not read, the program is silent. */
+    for (int i = 0; i < 9; i++) {
+        step();
+        ck_assert_int_eq(f->pulls, 0);
+        ck_assert_double_lt(tone_db(440), -60);
+        ck_assert_int_lt(max_peak, 64);
+    }
+    mixer_input_get_stats(in, &st);
+    ck_assert(!st.is_primed);
+    ck_assert_uint_eq(st.buffered_ms, 180);
+    step(); /* 200 ms: primed and read */
+    ck_assert_int_eq(f->pulls, 1);
+    mixer_input_get_stats(in, &st);
+    ck_assert(st.is_primed);
+    steps(3);
+    for (int i = 0; i < 20; i++) {
+        step();
+        ck_assert_double_gt(tone_db(440), AMP_DB - 6);
+        mixer_input_get_stats(in, &st);
+        ck_assert_uint_ge(st.buffered_ms, 180);
+    }
+    struct mixer_stats ms;
+    mixer_get_stats(mx, &ms);
+    ck_assert_uint_eq(ms.frames, 33); /* a frame every pull, silent or not */
+    finish();
+}
+END_TEST
+
+START_TEST(ended_stream_plays_out_then_fades)
+{
+    start(1, 200);
+    add(fake_new(1, 660, AMP, FRAME));
+    struct fake *f = fake_new(1, 440, AMP, FRAME);
+    fake_meter(f, 1.0, 0);
+    struct mixer_input *in = add(f);
+    steps(30);
+    f->is_ended = true; /* 200 ms left: played out without waiting, then a fade */
+    max_jump = 0;
+    for (int i = 0; i < 9; i++) {
+        step();
+        ck_assert_double_gt(tone_db(440), AMP_DB - 6);
+    }
+    steps(4);
+    ck_assert_double_lt(tone_db(440), AMP_DB - 30);
+    ck_assert_double_gt(tone_db(660), AMP_DB - 6);
+    ck_assert_int_lt(max_jump, 1600);
+    struct mixer_input_stats st;
+    mixer_input_get_stats(in, &st);
+    ck_assert(!st.is_primed);
+    ck_assert_uint_eq(st.underruns, 0);
+    int pulls = f->pulls;
+    steps(5);
+    ck_assert_int_eq(f->pulls, pulls);
+    finish();
+}
+END_TEST
+
+/* Sources that call back into the mixer: a publisher that ends calls its owner from on_drained
+ * (publisher_close -> on_gone), and a protocol error can close it from inside pull or
+ * buffered. The mixer must not touch the source again, nor freed memory (ASan checks). */
+static struct mixer_input *victim;
+static struct program_source *remover;
+static int remove_in; /* 1: pull, 2: buffered, 3: on_drained */
+static int drained, pulls_at_removal;
+static struct fake *victim_fake;
+
+static void remove_victim(struct program_source *s, int where)
+{
+    if (s != remover || remove_in != where || !victim) return;
+    mixer_remove(mx, victim);
+    victim = NULL;
+    pulls_at_removal = victim_fake->pulls;
+}
+
+static int reentrant_pull(struct program_source *s, const uint8_t **data, size_t *len, int *samples)
+{
+    int r = fake_pull(s, data, len, samples);
+    remove_victim(s, 1);
+    return r;
+}
+
+static uint64_t reentrant_buffered(struct program_source *s)
+{
+    remove_victim(s, 2);
+    return fake_buffered(s);
+}
+
+static void reentrant_drained(struct program_source *s)
+{
+    drained++;
+    remove_victim(s, 3);
+}
+
+static const struct program_source_ops reentrant_ops = {
+    .pull = reentrant_pull, .buffered = reentrant_buffered, .on_drained = reentrant_drained};
+
+static struct fake *reentrant_fake(double freq)
+{
+    struct fake *f = fake_new(1, freq, AMP, FRAME);
+    fake_meter(f, 1.0, 0);
+    f->src.ops = &reentrant_ops;
+    return f;
+}
+
+/* `who`: 0 the victim removes itself, 1 an input mixed before it, 2 one mixed after it. */
+static void remove_from_callback(int where, int who)
+{
+    start(1, 0);
+    add(fake_new(1, 660, AMP, FRAME));
+    struct fake *before = who == 1 ? reentrant_fake(880) : NULL;
+    if (before) add(before);
+    victim_fake = reentrant_fake(440);
+    victim = add(victim_fake);
+    struct fake *after = who == 2 ? reentrant_fake(880) : NULL;
+    if (after) add(after);
+    remover = NULL;
+    steps(10);
+    drained = 0;
+    remove_in = where;
+    struct fake *rf = who == 0 ? victim_fake : who == 1 ? before : after;
+    remover = &rf->src;
+    if (where == 3) rf->is_ended = true; /* plays out, runs dry, on_drained */
+    max_jump = 0;
+    for (int i = 0; i < 15; i++) {
+        step();
+        ck_assert_double_gt(tone_db(660), AMP_DB - 6);
+    }
+    ck_assert_ptr_null(victim);
+    ck_assert_double_lt(tone_db(440), AMP_DB - 30);
+    ck_assert_int_eq(victim_fake->pulls, pulls_at_removal); /* never read once removed */
+    /* Three tones of 8000 and the other one's own fade: within the steady mix's bound. */
+    ck_assert_msg(max_jump < 2400, "removed in %d by %d: jump %d", where, who, max_jump);
+    struct mixer_stats st;
+    mixer_get_stats(mx, &st);
+    ck_assert_int_eq(st.inputs, who == 0 ? 1 : 2);
+    if (where == 3) ck_assert_int_eq(drained, 1);
+    finish();
+}
+
+/* Sources that call back into the mixer: a publisher that ends calls its owner from on_drained
+ * (publisher_close -> on_gone), and a protocol error can close it from inside pull or
+ * buffered. The mixer must not touch a removed source again, nor freed memory (ASan checks),
+ * and the removed input still fades out. */
+START_TEST(removal_from_source_callbacks)
+{
+    for (int where = 1; where <= 3; where++)
+        for (int who = 0; who <= 2; who++)
+            remove_from_callback(where, who);
+}
+END_TEST
+
+START_TEST(bad_config_and_limits)
+{
+    struct mixer_config cfg = {.channels = 3, .bitrate = 64000, .jitter_ms = 0, .complexity = -1};
+    ck_assert_ptr_null(mixer_new(&cfg));
+    cfg.channels = 2;
+    cfg.jitter_ms = 2001;
+    ck_assert_ptr_null(mixer_new(&cfg));
+    cfg.jitter_ms = 100;
+    struct mixer *m = mixer_new(&cfg);
+    ck_assert_ptr_nonnull(m);
+    nfakes = 0;
+    struct fake *f = fake_new(1, 440, AMP, FRAME);
+    struct mixer_input *ins[MIXER_MAX_INPUTS];
+    for (int i = 0; i < MIXER_MAX_INPUTS; i++)
+        ins[i] = mixer_add(m, &f->src);
+    for (int i = 0; i < MIXER_MAX_INPUTS; i++)
+        ck_assert_ptr_nonnull(ins[i]);
+    ck_assert_ptr_null(mixer_add(m, &f->src));
+    mixer_remove(m, ins[3]);
+    struct mixer_stats st;
+    mixer_get_stats(m, &st);
+    ck_assert_int_eq(st.inputs, MIXER_MAX_INPUTS - 1);
+    mixer_free(m);
+    opus_encoder_destroy(f->enc);
+}
+END_TEST
+
+static Suite *mixer_suite(void)
+{
+    Suite *s = suite_create("mixer");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, two_tones_both_heard);
+    tcase_add_test(tc, mute_and_unmute);
+    tcase_add_test(tc, thirteen_at_full_scale_never_clip);
+    tcase_add_test(tc, lone_input_passes_through);
+    tcase_add_test(tc, gain_change_leaves_passthrough);
+    tcase_add_test(tc, stereo_into_mono_is_encoded);
+    tcase_add_test(tc, packet_sizes_10_40_60_ms);
+    tcase_add_test(tc, drift_fast_publisher_drops);
+    tcase_add_test(tc, drift_slow_publisher_fills);
+    tcase_add_test(tc, removal_fades_without_click);
+    tcase_add_test(tc, short_dry_spell_is_concealed);
+    tcase_add_test(tc, long_dry_spell_fades_and_primes_again);
+    tcase_add_test(tc, priming_waits_for_jitter);
+    tcase_add_test(tc, ended_stream_plays_out_then_fades);
+    tcase_add_test(tc, removal_from_source_callbacks);
+    tcase_add_test(tc, bad_config_and_limits);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(mixer_suite());
+}
