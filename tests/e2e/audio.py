@@ -234,18 +234,25 @@ def _encode(path, expr, seconds, page_ms=20):
         return f.read()
 
 
-def onset(rec, freq, from_g, steady_db, step=24, n=480):
-    """Where a tone switches on, to `step` samples: the centre of the first n-sample window
-    (sliding from from_g) in which freq reaches half its steady amplitude (steady_db - 6 dB). For a
-    step onset and a symmetric window that is when half the window's weight holds the tone, i.e.
-    when the centre is at the onset."""
+def crossing(rec, freq, from_g, steady_db, rising=True, step=24, n=480, to_g=None):
+    """Where a tone switches on (rising) or off, to `step` samples: the centre of the first n-sample
+    window (sliding from from_g) in which freq reaches half its steady amplitude (steady_db - 6 dB),
+    or falls below it. For a step and a symmetric window that is when half the window's weight holds
+    the tone, i.e. when the centre is at the switch (for a short ramp: at its middle). None if it
+    does not happen before to_g (default: the end of the recording)."""
     tab = dft_tables(freq, n)
     i = max(0, rec.index_of(from_g))
-    while i + n <= len(rec.samples):
-        if bin_power_db(rec.samples[i:i + n], freq, tab) >= steady_db - 6.02:
+    end = len(rec.samples) if to_g is None else min(len(rec.samples), rec.index_of(to_g) + n // 2)
+    while i + n <= end:
+        above = bin_power_db(rec.samples[i:i + n], freq, tab) >= steady_db - 6.02
+        if above == rising:
             return rec.g0 + i + n // 2
         i += step
     return None
+
+
+def onset(rec, freq, from_g, steady_db):
+    return crossing(rec, freq, from_g, steady_db, rising=True)
 
 
 def self_test():
