@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "api/node.h"
 #include "http/conn.h"
@@ -115,6 +116,63 @@ static int render_refused(struct prom_buf *b, const struct metrics_space *sp, si
     return err;
 }
 
+/* The rooms' families: state, speakers, the mixer's frames and the speakers' jitter buffers.
+ * Master-only numbers (the mixer runs there), so no worker sum. */
+static int render_rooms(struct prom_buf *b, const struct metrics_space *sp, size_t n)
+{
+    static const char *const states[] = {"scheduled", "green", "live", "ended"};
+    int err = prom_family_begin(b, "tribune_space_state", PROM_GAUGE,
+                                "1 for the space's lifecycle state (scheduled, green, live, "
+                                "ended), 0 for the others.");
+    for (size_t i = 0; err == 0 && i < n; i++)
+        for (size_t k = 0; err == 0 && sp[i].state && k < 4; k++) {
+            struct prom_label l[] = {{"space", sp[i].id}, {"state", states[k]}, {NULL, NULL}};
+            err = prom_sample(b, NULL, l, strcmp(sp[i].state, states[k]) == 0);
+        }
+    if (err == 0)
+        err = prom_family_begin(b, "tribune_speakers_connected", PROM_GAUGE,
+                                "Speakers whose stream is connected (the host's own publisher and "
+                                "the demo's built-in speaker included).");
+    for (size_t i = 0; err == 0 && i < n; i++)
+        err = prom_sample(b, NULL, (struct prom_label[]){{"space", sp[i].id}, {NULL, NULL}},
+                          sp[i].speakers);
+    if (err == 0)
+        err = prom_family_begin(b, "tribune_program_frames_total", PROM_COUNTER,
+                                "20 ms program frames made by the mixer: encoded (mixed), or "
+                                "passed through unchanged from a lone speaker.");
+    for (size_t i = 0; err == 0 && i < n; i++) {
+        struct prom_label l1[] = {{"space", sp[i].id}, {"kind", "encoded"}, {NULL, NULL}};
+        struct prom_label l2[] = {{"space", sp[i].id}, {"kind", "passthrough"}, {NULL, NULL}};
+        err = prom_sample(b, NULL, l1, (double)sp[i].frames_encoded);
+        if (err == 0) err = prom_sample(b, NULL, l2, (double)sp[i].frames_passed);
+    }
+    if (err == 0)
+        err = prom_family_begin(b, "tribune_program_limited_frames_total", PROM_COUNTER,
+                                "Program frames whose level the limiter turned down so that the "
+                                "mix never clips.");
+    for (size_t i = 0; err == 0 && i < n; i++)
+        err = prom_sample(b, NULL, (struct prom_label[]){{"space", sp[i].id}, {NULL, NULL}},
+                          (double)sp[i].frames_limited);
+    if (err == 0)
+        err = prom_family_begin(b, "tribune_speaker_underruns_total", PROM_COUNTER,
+                                "Times a speaker's jitter buffer ran dry while it was being "
+                                "mixed (concealed for up to 60 ms, then silent until refilled).");
+    for (size_t i = 0; err == 0 && i < n; i++)
+        err = prom_sample(b, NULL, (struct prom_label[]){{"space", sp[i].id}, {NULL, NULL}},
+                          (double)sp[i].underruns);
+    if (err == 0)
+        err = prom_family_begin(b, "tribune_speaker_drift_corrections_total", PROM_COUNTER,
+                                "20 ms corrections for clock drift between a speaker and the "
+                                "program: drop (the speaker runs fast) or fill (slow).");
+    for (size_t i = 0; err == 0 && i < n; i++) {
+        struct prom_label l1[] = {{"space", sp[i].id}, {"kind", "drop"}, {NULL, NULL}};
+        struct prom_label l2[] = {{"space", sp[i].id}, {"kind", "fill"}, {NULL, NULL}};
+        err = prom_sample(b, NULL, l1, (double)sp[i].drift_drops);
+        if (err == 0) err = prom_sample(b, NULL, l2, (double)sp[i].drift_fills);
+    }
+    return err;
+}
+
 static int render_hist(struct prom_buf *b, const char *name, const char *help,
                        const struct metrics_space *sp, size_t n, int is_session)
 {
@@ -144,6 +202,7 @@ int metrics_render(struct prom_buf *b, const struct metrics_node *node,
         }
         if (err == 0) err = render_dropped(b, sp, n);
         if (err == 0) err = render_refused(b, sp, n);
+        if (err == 0) err = render_rooms(b, sp, n);
         if (err == 0)
             err = render_hist(b, "tribune_join_to_first_audio_seconds",
                               "Seconds from a listener's admission to the first audio byte its "
@@ -201,6 +260,16 @@ void api_metrics(struct node *n, struct conn *c)
         sp[i].id = s->rec.id;
         space_stats(s, &sp[i].st);
         sp[i].peak_hearing = s->peak_hearing;
+        sp[i].state = space_state_name(s->rec.state);
+        struct space_mix_stats mx;
+        space_mix_stats(s, &mx);
+        sp[i].speakers = mx.speakers;
+        sp[i].frames_encoded = mx.frames_encoded;
+        sp[i].frames_passed = mx.frames_passed;
+        sp[i].frames_limited = mx.frames_limited;
+        sp[i].underruns = mx.underruns;
+        sp[i].drift_drops = mx.drift_drops;
+        sp[i].drift_fills = mx.drift_fills;
         i++;
     }
     struct metrics_node node = {.chunk_ms = n->cfg.chunk_ms, .refusals = refusals};

@@ -28,6 +28,14 @@ struct metrics_space {
     const char *id;       /* borrowed */
     struct feed_stats st; /* summed over the master and the workers */
     uint64_t peak_hearing;
+    const char *state;          /* "scheduled", "green", "live", "ended" (NULL: not shown) */
+    unsigned speakers;          /* connected now */
+    uint64_t frames_encoded;    /* program frames the mixer encoded */
+    uint64_t frames_passed;     /* program frames passed through from a lone speaker */
+    uint64_t frames_limited;    /* frames the limiter turned down */
+    uint64_t underruns;         /* speakers' jitter buffers ran dry (all speakers, ever) */
+    uint64_t drift_drops;       /* 20 ms dropped: a speaker ahead of the program clock */
+    uint64_t drift_fills;       /* 20 ms concealed: a speaker behind it */
 };
 
 /* The node's own numbers. */

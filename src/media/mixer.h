@@ -6,7 +6,9 @@
  *        each input gives 960 samples (decoded, PLC on a short underrun, silence when unprimed)
  *        -> sum (float) -> soft limiter (peak stays below 0 dBFS) -> encode once
  *        (pass-through: a lone, unmuted, unity-gain input whose packets are already
- *         20 ms at the program's channel count goes out as it came, not re-encoded)
+ *         20 ms at the program's channel count goes out as it came, not re-encoded;
+ *         the encoder then rests, and is pre-rolled with the frames that went out
+ *         when mixing resumes, so that the switch neither clicks nor dips)
  *
  * The mixer is itself a program_source (mixer_source()): media/program.c pulls
  * it at wall-clock pace, so the mixer owns no clock and no timer.
@@ -14,7 +16,8 @@
  * Jitter and drift, per input: an input is read only after its source holds
  * jitter_ms of audio (ops->buffered; a source without that op is read at
  * once). A primed input that runs dry is concealed with Opus PLC for up to
- * MIXER_PLC_MS, then fades out and must prime again. Clock drift between a
+ * MIXER_PLC_MS, then fades out and must prime again (a new or re-primed input
+ * fades in over 5 ms, so its first frame is always encoded). Clock drift between a
  * publisher and the program is absorbed by dropping (too much buffered for a
  * whole window) or concealing (too little) one 20 ms frame, at most one per
  * MIXER_DRIFT_WINDOW_MS, with short crossfades: delay never grows, no gap.
@@ -44,13 +47,13 @@ struct mixer_config {
 };
 
 struct mixer_input_stats {
-    uint64_t frames;       /* 20 ms frames this input contributed (audio, PLC or muted) */
+    uint64_t frames;       /* 20 ms frames read while primed (audio, PLC or muted) */
     uint64_t underruns;    /* times it ran dry while primed */
     uint64_t plc_frames;   /* frames concealed */
     uint64_t drift_drops;  /* frames dropped because too much was buffered */
     uint64_t drift_fills;  /* frames concealed because too little was buffered */
     uint32_t buffered_ms;  /* audio waiting in its source and FIFO now */
-    float peak_dbfs;       /* loudest sample of the last second, dBFS (-120 when silent) */
+    float peak_dbfs;       /* loudest sample before gain/mute, last 1-2 s, dBFS (-120: none) */
     bool is_primed;
     bool is_muted;
 };
@@ -60,7 +63,7 @@ struct mixer_stats {
     uint64_t encoded_frames;     /* of which encoded by the mixer */
     uint64_t passthrough_frames; /* of which passed through unchanged */
     uint64_t limited_frames;     /* frames where the limiter reduced gain */
-    float peak_dbfs;             /* loudest program sample of the last second, before encoding */
+    float peak_dbfs;             /* loudest program sample of the last 1-2 s, before encoding */
     int inputs;                  /* inputs now */
 };
 
@@ -73,10 +76,14 @@ void mixer_free(struct mixer *m);
 struct program_source *mixer_source(struct mixer *m);
 
 /* Adds an input pulling from `src` (borrowed until mixer_remove). The stream may be mono or
- * stereo, with any Opus frame size. NULL when MIXER_MAX_INPUTS are in use or out of memory. */
+ * stereo, with any Opus frame size. NULL when MIXER_MAX_INPUTS are in use or out of memory.
+ * As the program does, the mixer calls src->ops->on_drained after a frame in which src's pull
+ * came back empty (after the frame is made, so on_drained may call mixer_remove). */
 struct mixer_input *mixer_add(struct mixer *m, struct program_source *src);
 /* Removes `in`: what it already contributed fades out within one frame (no click for the others);
- * its source is not touched once this returns. `in` is freed. */
+ * its source is not touched once this returns. `in` is freed, at once or, when called from a
+ * source's callback (pull, buffered, on_drained) during the mixer's pull, when that pull
+ * returns; either way the caller must not use `in` again. */
 void mixer_remove(struct mixer *m, struct mixer_input *in);
 /* Mute or unmute, effective at the next frame with a ramp of a few ms. */
 void mixer_set_muted(struct mixer_input *in, bool is_muted);

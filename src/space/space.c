@@ -114,6 +114,27 @@ void space_stats(const struct space *s, struct feed_stats *out)
     }
 }
 
+void space_mix_stats(const struct space *s, struct space_mix_stats *out)
+{
+    *out = s->gone;
+    struct mixer_stats ms;
+    mixer_get_stats(s->mixer, &ms);
+    out->frames_encoded = ms.encoded_frames;
+    out->frames_passed = ms.passthrough_frames;
+    out->frames_limited = ms.limited_frames;
+    for (int i = 0; i < SPACE_SPEAKERS_MAX; i++) {
+        const struct speaker *sp = s->speakers[i];
+        if (!sp) continue;
+        out->speakers++;
+        if (!sp->in) continue;
+        struct mixer_input_stats st;
+        mixer_input_get_stats(sp->in, &st);
+        out->underruns += st.underruns;
+        out->drift_drops += st.drift_drops;
+        out->drift_fills += st.drift_fills;
+    }
+}
+
 void space_retire_worker(struct space *s, int w)
 {
     if (w < 0 || w >= FLEET_MAX) return;
@@ -139,11 +160,32 @@ static struct speaker *slot_new(struct space *s, const char *name)
     return NULL;
 }
 
+/* Keeps a leaving input's counters in the space's totals. */
+static void retire_input(struct space *s, struct mixer_input *in)
+{
+    struct mixer_input_stats st;
+    mixer_input_get_stats(in, &st);
+    s->gone.underruns += st.underruns;
+    s->gone.drift_drops += st.drift_drops;
+    s->gone.drift_fills += st.drift_fills;
+    mixer_remove(s->mixer, in);
+}
+
+/* The demo's built-in speaker steps aside while the host publishes over it
+ * (a one-speaker demo: the host is heard alone, the arpeggio comes back
+ * when the host stops). */
+static void builtin_step_aside(struct space *s, bool is_aside)
+{
+    struct speaker *b = s->builtin ? space_speaker(s, "demo") : NULL;
+    if (b && b->in && !b->is_muted) mixer_set_muted(b->in, is_aside);
+}
+
 static void slot_free(struct speaker *sp)
 {
     struct space *s = sp->space;
-    if (sp->in) mixer_remove(s->mixer, sp->in);
+    if (sp->in) retire_input(s, sp->in);
     sp->in = NULL;
+    if (strcmp(sp->name, "host") == 0) builtin_step_aside(s, false);
     for (int i = 0; i < SPACE_SPEAKERS_MAX; i++)
         if (s->speakers[i] == sp) s->speakers[i] = NULL;
     free(sp);
@@ -347,9 +389,12 @@ static void on_publisher_attach(struct publisher *pub, struct program_source *sr
 {
     struct speaker *sp = arg;
     struct space *s = sp->space;
-    if (sp->in) mixer_remove(s->mixer, sp->in);
+    if (sp->in) retire_input(s, sp->in);
     sp->in = NULL;
-    if (!src) return;
+    if (!src) {
+        if (strcmp(sp->name, "host") == 0) builtin_step_aside(s, false);
+        return;
+    }
     sp->in = mixer_add(s->mixer, src);
     if (!sp->in) {
         log_limited(LOG_WARN, 1, "space %s: the mixer has no room for speaker %s", s->rec.id,
@@ -357,6 +402,7 @@ static void on_publisher_attach(struct publisher *pub, struct program_source *sr
         return;
     }
     mixer_set_muted(sp->in, sp->is_muted);
+    if (strcmp(sp->name, "host") == 0) builtin_step_aside(s, true);
 }
 
 int space_publish(struct space *s, const char *name, int fd, const void *rest, size_t rest_len,

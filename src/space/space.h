@@ -47,6 +47,14 @@ struct speaker {
 
 enum { SPACE_SPEAKERS_MAX = 64 };
 
+/* The mixer's figures of a space: frames since the space was loaded, and the
+ * speakers' jitter-buffer counters over every speaker it ever had. */
+struct space_mix_stats {
+    unsigned speakers; /* connected now */
+    uint64_t frames_encoded, frames_passed, frames_limited;
+    uint64_t underruns, drift_drops, drift_fills;
+};
+
 struct space {
     struct list node;                             /* private */
     struct spaces *owner;                         /* private */
@@ -61,6 +69,7 @@ struct space {
     struct feed_stats wstats[FLEET_MAX];          /* read-only: the ogg feed in each worker */
     struct feed_stats retired;                    /* read-only: counters of workers that died */
     uint64_t peak_hearing;                        /* read-only: most hearing at once (1 s sweeps) */
+    struct space_mix_stats gone; /* private: counters of speakers that left */
 };
 
 struct spaces {
@@ -110,6 +119,7 @@ void space_end(struct space *s);
  * worker (workers report every 100 ms) and the workers that died: counters
  * never go back, gauges count only live connections. */
 void space_stats(const struct space *s, struct feed_stats *out);
+void space_mix_stats(const struct space *s, struct space_mix_stats *out);
 /* Worker `w` died: its counters move to `retired` (its listeners are gone:
  * they count as left) and its gauges drop to zero. */
 void space_retire_worker(struct space *s, int w);

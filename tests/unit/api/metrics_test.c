@@ -67,6 +67,10 @@ static void two_spaces(struct metrics_space sp[2])
     feed_hist_add(&t->join_to_audio, &w1.join_to_audio);
     feed_hist_add(&t->session, &w1.session);
     sp[0].peak_hearing = 47;
+    sp[0].state = "green";
+    sp[0].speakers = 3;
+    sp[0].frames_encoded = 500, sp[0].frames_passed = 250, sp[0].frames_limited = 7;
+    sp[0].underruns = 2, sp[0].drift_drops = 4, sp[0].drift_fills = 1;
     sp[1].id = "q\"uiet\\";
     sp[1].st.waiting = 2, sp[1].st.listeners = 2, sp[1].st.joined = 2;
 }
@@ -112,6 +116,15 @@ START_TEST(renders_exact_values)
     expect_line(t, "tribune_session_seconds_bucket{space=\"demo\",le=\"+Inf\"} 5");
     expect_line(t, "tribune_session_seconds_count{space=\"demo\"} 5");
     expect_line(t, "tribune_join_to_first_audio_seconds_count{space=\"q\\\"uiet\\\\\"} 0");
+    expect_line(t, "tribune_space_state{space=\"demo\",state=\"green\"} 1");
+    expect_line(t, "tribune_space_state{space=\"demo\",state=\"live\"} 0");
+    expect_line(t, "tribune_speakers_connected{space=\"demo\"} 3");
+    expect_line(t, "tribune_program_frames_total{space=\"demo\",kind=\"encoded\"} 500");
+    expect_line(t, "tribune_program_frames_total{space=\"demo\",kind=\"passthrough\"} 250");
+    expect_line(t, "tribune_program_limited_frames_total{space=\"demo\"} 7");
+    expect_line(t, "tribune_speaker_underruns_total{space=\"demo\"} 2");
+    expect_line(t, "tribune_speaker_drift_corrections_total{space=\"demo\",kind=\"drop\"} 4");
+    expect_line(t, "tribune_speaker_drift_corrections_total{space=\"demo\",kind=\"fill\"} 1");
     expect_line(t, "tribune_workers{state=\"up\"} 3");
     expect_line(t, "tribune_workers{state=\"down\"} 1");
     expect_line(t, "tribune_worker_restarts_total 2");
