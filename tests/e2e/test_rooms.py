@@ -48,9 +48,9 @@ import time
 
 import audio
 import heavy
-from lib import (TRIBUNE_BIN, Listener, Server, bearer, check, established_to_port, ffmpeg_publish_speaker, fresh_source, http,
-                 http_json, http_json_from, log, proc_log, run_test, speaker_publish_status, stop_process,
-                 wait_until)
+from lib import (TRIBUNE_BIN, Listener, Server, bearer, check, established_to_port, ffmpeg_publish_speaker,
+                 fresh_source, http, http_json, http_json_from, log, proc_log, run_test, speaker_publish_status,
+                 stop_process, wait_until)
 
 A_HZ, B_HZ, C_HZ, R_HZ = 440, 660, 440, 1000
 NOISE_HZ = 1870          # no tone, no intermodulation product of 440/660/1000 Hz near it
@@ -158,7 +158,7 @@ def snapshot(lst):
     return audio.load_listener(lst)
 
 
-def present(lv, f, g):
+def present(lv, f):
     """Is tone f present in the levels lv of one window (see TONE_DB, OVER_NOISE_DB)?"""
     return lv[f] >= TONE_DB and lv[f] - lv[NOISE_HZ] >= OVER_NOISE_DB
 
@@ -177,7 +177,7 @@ def wait_tone_heard(lst, freq, seconds, timeout, what, g_from):
         lv = rec.levels(FREQS, g_from)
         run = 0
         for g, x in lv:
-            run = run + 1 if present(x, freq, g) else 0
+            run = run + 1 if present(x, freq) else 0
             if run >= need:
                 return g - (need - 1) * audio.WIN
         return None
@@ -202,7 +202,7 @@ def green_then_live(srv, sid, hkey, lst):
     mon.stop()
     rec = audio.load_listener(mon)
     lv = rec.levels(FREQS, g_mon + 48000)
-    both = [g for g, x in lv if present(x, A_HZ, g) and present(x, B_HZ, g)]
+    both = [g for g, x in lv if present(x, A_HZ) and present(x, B_HZ)]
     log("monitor in green: both tones in %d of %d windows of its last second (440 median %.1f, 660 median "
         "%.1f dBFS)" % (len(both), len(lv), audio.summary(lv, A_HZ)[1], audio.summary(lv, B_HZ)[1]))
     check(len(lv) >= 40 and len(both) == len(lv), "monitor in green lacks a tone: %s" % fmt_windows(
@@ -226,11 +226,11 @@ def green_then_live(srv, sid, hkey, lst):
     check(len(before) >= 25, "too little recorded before go-live (%d windows) to judge the green room" % len(before))
     check(not loud, "listeners heard the green room before go-live: %s" % fmt_windows(loud, FREQS))
     after = rec.levels(FREQS, g_live, g_live + 3 * 48000)
-    onset = next((g for g, x in after if present(x, A_HZ, g) and present(x, B_HZ, g)), None)
+    onset = next((g for g, x in after if present(x, A_HZ) and present(x, B_HZ)), None)
     log("both tones first in the window at granule %s = go-live + %s ms" % (
         onset, None if onset is None else (onset - g_live) // MS))
     live = rec.levels(FREQS, g_live + LIVE_MS * MS, g_live + 3 * 48000)
-    bad = [(g, x) for g, x in live if not (present(x, A_HZ, g) and present(x, B_HZ, g)
+    bad = [(g, x) for g, x in live if not (present(x, A_HZ) and present(x, B_HZ)
                                            and abs(x[A_HZ] - x[B_HZ]) <= 10)]
     a, b, n = (audio.summary(live, f) for f in (A_HZ, B_HZ, NOISE_HZ))
     log("live, go-live + 250 ms .. + 3 s (%d windows): 440 min/median %.1f/%.1f, 660 %.1f/%.1f, "
@@ -266,7 +266,7 @@ def mute_unmute(srv, sid, hkey, lst):
     ref = audio.summary(before, B_HZ)[1]
     muted = rec.levels(FREQS, g_mute + 100 * MS, g_unmute)
     loud = [(g, x) for g, x in muted if x[B_HZ] > ref - 30]
-    a_gone = [(g, x) for g, x in muted if not present(x, A_HZ, g)]
+    a_gone = [(g, x) for g, x in muted if not present(x, A_HZ)]
     log("mute at granule %d: 660 Hz before %.1f dBFS (median of 1 s); from mute + 100 ms (%d windows) max %.1f "
         "dBFS = %.1f dB below; 440 Hz meanwhile min %.1f dBFS" % (
             g_mute, ref, len(muted), audio.summary(muted, B_HZ)[2], ref - audio.summary(muted, B_HZ)[2],
@@ -279,7 +279,7 @@ def mute_unmute(srv, sid, hkey, lst):
     check(not a_gone, "440 Hz (a, not muted) missing while b was muted: %s" % fmt_windows(a_gone, FREQS))
 
     back = rec.levels(FREQS, g_unmute + 100 * MS, g_unmute + 100 * MS + 2 * 48000)
-    off = [(g, x) for g, x in back if not present(x, B_HZ, g) or abs(x[B_HZ] - ref) > 6]
+    off = [(g, x) for g, x in back if not present(x, B_HZ) or abs(x[B_HZ] - ref) > 6]
     log("unmute at granule %d: 660 Hz from unmute + 100 ms (%d windows) min/median %.1f/%.1f dBFS, before the "
         "mute %.1f" % (g_unmute, len(back), audio.summary(back, B_HZ)[0], audio.summary(back, B_HZ)[1], ref))
     check(len(back) >= 90, "only %d windows after the unmute" % len(back))
@@ -387,7 +387,7 @@ def kill_c(srv, sid, hkey, lst):
     med_mixed = audio.summary(rec.levels(FREQS, g0 - 48000, g0), B_HZ)[1]
     med_alone = audio.summary(rec.levels(FREQS, g1 + 2 * 48000, g1 + 3 * 48000), B_HZ)[1]
     floor = min(med_mixed, med_alone) - 10
-    gaps = [(g, x) for g, x in around if not present(x, B_HZ, g) or x[B_HZ] < floor]
+    gaps = [(g, x) for g, x in around if not present(x, B_HZ) or x[B_HZ] < floor]
     log("around the kill (%d windows, kill - 1 s .. kill + 3 s): 660 Hz min %.1f dBFS (median %.1f with c, %.1f "
         "after; floor %.1f), min over noise %.1f dB; windows without it: %d" % (
             len(around), audio.summary(around, B_HZ)[0], med_mixed, med_alone, floor,
