@@ -999,5 +999,110 @@ def self_test():
     print("lib self test ok", rep)
 
 
+# ----------------------------------------------------------------------------------------------
+# Rooms (issue 6): speakers, host actions, tone publishers with a chosen pace
+# ----------------------------------------------------------------------------------------------
+
+def bearer(key):
+    """The host's (or a requester's) Authorization header."""
+    return {"Authorization": "Bearer %s" % key}
+
+
+def speaker_icecast_url(server, space_id, name, key):
+    return "icecast://source:%s@127.0.0.1:%d/spaces/%s/speakers/%s.opus" % (key, server.port, space_id, name)
+
+
+def ffmpeg_publish_tone(server, url, seconds, freq=440, amplitude=1.0, readrate=1.0, page_ms=20, log_path=None,
+                        name="tone"):
+    """Start ffmpeg publishing a sine (aevalsrc, `amplitude` of full scale) to an icecast:// `url`,
+    read at `readrate` times real time (ffmpeg's -readrate; 1.0 is -re: a live encoder whose clock
+    runs `readrate` times as fast as ours), Opus 48 kbit/s mono in 20 ms frames and pages of
+    `page_ms`. Returns the Popen (tracked; stderr in p.log_path)."""
+    argv = ["ffmpeg", "-nostdin", "-v", "error", "-readrate", repr(float(readrate)), "-f", "lavfi",
+            "-i", "aevalsrc=%r*sin(2*PI*%d*t):s=48000:c=mono" % (float(amplitude), freq), "-t", str(seconds),
+            "-c:a", "libopus", "-b:a", "48k", "-frame_duration", "20", "-page_duration", str(page_ms * 1000),
+            "-f", "ogg", url]
+    log_path = log_path or os.path.join(tmpdir(), "ffmpeg-%s.log" % name)
+    log("publish %s: %s" % (name, " ".join(argv)))
+    f = open(log_path, "wb")
+    p = track(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=f, stderr=f))
+    f.close()
+    p.log_path = log_path
+    return p
+
+
+def ffmpeg_publish_speaker(server, space_id, name, key, seconds, freq=440, amplitude=1.0, readrate=1.0):
+    """A speaker publishing a tone on PUT /spaces/{id}/speakers/{name}.opus (Basic source:<key>)."""
+    return ffmpeg_publish_tone(server, speaker_icecast_url(server, space_id, name, key), seconds, freq=freq,
+                               amplitude=amplitude, readrate=readrate, name="speaker-%s" % name)
+
+
+def speaker_publish_status(server, space_id, name, key, timeout=5, src=None):
+    """One raw PUT on a speaker's mount with `key` (None: no Authorization), no audio sent, from
+    source address `src` (default: any). Returns (status, body bytes): the final status the server
+    answers (100 if it only said "100 Continue", that is, it accepted the head and waits for audio;
+    None if it said nothing) and, for a refusal, its body up to the server's close."""
+    hdrs = ["PUT /spaces/%s/speakers/%s.opus HTTP/1.1" % (space_id, name), "Host: 127.0.0.1:%d" % server.port,
+            "User-Agent: tribune-e2e-raw", "Content-Type: audio/ogg", "Ice-Public: 0"]
+    if key is not None:
+        hdrs.append("Authorization: " + basic_auth(key))
+    s = socket.create_connection(server.addr, timeout=timeout, source_address=(src, 0) if src else None)
+    data = b""
+    deadline = time.monotonic() + timeout
+    try:
+        s.sendall(("\r\n".join(hdrs) + "\r\n\r\n").encode())
+        s.settimeout(0.2)
+        while time.monotonic() < deadline:
+            r = final_response(data)
+            if r is not None and (r[0] < 400 or int(r[1].get("content-length", "-1")) <= len(r[2])):
+                break
+            try:
+                x = s.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            if not x:
+                break
+            data += x
+    finally:
+        s.close()
+    r = final_response(data) or parse_head(data)   # an interim 100 alone: the server waits for audio
+    return (r[0], r[2]) if r is not None else (None, data)
+
+
+_SRC_NEXT = [0]
+
+
+def fresh_source():
+    """A loopback source address no other request of this process used (127.0.9.1 and up): the
+    server limits failed key attempts per client address (5 at once, docs/config.md), so a test that
+    makes many refused attempts on purpose spreads them, one address each."""
+    _SRC_NEXT[0] += 1
+    n = _SRC_NEXT[0]
+    check(n < 254 * 200, "out of fresh source addresses")
+    return "127.0.%d.%d" % (9 + n // 254, 1 + n % 254)
+
+
+def http_json_from(server, src, method, path, body=None, headers=None, timeout=10):
+    """http_json() from source address `src`. Returns (status, headers, parsed JSON or raw bytes)."""
+    c = httpclient.HTTPConnection("127.0.0.1", server.port, timeout=timeout, source_address=(src, 0))
+    try:
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+            headers = dict(headers or {})
+            headers.setdefault("Content-Type", "application/json")
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        data = r.read()
+        hd = {k.lower(): v for k, v in r.getheaders()}
+    finally:
+        c.close()
+    try:
+        return r.status, hd, json.loads(data.decode()) if data else None
+    except ValueError:
+        return r.status, hd, data
+
+
 if __name__ == "__main__":
     self_test()
