@@ -178,12 +178,31 @@ static int open_listener(struct node *n)
     return acceptor_start(&n->acceptor, n->loop, fd, on_accept, n);
 }
 
+/* The admin address: accepted by the master itself, never by a worker, so
+ * the API, /metrics and tribune top answer while the workers' port is
+ * saturated (accept queues full, workers busy writing). */
+static int open_admin(struct node *n)
+{
+    if (!n->cfg.admin_listen[0]) return 0;
+    char host[64];
+    uint16_t port;
+    if (config_split_listen(n->cfg.admin_listen, host, sizeof(host), &port) < 0) return -EINVAL;
+    int fd = listen_open(host, port, 512);
+    if (fd < 0) {
+        log_error("cannot listen on %s (admin_listen): %s", n->cfg.admin_listen, strerror(-fd));
+        return fd;
+    }
+    log_info("admin address http://%s (served by the master)", n->cfg.admin_listen);
+    return acceptor_start(&n->admin, n->loop, fd, on_accept, n);
+}
+
 int node_open(struct node *n, const struct config *cfg)
 {
     memset(n, 0, sizeof(*n));
     n->cfg = *cfg;
     n->sigio.fd = -1;
     n->acceptor.io.fd = -1;
+    n->admin.io.fd = -1;
     n->reserve_fd = -1;
     n->limits.max_head = (size_t)cfg->max_header_bytes;
     n->limits.max_url = (size_t)cfg->max_url_bytes;
@@ -195,6 +214,7 @@ int node_open(struct node *n, const struct config *cfg)
     if (err == 0) err = open_key_fails(n);
     if (err == 0) err = spaces_init(&n->spaces, n->loop, n->reg, &n->cfg);
     if (err == 0) err = open_listener(n);
+    if (err == 0) err = open_admin(n);
     if (err == 0) err = setup_signals(n);
     if (err == 0 && node_worker_exe) err = start_fleet(n);
     return err;
@@ -226,6 +246,7 @@ int node_run(struct node *n)
 void node_close(struct node *n)
 {
     if (n->acceptor.io.fd >= 0) acceptor_stop(&n->acceptor);
+    if (n->admin.io.fd >= 0) acceptor_stop(&n->admin);
     events_close(n);
     if (n->has_fleet) fleet_stop(&n->fleet);
     n->spaces.fleet = NULL;

@@ -30,6 +30,7 @@ struct node {
     struct registry *reg;
     struct spaces spaces;
     struct acceptor acceptor;
+    struct acceptor admin; /* private: admin_listen, the master's own address */
     struct conn_limits limits;
     struct io sigio;
     struct fleet fleet;

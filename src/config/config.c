@@ -58,6 +58,13 @@ static const struct setting settings[] = {
      .arg = "ADDR:PORT",
      .def = "127.0.0.1:8000",
      .help = "address and port to listen on"},
+    {.name = "admin_listen",
+     .type = SETTING_LISTEN,
+     FIELD(admin_listen),
+     .arg = "ADDR:PORT",
+     .def = "",
+     .help = "a second address served by the master alone (API, metrics, events, top): it "
+             "answers when the workers' port is saturated; empty = none"},
     {.name = "data",
      .type = SETTING_STRING,
      FIELD(data),
@@ -353,7 +360,9 @@ static int check_string(const struct setting *s, const char *value, const char *
         return fail(err, errlen, -EINVAL, who, "\"%s\" is not one of %s", value, s->choices);
     char host[256];
     uint16_t port;
-    if (s->type == SETTING_LISTEN && config_split_listen(value, host, sizeof(host), &port) < 0)
+    bool is_off = s->type == SETTING_LISTEN && len == 0 && s->def[0] == '\0'; /* optional */
+    if (s->type == SETTING_LISTEN && !is_off &&
+        config_split_listen(value, host, sizeof(host), &port) < 0)
         return fail(err, errlen, -EINVAL, who,
                     "\"%s\" is not ADDR:PORT (like 127.0.0.1:8000, [::1]:8000 or :8000)", value);
     return 0;

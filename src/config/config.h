@@ -17,6 +17,7 @@
 
 struct config {
     char listen[64];          /* ADDR:PORT, default 127.0.0.1:8000 */
+    char admin_listen[64];    /* ADDR:PORT served by the master alone, default "" (none) */
     char data[256];           /* data directory, default ./tribune-data */
     int workers;              /* delivery worker processes, default 0 = auto */
     int burst_ms;             /* audio sent at once to a new listener, default 1500 */

@@ -10,12 +10,17 @@ With three workers and 60 raw listeners on the demo space:
   - the master restarts the worker (a new child process appears);
   - the API's listener count drops to the survivors (the dead worker's listeners are counted as gone);
   - the killed worker's listeners rejoin and hear audio again.
+Then the admin address (`--admin_listen`), accepted by the master itself: with every worker
+stopped (SIGSTOP), the API answers there at once while the workers' port answers nothing.
 """
+import json
 import os
 import signal
 import time
 
-from lib import Listener, Server, check, http_json, log, run_test, wait_until
+import socket
+
+from lib import Listener, Server, check, free_port, http_json, log, run_test, wait_until
 
 N = 60
 WORKERS = 3
@@ -85,7 +90,9 @@ def connected(srv):
 
 
 def main():
-    srv = Server("demo", extra=["--workers", str(WORKERS)]).start()
+    admin_port = free_port()
+    srv = Server("demo", extra=["--workers", str(WORKERS),
+                                "--admin_listen", "127.0.0.1:%d" % admin_port]).start()
     wait_until(lambda: len(children(srv.proc.pid)) == WORKERS, 10, "%d workers to run" % WORKERS)
     workers = children(srv.proc.pid)
     log("workers: %s" % workers)
@@ -154,8 +161,48 @@ def main():
         lst.stop(join=False)
     for lst in ls + again:
         lst.join(5)
+    admin_answers_while_workers_stop(srv, admin_port)
     srv.stop()
     srv.check_sanitizers()
+
+
+def get_node(port, timeout):
+    """GET /api/node on 127.0.0.1:port: the JSON, or None when nothing answers within timeout."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as c:
+            c.settimeout(timeout)
+            c.sendall(b"GET /api/node HTTP/1.1\r\nHost: x\r\n\r\n")
+            data = b""
+            while True:
+                x = c.recv(65536)
+                if not x:
+                    break
+                data += x
+    except OSError:
+        return None
+    head, _, body = data.partition(b"\r\n\r\n")
+    return json.loads(body) if head.startswith(b"HTTP/1.1 200") else None
+
+
+def admin_answers_while_workers_stop(srv, admin_port):
+    workers = children(srv.proc.pid)
+    node = get_node(admin_port, 5)
+    check(node and node["workers_up"] == WORKERS, "the admin address answered %r" % node)
+    for w in workers:
+        os.kill(w, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        node = get_node(admin_port, 2)
+        dt = time.monotonic() - t0
+        log("workers stopped: the admin address answered in %.3f s: workers_up %s" % (
+            dt, node and node["workers_up"]))
+        check(node is not None and dt < 1.0, "the admin address did not answer with every worker stopped")
+        main_port = get_node(srv.port, 1.0)
+        log("the workers' port answered: %r" % (main_port is not None))
+        check(main_port is None, "the workers' port answered with every worker stopped")
+    finally:
+        for w in workers:
+            os.kill(w, signal.SIGCONT)
 
 
 if __name__ == "__main__":

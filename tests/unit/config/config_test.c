@@ -13,6 +13,7 @@
 static const char *const names[] = {
     "config",
     "listen",
+    "admin_listen",
     "data",
     "workers",
     "burst_ms",
@@ -340,6 +341,12 @@ START_TEST(test_set_listen)
     config_defaults(&c);
     ck_assert_int_eq(config_set(&c, "listen", "[::]:8443", err, sizeof(err)), 0);
     ck_assert_str_eq(c.listen, "[::]:8443");
+    ck_assert_int_eq(config_set(&c, "admin_listen", "127.0.0.1:8001", err, sizeof(err)), 0);
+    ck_assert_str_eq(c.admin_listen, "127.0.0.1:8001");
+    ck_assert_int_eq(config_set(&c, "admin_listen", "", err, sizeof(err)), 0); /* off */
+    ck_assert_str_eq(c.admin_listen, "");
+    ck_assert_int_eq(config_set(&c, "admin_listen", "8001", err, sizeof(err)), -EINVAL);
+    ck_assert_int_eq(config_set(&c, "listen", "", err, sizeof(err)), -EINVAL); /* not optional */
     ck_assert_int_eq(config_set(&c, "listen", "8000", err, sizeof(err)), -EINVAL);
     ck_assert_err_has("listen: \"8000\" is not ADDR:PORT");
     ck_assert_int_eq(config_set(&c, "listen", "localhost:0", err, sizeof(err)), -EINVAL);
@@ -575,8 +582,8 @@ START_TEST(test_help_lines)
         snprintf(value, sizeof(value), "%.*s", (int)(strlen(def) - 10), def + 9);
         struct config c;
         config_defaults(&c);
-        if (strcmp(name, "config") == 0)
-            ck_assert_str_eq(value, "none");
+        if (strcmp(name, "config") == 0 || strcmp(name, "admin_listen") == 0)
+            ck_assert_str_eq(value, "none"); /* empty: shown as none */
         else
             ck_assert_msg(config_set(&c, name, value, err, sizeof(err)) == 0, "%s", err);
     }
