@@ -243,8 +243,12 @@ class Tribune:
 
     def start(self):
         d = tempfile.mkdtemp(prefix="tribune-", dir=self.work)
+        # The server-side counts are read on the admin address, accepted by the master itself:
+        # it answers while the workers' port is saturated (at 100,000 joins it is).
+        self.admin_port = self.port + 10000
         argv = taskset(self.cpus) + [CFG["tribune"], "serve", "--listen",
-                                     "127.0.0.1:%d" % self.port, "--data",
+                                     "127.0.0.1:%d" % self.port, "--admin_listen",
+                                     "127.0.0.1:%d" % self.admin_port, "--data",
                                      os.path.join(d, "data")] + CFG["tribune_args"]
         self.server = Proc(argv, os.path.join(d, "server.log"))
         if not wait_port(self.port):
@@ -432,7 +436,7 @@ def one_run(kind, n, rate, pin, work, port, tag):
         out_json = os.path.join(work, "%s-%s-%d.json" % (tag, kind, n))
         load_log = os.path.join(work, "%s-%s-%d.log" % (tag, kind, n))
         t0 = time.monotonic()
-        counter = HearingSampler(port, srv.sid, t0) if kind == "tribune" else None
+        counter = HearingSampler(srv.admin_port, srv.sid, t0) if kind == "tribune" else None
         if counter is not None:
             counter.start()
         try:
