@@ -84,6 +84,11 @@ cJSON *api_space_json(struct node *n, const struct space_record *r)
     cJSON_AddBoolToObject(o, "has_publisher", has_speaker);
     api_add_speakers(n, o, r, s, false);
     cJSON_AddNumberToObject(o, "max_speakers", n->cfg.max_speakers);
+    cJSON *rec = api_recording_json(n, r->id);
+    if (rec)
+        cJSON_AddItemToObject(o, "recording", rec);
+    else
+        cJSON_AddNullToObject(o, "recording");
     cJSON_AddNumberToObject(o, "program_granule", s ? (double)program_granule(&s->program) : 0);
     cJSON_AddBoolToObject(o, "require_ticket", r->require_ticket);
     return o;

@@ -91,6 +91,13 @@ void api_request(struct node *n, struct conn *c, const char *id, size_t len, con
 void api_request_decide(struct node *n, struct conn *c, const char *id, size_t len, const char *rid,
                         size_t rid_len, bool approve);
 
+/* GET /api/spaces/{id}/recording: the recording's size, duration, segments,
+ * gaps and alarm; GET /api/recordings: every space's that has one. */
+void api_recording(struct node *n, struct conn *c, const char *id, size_t len);
+void api_recordings(struct node *n, struct conn *c);
+/* The recording of space `id` as JSON, or NULL when there is none. */
+struct cJSON *api_recording_json(struct node *n, const char *id);
+
 /* Decodes standard base64 (OpenSSL's decoder). Returns the decoded length or
  * -1 when the input is invalid or does not fit `cap`. */
 int api_base64_decode(const char *in, size_t len, char *out, size_t cap);

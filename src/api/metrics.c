@@ -7,6 +7,7 @@
 
 #include "api/node.h"
 #include "http/conn.h"
+#include "record/recorder.h"
 #include "space/space.h"
 
 const char metrics_content_type[] = "text/plain; version=0.0.4; charset=utf-8";
@@ -173,6 +174,37 @@ static int render_rooms(struct prom_buf *b, const struct metrics_space *sp, size
     return err;
 }
 
+static int render_recordings(struct prom_buf *b, const struct metrics_space *sp, size_t n)
+{
+    static const struct {
+        const char *name;
+        enum prom_type type;
+        const char *help;
+    } fam[] = {
+        {"tribune_recording_failing", PROM_GAUGE,
+         "1 while the space's recording cannot be written (disk full, write error): the alarm; "
+         "live audio goes on, recorded audio is lost until it resumes in a new segment."},
+        {"tribune_recording_bytes", PROM_GAUGE, "Bytes of the space's recording on disk."},
+        {"tribune_recording_seconds", PROM_GAUGE, "Audio in the space's recording, in seconds."},
+        {"tribune_recording_lost_seconds", PROM_GAUGE,
+         "Audio the space's recording lost to faults (write errors, a full queue), in seconds: the "
+         "gaps of its manifest."},
+    };
+    int err = 0;
+    for (size_t f = 0; err == 0 && f < sizeof(fam) / sizeof(fam[0]); f++) {
+        err = prom_family_begin(b, fam[f].name, fam[f].type, fam[f].help);
+        for (size_t i = 0; err == 0 && i < n; i++) {
+            if (!sp[i].has_recording) continue;
+            double v = f == 0   ? sp[i].is_recording_failing
+                       : f == 1 ? (double)sp[i].recording_bytes
+                       : f == 2 ? sp[i].recording_seconds
+                                : sp[i].recording_lost_s;
+            err = prom_sample(b, NULL, (struct prom_label[]){{"space", sp[i].id}, {NULL, NULL}}, v);
+        }
+    }
+    return err;
+}
+
 static int render_hist(struct prom_buf *b, const char *name, const char *help,
                        const struct metrics_space *sp, size_t n, int is_session)
 {
@@ -203,6 +235,7 @@ int metrics_render(struct prom_buf *b, const struct metrics_node *node,
         if (err == 0) err = render_dropped(b, sp, n);
         if (err == 0) err = render_refused(b, sp, n);
         if (err == 0) err = render_rooms(b, sp, n);
+        if (err == 0) err = render_recordings(b, sp, n);
         if (err == 0)
             err = render_hist(b, "tribune_join_to_first_audio_seconds",
                               "Seconds from a listener's admission to the first audio byte its "
@@ -235,6 +268,10 @@ int metrics_render(struct prom_buf *b, const struct metrics_node *node,
             b, NULL,
             (struct prom_label[]){{"reason", refuse_name((enum refuse_reason)r)}, {NULL, NULL}},
             (double)node->refusals.count[r]);
+    if (err == 0 && node->recorder)
+        err = prom_gauge(b, "tribune_recordings_failing",
+                         "Recordings that cannot be written now (the node's recording alarm).",
+                         NULL, node->recordings_failing);
     if (err == 0)
         err = prom_counter(b, "tribune_worker_restarts_total",
                            "Delivery workers restarted after dying.", NULL,
@@ -270,9 +307,21 @@ void api_metrics(struct node *n, struct conn *c)
         sp[i].underruns = mx.underruns;
         sp[i].drift_drops = mx.drift_drops;
         sp[i].drift_fills = mx.drift_fills;
+        struct recording_info ri;
+        if (n->recorder && recorder_get_info(n->recorder, s->rec.id, &ri) == 0 && ri.exists) {
+            sp[i].has_recording = true;
+            sp[i].is_recording_failing = ri.is_failing;
+            sp[i].recording_bytes = ri.bytes;
+            sp[i].recording_seconds = (double)ri.duration_ms / 1000.0;
+            sp[i].recording_lost_s = (double)ri.gap_ms / 1000.0;
+        }
         i++;
     }
     struct metrics_node node = {.chunk_ms = n->cfg.chunk_ms, .refusals = refusals};
+    if (n->recorder) {
+        node.recorder = 1;
+        node.recordings_failing = recorder_failing(n->recorder);
+    }
     if (n->has_fleet) {
         node.workers = (unsigned)n->fleet.n;
         fleet_totals(&n->fleet, &node.workers_up, &node.worker_restarts, &node.refusals);

@@ -28,14 +28,19 @@ struct metrics_space {
     const char *id;       /* borrowed */
     struct feed_stats st; /* summed over the master and the workers */
     uint64_t peak_hearing;
-    const char *state;          /* "scheduled", "green", "live", "ended" (NULL: not shown) */
-    unsigned speakers;          /* connected now */
-    uint64_t frames_encoded;    /* program frames the mixer encoded */
-    uint64_t frames_passed;     /* program frames passed through from a lone speaker */
-    uint64_t frames_limited;    /* frames the limiter turned down */
-    uint64_t underruns;         /* speakers' jitter buffers ran dry (all speakers, ever) */
-    uint64_t drift_drops;       /* 20 ms dropped: a speaker ahead of the program clock */
-    uint64_t drift_fills;       /* 20 ms concealed: a speaker behind it */
+    const char *state;         /* "scheduled", "green", "live", "ended" (NULL: not shown) */
+    unsigned speakers;         /* connected now */
+    uint64_t frames_encoded;   /* program frames the mixer encoded */
+    uint64_t frames_passed;    /* program frames passed through from a lone speaker */
+    uint64_t frames_limited;   /* frames the limiter turned down */
+    uint64_t underruns;        /* speakers' jitter buffers ran dry (all speakers, ever) */
+    uint64_t drift_drops;      /* 20 ms dropped: a speaker ahead of the program clock */
+    uint64_t drift_fills;      /* 20 ms concealed: a speaker behind it */
+    bool has_recording;        /* the fields below mean something */
+    bool is_recording_failing; /* the alarm: its recording cannot be written */
+    uint64_t recording_bytes;  /* on disk */
+    double recording_seconds;  /* audio recorded */
+    double recording_lost_s;   /* audio lost to write errors and a full queue */
 };
 
 /* The node's own numbers. */
@@ -45,6 +50,8 @@ struct metrics_node {
     uint64_t worker_restarts; /* since start, over all workers */
     int chunk_ms;             /* audio per chunk (turns skipped chunks into seconds) */
     struct refusals refusals; /* the master's and every running worker's */
+    int recorder;             /* 1 recording on, 0 off */
+    unsigned recordings_failing;
 };
 
 /* The content type of the body. */

@@ -15,6 +15,8 @@
 #include "core/log.h"
 #include "deliver/chunk.h"
 #include "metrics/refusals.h"
+#include "record/recorder.h"
+#include "record/replay.h"
 
 static void on_accept(struct acceptor *a, int fd)
 {
@@ -196,6 +198,32 @@ static int open_admin(struct node *n)
     return acceptor_start(&n->admin, n->loop, fd, on_accept, n);
 }
 
+enum { PRUNE_MS = 3600 * 1000 };
+
+/* Recordings past their retention go, at start and each hour. */
+static void on_prune(struct timer *t)
+{
+    struct node *n = list_entry(t, struct node, prune);
+    int removed = recorder_prune(n->recorder, (int64_t)n->cfg.recording_retention_days * 86400);
+    if (removed > 0) log_info("recordings: %d past their retention removed", removed);
+    timer_start(n->loop, t, loop_now_ms(n->loop) + PRUNE_MS);
+}
+
+/* The recorder (its own thread), after recovering what a crash left. */
+static int open_recorder(struct node *n)
+{
+    if (!n->cfg.record) return 0;
+    char path[512];
+    snprintf(path, sizeof(path), "%s/recordings", n->cfg.data);
+    struct recorder_config rc = {.sync_ms = n->cfg.recording_sync_ms, .page_ms = 100};
+    n->recorder = recorder_start(path, &rc);
+    if (!n->recorder) return -EIO;
+    n->spaces.recorder = n->recorder;
+    timer_init(&n->prune, on_prune);
+    if (n->cfg.recording_retention_days > 0) timer_start(n->loop, &n->prune, loop_now_ms(n->loop));
+    return 0;
+}
+
 int node_open(struct node *n, const struct config *cfg)
 {
     memset(n, 0, sizeof(*n));
@@ -213,6 +241,7 @@ int node_open(struct node *n, const struct config *cfg)
     int err = open_registry(n);
     if (err == 0) err = open_key_fails(n);
     if (err == 0) err = spaces_init(&n->spaces, n->loop, n->reg, &n->cfg);
+    if (err == 0) err = open_recorder(n);
     if (err == 0) err = open_listener(n);
     if (err == 0) err = open_admin(n);
     if (err == 0) err = setup_signals(n);
@@ -255,7 +284,13 @@ void node_close(struct node *n)
         loop_del(n->loop, &n->sigio);
         close(n->sigio.fd);
     }
-    if (n->reg) spaces_fini(&n->spaces);
+    if (n->reg) spaces_fini(&n->spaces); /* closes the recordings of live spaces */
+    replay_close_all();
+    if (n->recorder) {
+        timer_stop(&n->prune);
+        recorder_stop(n->recorder);
+        n->recorder = NULL;
+    }
     conn_module_fini();
     /* Run the deferred frees queued by the closes above. */
     if (n->loop) {

@@ -30,7 +30,9 @@ struct node {
     struct registry *reg;
     struct spaces spaces;
     struct acceptor acceptor;
-    struct acceptor admin; /* private: admin_listen, the master's own address */
+    struct acceptor admin;     /* private: admin_listen, the master's own address */
+    struct recorder *recorder; /* private: NULL when record = 0 */
+    struct timer prune;        /* private: recordings past their retention, hourly */
     struct conn_limits limits;
     struct io sigio;
     struct fleet fleet;

@@ -21,6 +21,7 @@
 #include "http/conn.h"
 #include "http/route.h"
 #include "media/mixer.h"
+#include "record/recorder.h"
 #include "space/space.h"
 
 enum { RID_MAX_DIGITS = 18 };
@@ -407,5 +408,66 @@ void api_request_decide(struct node *n, struct conn *c, const char *id, size_t l
         cJSON_AddStringToObject(o, "state", "approved");
     }
     OPENSSL_cleanse(key, sizeof(key));
+    api_respond_json(c, 200, o);
+}
+
+/* ---- recordings ---- */
+
+cJSON *api_recording_json(struct node *n, const char *id)
+{
+    struct recording_info ri;
+    if (!n->recorder || recorder_get_info(n->recorder, id, &ri) < 0 || !ri.exists) return NULL;
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddStringToObject(o, "space", id);
+    char url[128];
+    snprintf(url, sizeof(url), "/spaces/%s/recording.opus", id);
+    cJSON_AddStringToObject(o, "url", url);
+    cJSON_AddBoolToObject(o, "recording", ri.is_open);
+    cJSON_AddBoolToObject(o, "failing", ri.is_failing);
+    cJSON_AddNumberToObject(o, "bytes", (double)ri.bytes);
+    cJSON_AddNumberToObject(o, "duration_s", (double)ri.duration_ms / 1000.0);
+    cJSON_AddNumberToObject(o, "gap_s", (double)ri.gap_ms / 1000.0);
+    cJSON_AddNumberToObject(o, "segments", ri.segments);
+    cJSON_AddNumberToObject(o, "suspect_segments", ri.suspect);
+    cJSON_AddNumberToObject(o, "started_at", (double)ri.started_at);
+    if (ri.last_error) cJSON_AddStringToObject(o, "last_error", strerror(ri.last_error));
+    return o;
+}
+
+void api_recording(struct node *n, struct conn *c, const char *id, size_t len)
+{
+    struct space_record rec;
+    if (api_find_space(n, c, id, len, &rec) < 0) return;
+    cJSON *o = api_recording_json(n, rec.id);
+    if (!o) {
+        conn_respond_error(c, 404, "this space has no recording (yet)");
+        return;
+    }
+    api_respond_json(c, 200, o);
+}
+
+struct recordings_ctx {
+    struct node *n;
+    cJSON *arr;
+};
+
+static int add_recording(const struct space_record *r, void *arg)
+{
+    struct recordings_ctx *x = arg;
+    cJSON *o = api_recording_json(x->n, r->id);
+    if (o) {
+        cJSON_AddStringToObject(o, "title", r->title);
+        cJSON_AddStringToObject(o, "state", space_state_name(r->state));
+        cJSON_AddItemToArray(x->arr, o);
+    }
+    return 0;
+}
+
+void api_recordings(struct node *n, struct conn *c)
+{
+    cJSON *o = cJSON_CreateObject();
+    struct recordings_ctx x = {n, o ? cJSON_AddArrayToObject(o, "recordings") : NULL};
+    if (x.arr) registry_list(n->reg, add_recording, &x);
     api_respond_json(c, 200, o);
 }

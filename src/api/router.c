@@ -19,6 +19,8 @@
 #include "http/route.h"
 #include "media/ingest.h"
 #include "metrics/refusals.h"
+#include "record/recorder.h"
+#include "record/replay.h"
 
 enum route_id {
     R_INDEX,
@@ -42,7 +44,10 @@ enum route_id {
     R_REQUESTS,
     R_REQUEST,
     R_APPROVE,
-    R_REFUSE
+    R_REFUSE,
+    R_RECORDING,
+    R_RECORDING_INFO,
+    R_RECORDINGS
 };
 
 static const struct route routes[] = {
@@ -68,6 +73,9 @@ static const struct route routes[] = {
     {"/api/spaces/{}/requests/{}", ROUTE_GET, R_REQUEST},
     {"/api/spaces/{}/requests/{}/approve", ROUTE_POST, R_APPROVE},
     {"/api/spaces/{}/requests/{}/refuse", ROUTE_POST, R_REFUSE},
+    {"/spaces/{}/recording.opus", ROUTE_GET | ROUTE_HEAD, R_RECORDING},
+    {"/api/spaces/{}/recording", ROUTE_GET | ROUTE_HEAD, R_RECORDING_INFO},
+    {"/api/recordings", ROUTE_GET | ROUTE_HEAD, R_RECORDINGS},
 };
 
 static void handle_listen(struct node *n, struct conn *c, const struct route_match *m)
@@ -214,6 +222,43 @@ static void handle_publish(struct node *n, struct conn *c, const struct route_ma
     }
 }
 
+/* GET or HEAD /spaces/{id}/recording.opus: the space's recording so far (all
+ * its segments, a chained Ogg stream), with Range. The files are found by the
+ * space's id, validated and looked up in the registry, never from the URL's
+ * text: nothing else on disk can be reached from here. */
+static void handle_recording(struct node *n, struct conn *c, const struct route_match *m)
+{
+    struct space_record rec;
+    if (api_find_space(n, c, m->captures[0].s, m->captures[0].len, &rec) < 0) return;
+    static struct segment_ref refs[RECORDER_MAX_SEGMENTS];
+    int count = n->recorder
+                    ? recorder_get_segments(n->recorder, rec.id, refs, RECORDER_MAX_SEGMENTS)
+                    : -ENOENT;
+    if (count <= 0) {
+        conn_respond_error(c, 404,
+                           n->recorder ? "this space has no recording (yet)"
+                                       : "recording is off on this node (record = 0)");
+        return;
+    }
+    struct replay_file files[RECORDER_MAX_SEGMENTS];
+    for (int i = 0; i < count; i++)
+        files[i] = (struct replay_file){refs[i].path, refs[i].bytes};
+    size_t rlen = 0;
+    const char *range = conn_header(c, "Range", &rlen);
+    char rbuf[256];
+    if (range && rlen < sizeof(rbuf)) {
+        memcpy(rbuf, range, rlen);
+        range = rbuf;
+    } else {
+        range = NULL, rlen = 0;
+    }
+    bool is_head = c->method == ROUTE_HEAD;
+    char rest[1];
+    size_t rest_len;
+    int fd = conn_detach(c, rest, 0, &rest_len);
+    replay_start(n->loop, fd, files, (size_t)count, is_head, range, rlen);
+}
+
 /* GET /spaces/{id}/monitor.opus?key=<host key> (or Bearer): the program mix
  * in any state, for the host in the green room. Served by the master. */
 static void handle_monitor(struct node *n, struct conn *c, const struct route_match *m)
@@ -320,6 +365,15 @@ void node_on_request(struct conn *c)
         break;
     case R_REQUEST:
         api_request(n, c, m.captures[0].s, m.captures[0].len, m.captures[1].s, m.captures[1].len);
+        break;
+    case R_RECORDING:
+        handle_recording(n, c, &m);
+        break;
+    case R_RECORDING_INFO:
+        api_recording(n, c, m.captures[0].s, m.captures[0].len);
+        break;
+    case R_RECORDINGS:
+        api_recordings(n, c);
         break;
     case R_APPROVE:
     case R_REFUSE:

@@ -44,9 +44,12 @@ struct config {
     int jitter_ms;            /* per-speaker jitter buffer, default 300 */
     int max_speakers;         /* speakers a host may invite per space, default 13 */
     int max_requests;         /* pending requests to speak per space, default 100 */
-    char log_level[16];       /* error|warn|info|debug, default info */
-    char log_format[8];       /* text|json, default text */
-    char config_file[256];    /* where settings came from, if any */
+    int record;               /* record live spaces, default 1 */
+    int recording_sync_ms;    /* fdatasync cadence of recordings, default 1000 */
+    int recording_retention_days; /* delete recordings ended this long ago, 0 = keep */
+    char log_level[16];           /* error|warn|info|debug, default info */
+    char log_format[8];           /* text|json, default text */
+    char config_file[256];        /* where settings came from, if any */
 };
 
 /* Fills `c` with the defaults. */

@@ -72,6 +72,7 @@ static void emit(struct program *p, const uint8_t *data, size_t len, int samples
     int err = p->is_on_air ? ogg_pkg_packet(&p->pkg, data, len, samples)
                            : ogg_pkg_packet(&p->pkg, p->silence, p->silence_len, samples);
     if (err == 0 && p->has_monitor) err = ogg_pkg_packet(&p->monitor, data, len, samples);
+    if (p->is_on_air && p->on_air) p->on_air(p, data, len, samples);
     if (err < 0) log_limited(LOG_ERROR, 1, "program: out of memory");
 }
 

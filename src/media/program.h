@@ -69,6 +69,9 @@ struct program {
     bool has_monitor;                /* read-only */
     int channels;                    /* read-only: once started */
     struct ogg_pkg monitor;          /* private: the host's monitor, always the source */
+    /* public, optional: every packet that goes on the air (the recorder) */
+    void (*on_air)(struct program *p, const uint8_t *data, size_t len, int samples);
+    void *owner; /* public: for on_air */
 };
 
 int program_init(struct program *p, struct loop *loop, struct feed *feed, int chunk_ms);

@@ -35,6 +35,7 @@
 #include <limits.h>
 #include <ogg/ogg.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1110,7 +1111,13 @@ struct recorder *recorder_start(const char *dir, const struct recorder_config *c
         return NULL;
     }
     recover_all(r);
+    /* The thread takes no signal: the media loop reads them (signalfd), and a
+     * signal delivered to this thread would take its default action instead. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
     int err = pthread_create(&r->thread, NULL, recorder_main, r);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (err) {
         log_error("recorder: pthread_create: %s", strerror(err));
         r->is_stopping = true;

@@ -9,10 +9,14 @@
 #include "media/demo.h"
 #include "media/ingest.h"
 #include "media/mixer.h"
+#include "record/recorder.h"
 
 enum { SWEEP_MS = 100 };
 
 static void slot_free(struct speaker *sp);
+static void record_start(struct space *s);
+static void record_stop(struct space *s);
+static void on_air_packet(struct program *p, const uint8_t *data, size_t len, int samples);
 
 static void on_sweep(struct timer *t)
 {
@@ -42,6 +46,7 @@ int spaces_init(struct spaces *ss, struct loop *loop, struct registry *reg,
     ss->reg = reg;
     ss->cfg = cfg;
     ss->fleet = NULL;
+    ss->recorder = NULL;
     timer_init(&ss->sweep, on_sweep);
     timer_start(loop, &ss->sweep, loop_now_ms(loop) + SWEEP_MS);
     return 0;
@@ -57,6 +62,7 @@ static void close_speakers(struct space *s)
 
 static void space_free(struct space *s)
 {
+    record_stop(s);
     close_speakers(s);
     for (int i = 0; i < SPACE_SPEAKERS_MAX; i++)
         if (s->speakers[i]) slot_free(s->speakers[i]); /* the built-in speaker */
@@ -237,6 +243,9 @@ static struct space *space_new(struct spaces *ss, const struct space_record *rec
     } else if (program_attach(&s->program, mixer_source(s->mixer)) < 0) {
         log_error("space %s: the program cannot start", rec->id);
     }
+    s->program.on_air = on_air_packet;
+    s->program.owner = s;
+    if (is_live) record_start(s); /* a restart during a live space: a new segment */
     s->ogg.stall_timeout_ms = (uint64_t)cfg->stall_timeout_ms;
     s->ogg.sndbuf = cfg->sndbuf_bytes;
     s->ogg.lag_chunks = (unsigned)(FEED_LAG_MS / chunk_ms);
@@ -300,6 +309,28 @@ void space_set_state(struct space *s, enum space_state st)
     }
 }
 
+/* The program's packets on the air go to the recorder (copied, never waits). */
+static void on_air_packet(struct program *p, const uint8_t *data, size_t len, int samples)
+{
+    struct space *s = p->owner;
+    if (s->recording) recording_packet(s->recording, data, len, samples);
+}
+
+/* Live: a recording starts (or, after a restart, goes on in a new segment). */
+static void record_start(struct space *s)
+{
+    if (s->recording || !s->owner->recorder) return;
+    s->recording = recording_open(s->owner->recorder, s->rec.id, s->program.channels);
+    if (!s->recording) log_warn("space %s: cannot record", s->rec.id);
+}
+
+static void record_stop(struct space *s)
+{
+    if (!s->recording) return;
+    recording_close(s->recording);
+    s->recording = NULL;
+}
+
 uint64_t space_chan_flags(const struct space *s)
 {
     return (s->rec.require_ticket ? CHAN_SPACE_REQUIRE_TICKET : 0) |
@@ -318,6 +349,7 @@ int space_go_live(struct space *s)
     if (s->rec.state == SPACE_ENDED) return -EPIPE;
     if (s->rec.state == SPACE_LIVE) return 0;
     space_set_state(s, SPACE_LIVE);
+    record_start(s);
     program_set_on_air(&s->program, true);
     feed_set_live(&s->ogg, true);
     announce(s);
@@ -331,6 +363,7 @@ void space_end(struct space *s)
     close_speakers(s);
     program_set_on_air(&s->program, false);
     program_stop(&s->program);
+    record_stop(s);
     feed_end(&s->ogg);
     feed_end(&s->monitor);
     announce(s);

@@ -32,6 +32,8 @@
 #include "space/registry.h"
 
 struct publisher;
+struct recorder;
+struct recording;
 struct mixer;
 struct mixer_input;
 
@@ -62,6 +64,7 @@ struct space {
     struct feed ogg;                              /* progressive Ogg/Opus listeners */
     struct program program;                       /* the program clock and source */
     struct feed monitor;                          /* the host's monitor: the mix in any state */
+    struct recording *recording;                  /* read-only: while live and recorded */
     struct mixer *mixer;                          /* private */
     struct speaker *speakers[SPACE_SPEAKERS_MAX]; /* read-only: connected, NULL = free slot */
     struct publisher *publisher;                  /* read-only: the host's publisher, or NULL */
@@ -75,12 +78,13 @@ struct space {
 };
 
 struct spaces {
-    struct list all;          /* private */
-    struct loop *loop;        /* private */
-    struct registry *reg;     /* private */
-    const struct config *cfg; /* private */
-    struct timer sweep;       /* private */
-    struct fleet *fleet;      /* public: the workers to forward chunks to, or NULL */
+    struct list all;           /* private */
+    struct loop *loop;         /* private */
+    struct registry *reg;      /* private */
+    const struct config *cfg;  /* private */
+    struct timer sweep;        /* private */
+    struct fleet *fleet;       /* public: the workers to forward chunks to, or NULL */
+    struct recorder *recorder; /* public: records live spaces, or NULL (record = 0) */
 };
 
 int spaces_init(struct spaces *ss, struct loop *loop, struct registry *reg,

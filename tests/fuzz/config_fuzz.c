@@ -67,6 +67,9 @@ static const struct range {
     {offsetof(struct config, jitter_ms), 0, 2000},
     {offsetof(struct config, max_speakers), 1, 64},
     {offsetof(struct config, max_requests), 1, 10000},
+    {offsetof(struct config, record), 0, 1},
+    {offsetof(struct config, recording_sync_ms), 100, 60000},
+    {offsetof(struct config, recording_retention_days), 0, 36500},
 };
 
 static int memfd = -1;

@@ -71,6 +71,8 @@ static void two_spaces(struct metrics_space sp[2])
     sp[0].speakers = 3;
     sp[0].frames_encoded = 500, sp[0].frames_passed = 250, sp[0].frames_limited = 7;
     sp[0].underruns = 2, sp[0].drift_drops = 4, sp[0].drift_fills = 1;
+    sp[0].has_recording = true, sp[0].is_recording_failing = true;
+    sp[0].recording_bytes = 123456, sp[0].recording_seconds = 61.5, sp[0].recording_lost_s = 2.25;
     sp[1].id = "q\"uiet\\";
     sp[1].st.waiting = 2, sp[1].st.listeners = 2, sp[1].st.joined = 2;
 }
@@ -79,8 +81,12 @@ START_TEST(renders_exact_values)
 {
     struct metrics_space sp[2];
     two_spaces(sp);
-    struct metrics_node node = {
-        .workers = 4, .workers_up = 3, .worker_restarts = 2, .chunk_ms = 100};
+    struct metrics_node node = {.workers = 4,
+                                .workers_up = 3,
+                                .worker_restarts = 2,
+                                .chunk_ms = 100,
+                                .recorder = 1,
+                                .recordings_failing = 1};
     struct prom_buf b;
     prom_buf_init(&b);
     ck_assert_int_eq(metrics_render(&b, &node, sp, 2), 0);
@@ -125,6 +131,12 @@ START_TEST(renders_exact_values)
     expect_line(t, "tribune_speaker_underruns_total{space=\"demo\"} 2");
     expect_line(t, "tribune_speaker_drift_corrections_total{space=\"demo\",kind=\"drop\"} 4");
     expect_line(t, "tribune_speaker_drift_corrections_total{space=\"demo\",kind=\"fill\"} 1");
+    expect_line(t, "tribune_recording_failing{space=\"demo\"} 1");
+    expect_line(t, "tribune_recording_bytes{space=\"demo\"} 123456");
+    expect_line(t, "tribune_recording_seconds{space=\"demo\"} 61.5");
+    expect_line(t, "tribune_recording_lost_seconds{space=\"demo\"} 2.25");
+    expect_line(t, "tribune_recordings_failing 1");
+    ck_assert_ptr_null(strstr(t, "tribune_recording_bytes{space=\"q"));
     expect_line(t, "tribune_workers{state=\"up\"} 3");
     expect_line(t, "tribune_workers{state=\"down\"} 1");
     expect_line(t, "tribune_worker_restarts_total 2");

@@ -40,6 +40,9 @@ static const char *const names[] = {
     "jitter_ms",
     "max_speakers",
     "max_requests",
+    "record",
+    "recording_sync_ms",
+    "recording_retention_days",
     "log_level",
     "log_format",
 };
