@@ -36,10 +36,17 @@
 #                        zero-window readers, 1,024 descriptors: tests/e2e/guard_figures.py),
 #                        to bench/results/guard-<timestamp>.json; 0 to skip; "only" to run
 #                        nothing else
+#   BENCH_ROOMS=1        then the rooms' figures (bench/rooms.py: CPU of the mixer with 1, 4
+#                        and 13 speakers against a 0-speaker baseline, time from going live to
+#                        audio at BENCH_ROOMS_LISTENERS=2000 waiting listeners, latency the
+#                        mixer adds), to bench/results/rooms-<timestamp>.json; 0 to skip;
+#                        "only" to run nothing else (and not install icecast2); its own
+#                        settings (BENCH_ROOMS_*) are listed at the top of bench/rooms.py
 set -eu
 cd "$(dirname "$0")/.."
 
-if ! command -v icecast2 >/dev/null 2>&1; then
+rooms="${BENCH_ROOMS:-1}"
+if [ "$rooms" != "only" ] && ! command -v icecast2 >/dev/null 2>&1; then
     echo "bench: installing icecast2 (Debian package, used by the benchmark only)"
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -60,12 +67,17 @@ echo "bench: open-file limit raised to $(ulimit -n) (hard limit $hard)"
 
 guard="${BENCH_GUARD:-1}"
 rc=0
-if [ "$guard" != "only" ]; then
+if [ "$guard" != "only" ] && [ "$rooms" != "only" ]; then
     python3 bench/bench.py "$@" || rc=$?
 fi
-if [ "$guard" != "0" ]; then
+if [ "$guard" != "0" ] && { [ "$rooms" != "only" ] || [ "$guard" = "only" ]; }; then
     out="${BENCH_RESULTS:-bench/results}/guard-$(date -u +%Y%m%d-%H%M%S).json"
     echo "bench: the guard's figures (long scale) -> $out"
     TRIBUNE_BIN="${TRIBUNE:-$PWD/build/tribune}" python3 tests/e2e/guard_figures.py long --json "$out" || rc=$?
+fi
+if [ "$rooms" != "0" ] && { [ "$guard" != "only" ] || [ "$rooms" = "only" ]; }; then
+    out="${BENCH_RESULTS:-bench/results}/rooms-$(date -u +%Y%m%d-%H%M%S).json"
+    echo "bench: the rooms' figures (mixing, going live, latency) -> $out"
+    python3 bench/rooms.py --json "$out" || rc=$?
 fi
 exit $rc
