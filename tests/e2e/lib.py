@@ -1106,3 +1106,161 @@ def http_json_from(server, src, method, path, body=None, headers=None, timeout=1
 
 if __name__ == "__main__":
     self_test()
+
+
+# ----------------------------------------------------------------------------------------------
+# Recordings (issue 7): segment files, the replay, the API and metrics
+# ----------------------------------------------------------------------------------------------
+
+OPUS_PRE_SKIP_DEFAULT = 312
+
+
+def oggz_validate(path):
+    """oggz-validate on one file. Returns (ok, its output)."""
+    r = subprocess.run(["oggz-validate", path], capture_output=True, timeout=60)
+    out = (r.stdout + r.stderr).decode(errors="replace").strip()
+    return r.returncode == 0, out
+
+
+def ogg_streams(data, what="recording"):
+    """Page-by-page CRC scan of a (possibly chained) Ogg/Opus byte string that must be whole pages
+    from offset 0. Splits it into logical streams (a chained stream: each starts with a BOS page and
+    ends with an EOS page). Returns a list of dicts: serial, pages, pre_skip, seconds (last granule
+    minus pre-skip, 48 kHz), has_eos. Fails on a CRC error, garbage, a partial page, interleaving."""
+    try:
+        pages, tail = parse_pages(data, allow_partial_tail=False)
+    except OggError as e:
+        raise TestFailure("%s: %s" % (what, e))
+    check(tail == 0, "%s: %d bytes of a partial page at the end" % (what, tail))
+    streams = []
+    for p in pages:
+        if p.bos:
+            check(not streams or streams[-1]["has_eos"], "%s: a new stream (BOS) starts before the "
+                  "previous one ended (no EOS): %r" % (what, p))
+            streams.append({"serial": p.serial, "pages": [p], "has_eos": p.eos})
+            continue
+        check(streams and p.serial == streams[-1]["serial"], "%s: page of an unknown serial: %r" % (what, p))
+        check(not streams[-1]["has_eos"], "%s: page after the end of stream: %r" % (what, p))
+        streams[-1]["pages"].append(p)
+        streams[-1]["has_eos"] = p.eos
+    for i, s in enumerate(streams):
+        sp = s["pages"]
+        check_opus_head_pages(sp, "%s stream %d" % (what, i))
+        s["pre_skip"] = struct.unpack_from("<H", sp[0].body, 10)[0]
+        seqs = [p.seq for p in sp]
+        check(seqs == list(range(seqs[0], seqs[0] + len(seqs))), "%s stream %d: page sequence numbers "
+              "jump: %r" % (what, i, seqs[:50]))
+        gps = [p.granule for p in sp[2:] if p.granule != -1]
+        check(all(a <= b for a, b in zip(gps, gps[1:])), "%s stream %d: granules go back" % (what, i))
+        s["seconds"] = max(0, (gps[-1] if gps else 0) - s["pre_skip"]) / 48000.0
+    return streams
+
+
+def check_segment_file(path, need_eos=True):
+    """One segment file: CRC scan (one Opus stream, whole pages, EOS on its last page when
+    need_eos) and oggz-validate. Returns the stream dict of ogg_streams()."""
+    with open(path, "rb") as f:
+        data = f.read()
+    streams = ogg_streams(data, os.path.basename(path))
+    check(len(streams) == 1, "%s holds %d streams, expected 1" % (path, len(streams)))
+    if need_eos:
+        check(streams[0]["has_eos"], "%s: last page lacks the end-of-stream flag" % path)
+        ok, out = oggz_validate(path)
+        check(ok, "oggz-validate %s failed: %s" % (path, out))
+    return streams[0]
+
+
+def segment_files(data_dir, space_id):
+    """The segment files of a space's recording on disk, sorted."""
+    d = os.path.join(data_dir, "recordings", space_id)
+    return sorted(os.path.join(d, f) for f in os.listdir(d) if f.startswith("seg-") and f.endswith(".opus"))
+
+
+def read_manifest(data_dir, space_id):
+    with open(os.path.join(data_dir, "recordings", space_id, "manifest.json"), "rb") as f:
+        return json.loads(f.read().decode())
+
+
+def recording_info(server, space_id, timeout=10):
+    """GET /api/spaces/{id}/recording: the JSON object, or None on 404."""
+    st, _, obj = http_json(server, "GET", "/api/spaces/%s/recording" % space_id, timeout=timeout)
+    if st == 404:
+        return None
+    check(st == 200, "GET /api/spaces/%s/recording -> %d %r" % (space_id, st, obj))
+    return obj
+
+
+def metric_value(server, name, labels=None, timeout=10):
+    """One sample of GET /metrics: the value of `name` with exactly `labels` ({} or None: none),
+    or None when absent."""
+    import re
+    st, _, body = http(server, "GET", "/metrics", timeout=timeout)
+    check(st == 200, "GET /metrics -> %d" % st)
+    want = "" if not labels else "{" + ",".join('%s="%s"' % kv for kv in sorted(labels.items())) + "}"
+    for m in re.finditer(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$", body.decode(), re.M):
+        if m.group(1) == name and (m.group(2) or "") == want:
+            return float(m.group(3))
+    return None
+
+
+def decode_clean(path, out_raw, what=None):
+    """ffmpeg decodes an Ogg/Opus file (or URL) with no output on stderr at -v error. Returns samples."""
+    rc, err = ffmpeg_decode_file(path, out_raw)
+    check(rc == 0 and not err.strip(), "ffmpeg decoding %s: rc %d, errors: %s" % (what or path, rc, err[-2000:]))
+    return read_s16(out_raw)
+
+
+def parse_multipart_byteranges(body, content_type):
+    """Split a multipart/byteranges body. Returns [(Content-Range value, part bytes)]."""
+    import re
+    m = re.search(r'boundary="?([^";]+)"?', content_type)
+    check(m is not None, "multipart response without a boundary: %r" % content_type)
+    delim = b"--" + m.group(1).encode()
+    parts = []
+    pos = body.find(delim)
+    check(pos >= 0, "no boundary in the multipart body")
+    for _ in range(1000):
+        pos += len(delim)
+        if body[pos:pos + 2] == b"--":
+            return parts
+        check(body[pos:pos + 2] == b"\r\n", "boundary not followed by CRLF at %d" % pos)
+        hend = body.find(b"\r\n\r\n", pos)
+        check(hend >= 0, "part without the end of its headers")
+        hd = {}
+        for ln in body[pos + 2:hend].decode("latin-1").split("\r\n"):
+            if ":" in ln:
+                k, v = ln.split(":", 1)
+                hd[k.strip().lower()] = v.strip()
+        cr = hd.get("content-range", "")
+        m2 = re.match(r"bytes (\d+)-(\d+)/(\d+)$", cr)
+        check(m2 is not None, "part without a valid Content-Range: %r" % hd)
+        n = int(m2.group(2)) - int(m2.group(1)) + 1
+        data = body[hend + 4:hend + 4 + n]
+        check(len(data) == n, "part %r cut short" % cr)
+        parts.append((cr, data))
+        pos = hend + 4 + n
+        check(body[pos:pos + 2] == b"\r\n", "part %r not followed by CRLF" % cr)
+        pos += 2
+        check(body[pos:pos + len(delim)] == delim, "part %r not followed by the boundary" % cr)
+    raise TestFailure("more than 1000 parts")
+
+
+# ffmpeg 5.1 (Debian 12) prints this once when it probes the duration of a chained Ogg file whose
+# last link is longer than the tail it reads (ogg_get_length meets pages of an unknown serial): it
+# does so for any chained file (cat a.opus long.opus), and decodes every link all the same.
+FFMPEG_CHAINED_NOTE = "failed to create or replace stream"
+
+
+def decode_chained(path, out_raw, streams, what=None):
+    """Decode a chained Ogg/Opus file with ffmpeg: no error output but FFMPEG_CHAINED_NOTE (with
+    several links), and as many samples as the links' durations (`streams` from ogg_streams)
+    within 20 ms each. Returns the samples."""
+    rc, err = ffmpeg_decode_file(path, out_raw)
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    other = [ln for ln in lines if not (len(streams) > 1 and ln.endswith(FFMPEG_CHAINED_NOTE))]
+    check(rc == 0 and not other, "ffmpeg decoding %s: rc %d, errors: %s" % (what or path, rc, "\n".join(other)[-2000:]))
+    pcm = read_s16(out_raw)
+    want = sum(s["seconds"] for s in streams)
+    check(abs(len(pcm) / 48000.0 - want) <= 0.02 * len(streams), "%s decoded %.3f s, its links hold %.3f s"
+          % (what or path, len(pcm) / 48000.0, want))
+    return pcm
