@@ -42,11 +42,23 @@
 #                        mixer adds), to bench/results/rooms-<timestamp>.json; 0 to skip;
 #                        "only" to run nothing else (and not install icecast2); its own
 #                        settings (BENCH_ROOMS_*) are listed at the top of bench/rooms.py
+#   BENCH_RECORD=1       then the recorder's crash test at 100 iterations (bench/record_crash.py:
+#                        publish, kill -9 at a random moment, restart, check the recording),
+#                        to bench/results/record-crash-<timestamp>.json; 0 to skip; "only"
 set -eu
 cd "$(dirname "$0")/.."
 
+guard="${BENCH_GUARD:-1}"
 rooms="${BENCH_ROOMS:-1}"
-if [ "$rooms" != "only" ] && ! command -v icecast2 >/dev/null 2>&1; then
+record="${BENCH_RECORD:-1}"
+only=""
+[ "$guard" = "only" ] && only=guard
+[ "$rooms" = "only" ] && only=rooms
+[ "$record" = "only" ] && only=record
+# runs <part> <its setting>: true when that part of the benchmark runs this time
+runs() { if [ -n "$only" ]; then [ "$only" = "$1" ]; else [ "$2" != "0" ]; fi; }
+
+if [ -z "$only" ] && ! command -v icecast2 >/dev/null 2>&1; then
     echo "bench: installing icecast2 (Debian package, used by the benchmark only)"
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -65,19 +77,22 @@ hard=$(ulimit -Hn)
 ulimit -n "$hard"
 echo "bench: open-file limit raised to $(ulimit -n) (hard limit $hard)"
 
-guard="${BENCH_GUARD:-1}"
 rc=0
-if [ "$guard" != "only" ] && [ "$rooms" != "only" ]; then
+if [ -z "$only" ]; then
     python3 bench/bench.py "$@" || rc=$?
 fi
-if [ "$guard" != "0" ] && { [ "$rooms" != "only" ] || [ "$guard" = "only" ]; }; then
+if runs guard "$guard"; then
     out="${BENCH_RESULTS:-bench/results}/guard-$(date -u +%Y%m%d-%H%M%S).json"
     echo "bench: the guard's figures (long scale) -> $out"
     TRIBUNE_BIN="${TRIBUNE:-$PWD/build/tribune}" python3 tests/e2e/guard_figures.py long --json "$out" || rc=$?
 fi
-if [ "$rooms" != "0" ] && { [ "$guard" != "only" ] || [ "$rooms" = "only" ]; }; then
+if runs rooms "$rooms"; then
     out="${BENCH_RESULTS:-bench/results}/rooms-$(date -u +%Y%m%d-%H%M%S).json"
     echo "bench: the rooms' figures (mixing, going live, latency) -> $out"
     python3 bench/rooms.py --json "$out" || rc=$?
+fi
+if runs record "$record"; then
+    echo "bench: the recorder's crash test, 100 iterations -> ${BENCH_RESULTS:-bench/results}/record-crash-*.json"
+    TRIBUNE_BIN="${TRIBUNE:-$PWD/build/tribune}" python3 bench/record_crash.py || rc=$?
 fi
 exit $rc

@@ -11,12 +11,14 @@
  *   - the snapshot (segments, gaps, flags, counters): written by the thread
  *     (the media loop writes is_open, is_closing, handle and adds the queue's
  *     drops to gap_samples), read by recorder_get_*, always under r->mu;
- *   - the writer (fd, libogg stream, held-back packet, clocks): the thread's alone.
+ *   - the writer (fd, libogg stream, clocks): the thread's alone.
  * The list of recs is under r->mu: recording_open adds, recorder_prune
  * unlinks (the thread frees an unlinked rec when its MSG_DELETE comes).
  *
- * Pages: every packet is held back until the next one comes (or close), so
- * that the last page of a segment always carries a packet with e_o_s set. A
+ * Pages: packets go into the stream as they come; at close the last page
+ * written gets the end-of-stream flag in place (page_set_eos, as recovery
+ * does), so nothing is held back and a crash loses at most the page being
+ * filled. A
  * page is flushed before it would exceed page_ms and as soon as it reaches it.
  * A segment with no audio page at all is deleted (at close, at a write error,
  * and by recovery): an Ogg/Opus file of headers only is of no use to replay.
@@ -112,10 +114,6 @@ struct rec {
     ogg_stream_state os;
     int64_t granule, packetno;
     uint32_t page_samples;
-    unsigned char *pend; /* the held-back packet */
-    size_t pend_len, pend_cap;
-    int pend_samples;
-    bool has_pend;
     unsigned char *wbuf; /* pages being written */
     size_t wbuf_len, wbuf_cap;
     uint64_t t, seg_t;       /* recording time now, and at the segment's start */
@@ -563,7 +561,6 @@ static struct rec *rec_new(const char *id)
 static void rec_free(struct rec *c)
 {
     if (!c) return;
-    free(c->pend);
     free(c->wbuf);
     free(c);
 }
@@ -678,7 +675,6 @@ static void stream_reset(struct rec *c)
     if (c->fd >= 0) close(c->fd);
     c->fd = -1;
     ogg_stream_clear(&c->os);
-    c->has_pend = false;
     c->page_samples = 0;
     c->cur = -1;
 }
@@ -799,7 +795,6 @@ static int start_segment(struct recorder *r, struct rec *c)
     c->has_audio_page = false;
     c->needs_sync = true;
     c->page_samples = 0;
-    c->has_pend = false;
     c->seg_t = c->t;
     c->last_sync_ms = clock_ms();
     struct seg s = {.started_at = unix_ms(),
@@ -880,21 +875,6 @@ static int submit(struct recorder *r, struct rec *c, const unsigned char *data, 
     return err;
 }
 
-static int stash(struct rec *c, const unsigned char *data, size_t len, int samples)
-{
-    if (len > c->pend_cap) {
-        unsigned char *grown = realloc(c->pend, len);
-        if (!grown) return -ENOMEM;
-        c->pend = grown;
-        c->pend_cap = len;
-    }
-    memcpy(c->pend, data, len);
-    c->pend_len = len;
-    c->pend_samples = samples;
-    c->has_pend = true;
-    return 0;
-}
-
 static void lose(struct recorder *r, struct rec *c, uint64_t samples)
 {
     pthread_mutex_lock(&r->mu);
@@ -913,15 +893,21 @@ static void handle_packet(struct recorder *r, struct rec *c, struct msg *m)
         lose(r, c, (uint64_t)m->samples);
         return;
     }
-    if (c->has_pend && submit(r, c, c->pend, c->pend_len, c->pend_samples, false) < 0) return;
-    if (stash(c, m->data, m->len, m->samples) < 0) lose(r, c, (uint64_t)m->samples);
+    submit(r, c, m->data, m->len, m->samples, false); /* a failure fails the segment */
 }
 
-/* Ends the segment being written: the held-back packet goes in with e_o_s,
- * the last page is written and synced. A segment without audio is deleted. */
+/* Ends the segment being written: the page being filled is written, the last
+ * page gets the end-of-stream flag in place, and the file is synced. A
+ * segment without audio is deleted. */
 static void close_segment(struct recorder *r, struct rec *c)
 {
-    if (c->has_pend && submit(r, c, c->pend, c->pend_len, c->pend_samples, true) < 0) return;
+    if (c->page_samples && write_pages(r, c, true) < 0) return; /* failed: already sealed */
+    c->page_samples = 0;
+    if (c->has_audio_page) {
+        int err = page_set_eos(c->fd, c->last_page_off, c->last_page_len);
+        if (err) log_error("recorder: space %s: cannot close %s: %s", c->id,
+                           c->segs[c->cur].file, strerror(-err));
+    }
     if (!c->has_audio_page) {
         drop_current(r, c);
     } else {
