@@ -905,8 +905,9 @@ static void close_segment(struct recorder *r, struct rec *c)
     c->page_samples = 0;
     if (c->has_audio_page) {
         int err = page_set_eos(c->fd, c->last_page_off, c->last_page_len);
-        if (err) log_error("recorder: space %s: cannot close %s: %s", c->id,
-                           c->segs[c->cur].file, strerror(-err));
+        if (err)
+            log_error("recorder: space %s: cannot close %s: %s", c->id, c->segs[c->cur].file,
+                      strerror(-err));
     }
     if (!c->has_audio_page) {
         drop_current(r, c);
