@@ -423,7 +423,7 @@ cJSON *api_recording_json(struct node *n, const char *id)
     char url[128];
     snprintf(url, sizeof(url), "/spaces/%s/recording.opus", id);
     cJSON_AddStringToObject(o, "url", url);
-    cJSON_AddBoolToObject(o, "recording", ri.is_open);
+    cJSON_AddBoolToObject(o, "recording", ri.is_open || ri.is_closing); /* until final */
     cJSON_AddBoolToObject(o, "failing", ri.is_failing);
     cJSON_AddNumberToObject(o, "bytes", (double)ri.bytes);
     cJSON_AddNumberToObject(o, "duration_s", (double)ri.duration_ms / 1000.0);
