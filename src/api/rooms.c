@@ -217,6 +217,13 @@ void api_speakers(struct node *n, struct conn *c, const char *id, size_t len)
     invite(n, c, s, name, 201);
 }
 
+/* A speaker action's failure: 404 for a name the space does not have. */
+static void speaker_error(struct conn *c, int err)
+{
+    conn_respond_error(c, err == -ENOENT ? 404 : 500,
+                       err == -ENOENT ? "no such speaker" : "registry unavailable");
+}
+
 void api_speaker_remove(struct node *n, struct conn *c, const char *id, size_t len,
                         const char *name, size_t name_len)
 {
@@ -225,8 +232,7 @@ void api_speaker_remove(struct node *n, struct conn *c, const char *id, size_t l
     if (!s || path_name(c, name, name_len, nm) < 0) return;
     int err = space_remove_speaker(s, nm);
     if (err < 0) {
-        conn_respond_error(c, err == -ENOENT ? 404 : 500,
-                           err == -ENOENT ? "no such speaker" : "registry unavailable");
+        speaker_error(c, err);
         return;
     }
     cJSON *o = cJSON_CreateObject();
@@ -245,8 +251,7 @@ void api_speaker_mute(struct node *n, struct conn *c, const char *id, size_t len
     if (!s || path_name(c, name, name_len, nm) < 0 || is_ended(c, s)) return;
     int err = space_set_muted(s, nm, is_muted);
     if (err < 0) {
-        conn_respond_error(c, err == -ENOENT ? 404 : 500,
-                           err == -ENOENT ? "no such speaker" : "registry unavailable");
+        speaker_error(c, err);
         return;
     }
     cJSON *o = cJSON_CreateObject();
