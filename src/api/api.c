@@ -270,14 +270,20 @@ bool api_is_host(struct node *n, struct conn *c, const char *id)
     return false;
 }
 
-void api_guard(struct node *n, struct conn *c, const char *id, size_t len)
+struct space *api_host_space(struct node *n, struct conn *c, const char *id, size_t len)
 {
     struct space *s = spaces_get(&n->spaces, id, len);
     if (!s) {
         conn_respond_error(c, 404, "no such space");
-        return;
+        return NULL;
     }
-    if (!api_is_host(n, c, s->rec.id)) return;
+    return api_is_host(n, c, s->rec.id) ? s : NULL;
+}
+
+void api_guard(struct node *n, struct conn *c, const char *id, size_t len)
+{
+    struct space *s = api_host_space(n, c, id, len);
+    if (!s) return;
     cJSON *body = c->body ? cJSON_ParseWithLength(c->body, c->body_len) : NULL;
     cJSON *rt = cJSON_GetObjectItemCaseSensitive(body, "require_ticket");
     if (!cJSON_IsObject(body) || !cJSON_IsBool(rt)) {

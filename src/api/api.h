@@ -11,6 +11,7 @@ struct node;
 struct conn;
 struct cJSON;
 struct space_record;
+struct space;
 
 void api_index(struct node *n, struct conn *c);
 /* GET /api/spaces (list) and POST /api/spaces (create). */
@@ -60,9 +61,11 @@ void api_respond_json(struct conn *c, int status, struct cJSON *obj);
  * host key; otherwise the refusal (429 for an address over its failed
  * attempts, 401 for a missing or wrong key) has been sent. */
 bool api_is_host(struct node *n, struct conn *c, const char *id);
+/* Loads space `id` for a host action and checks the host key: the space, or
+ * NULL with the answer sent (404, 401, 429). */
+struct space *api_host_space(struct node *n, struct conn *c, const char *id, size_t len);
 
 /* ---- rooms (api/rooms.c): lifecycle, speakers, requests to speak ---- */
-struct space;
 /* Adds "speakers": [{name, connected, muted, ...}] to `o`: the invited ones
  * from the registry, plus "host" and "demo" when connected. `is_detailed`
  * adds each connected speaker's mixer figures (a host's view). */

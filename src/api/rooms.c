@@ -26,18 +26,6 @@
 
 enum { RID_MAX_DIGITS = 18 };
 
-/* Loads the space for a host action and checks the host key: the space, or
- * NULL with the answer sent (404, 401, 429). */
-static struct space *host_space(struct node *n, struct conn *c, const char *id, size_t len)
-{
-    struct space *s = spaces_get(&n->spaces, id, len);
-    if (!s) {
-        conn_respond_error(c, 404, "no such space");
-        return NULL;
-    }
-    return api_is_host(n, c, s->rec.id) ? s : NULL;
-}
-
 static bool is_ended(struct conn *c, const struct space *s)
 {
     if (s->rec.state != SPACE_ENDED) return false;
@@ -152,7 +140,7 @@ static cJSON *state_json(struct space *s)
 
 void api_live(struct node *n, struct conn *c, const char *id, size_t len)
 {
-    struct space *s = host_space(n, c, id, len);
+    struct space *s = api_host_space(n, c, id, len);
     if (!s || is_ended(c, s)) return;
     space_go_live(s);
     api_respond_json(c, 200, state_json(s));
@@ -160,7 +148,7 @@ void api_live(struct node *n, struct conn *c, const char *id, size_t len)
 
 void api_end(struct node *n, struct conn *c, const char *id, size_t len)
 {
-    struct space *s = host_space(n, c, id, len);
+    struct space *s = api_host_space(n, c, id, len);
     if (!s) return;
     space_end(s);
     api_respond_json(c, 200, state_json(s));
@@ -204,7 +192,7 @@ static void invite(struct node *n, struct conn *c, struct space *s, const char *
 
 void api_speakers(struct node *n, struct conn *c, const char *id, size_t len)
 {
-    struct space *s = host_space(n, c, id, len);
+    struct space *s = api_host_space(n, c, id, len);
     if (!s) return;
     if (c->method != ROUTE_POST) {
         cJSON *o = cJSON_CreateObject();
@@ -227,7 +215,7 @@ static void speaker_error(struct conn *c, int err)
 void api_speaker_remove(struct node *n, struct conn *c, const char *id, size_t len,
                         const char *name, size_t name_len)
 {
-    struct space *s = host_space(n, c, id, len);
+    struct space *s = api_host_space(n, c, id, len);
     char nm[SPEAKER_NAME_MAX + 1];
     if (!s || path_name(c, name, name_len, nm) < 0) return;
     int err = space_remove_speaker(s, nm);
@@ -246,7 +234,7 @@ void api_speaker_remove(struct node *n, struct conn *c, const char *id, size_t l
 void api_speaker_mute(struct node *n, struct conn *c, const char *id, size_t len, const char *name,
                       size_t name_len, bool is_muted)
 {
-    struct space *s = host_space(n, c, id, len);
+    struct space *s = api_host_space(n, c, id, len);
     char nm[SPEAKER_NAME_MAX + 1];
     if (!s || path_name(c, name, name_len, nm) < 0 || is_ended(c, s)) return;
     int err = space_set_muted(s, nm, is_muted);
@@ -323,7 +311,7 @@ void api_requests(struct node *n, struct conn *c, const char *id, size_t len)
             file_request(n, c, s);
         return;
     }
-    struct space *s = host_space(n, c, id, len);
+    struct space *s = api_host_space(n, c, id, len);
     if (!s) return;
     cJSON *o = cJSON_CreateObject();
     cJSON *arr = o ? cJSON_AddArrayToObject(o, "requests") : NULL;
@@ -371,7 +359,7 @@ void api_request(struct node *n, struct conn *c, const char *id, size_t len, con
 void api_request_decide(struct node *n, struct conn *c, const char *id, size_t len, const char *rid,
                         size_t rid_len, bool approve)
 {
-    struct space *s = host_space(n, c, id, len);
+    struct space *s = api_host_space(n, c, id, len);
     int64_t r = 0;
     struct request_record rec;
     if (!s || path_rid(c, rid, rid_len, &r) < 0 || is_ended(c, s)) return;

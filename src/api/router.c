@@ -271,18 +271,10 @@ static void handle_monitor(struct node *n, struct conn *c, const struct route_ma
     if (node_key_is_limited(n, c)) return;
     char key[128];
     size_t klen = 0;
-    const char *url = conn_str(c, c->url), *q = memchr(url, '?', c->url.len);
     const char *kv = NULL;
-    if (q) {
-        for (const char *p = q + 1; p < url + c->url.len;) {
-            const char *amp = memchr(p, '&', (size_t)(url + c->url.len - p));
-            const char *e = amp ? amp : url + c->url.len;
-            if (e - p > 4 && memcmp(p, "key=", 4) == 0) kv = p + 4, klen = (size_t)(e - kv);
-            p = e + 1;
-        }
-    }
+    route_query(conn_str(c, c->url), c->url.len, "key", &kv, &klen);
     bool ok;
-    if (kv && klen < sizeof(key)) {
+    if (kv && klen > 0 && klen < sizeof(key)) {
         memcpy(key, kv, klen);
         key[klen] = '\0';
         ok = true;

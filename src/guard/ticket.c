@@ -1,5 +1,6 @@
 /* Join tickets: see ticket.h for the format and the order of the checks. */
 #include "guard/ticket.h"
+#include "http/route.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -158,25 +159,7 @@ enum ticket_verdict ticket_verify(const struct ticket_key *k, const char *space,
 
 bool ticket_from_url(const char *url, size_t len, const char **t, size_t *tlen)
 {
-    const char *q = memchr(url, '?', len);
-    if (!q) return false;
-    const char *end = url + len;
-    const char *p = q + 1;
-    /* the fragment, should a client send one, is not part of the query */
-    const char *hash = memchr(p, '#', (size_t)(end - p));
-    if (hash) end = hash;
-    while (p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *stop = amp ? amp : end;
-        if ((size_t)(stop - p) >= 7 && memcmp(p, "ticket=", 7) == 0) {
-            *t = p + 7;
-            *tlen = (size_t)(stop - p - 7);
-            return true;
-        }
-        if (!amp) break;
-        p = amp + 1;
-    }
-    return false;
+    return route_query(url, len, "ticket", t, tlen);
 }
 
 const char *ticket_verdict_text(enum ticket_verdict v)

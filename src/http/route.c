@@ -78,3 +78,27 @@ char *route_allow_header(unsigned methods, char *out, size_t cap)
     }
     return out;
 }
+
+bool route_query(const char *url, size_t len, const char *name, const char **v, size_t *vlen)
+{
+    const char *q = memchr(url, '?', len);
+    if (!q) return false;
+    const char *end = url + len;
+    const char *p = q + 1;
+    /* the fragment, should a client send one, is not part of the query */
+    const char *hash = memchr(p, '#', (size_t)(end - p));
+    if (hash) end = hash;
+    size_t nl = strlen(name);
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        if ((size_t)(stop - p) > nl && memcmp(p, name, nl) == 0 && p[nl] == '=') {
+            *v = p + nl + 1;
+            *vlen = (size_t)(stop - p - nl - 1);
+            return true;
+        }
+        if (!amp) break;
+        p = amp + 1;
+    }
+    return false;
+}

@@ -8,6 +8,7 @@
 #ifndef TRIBUNE_HTTP_ROUTE_H
 #define TRIBUNE_HTTP_ROUTE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 enum { ROUTE_MAX_CAPTURES = 4 };
@@ -46,6 +47,11 @@ struct route_match {
  * fills *m (route NULL when nothing matched: 404). */
 int route_find(const struct route *table, size_t n, unsigned method, const char *path, size_t len,
                struct route_match *m);
+/* Finds query parameter `name` in a request target (`url`, len bytes): the
+ * value of the first "name=value" between '?' and '#', split at '&', not
+ * decoded. True with *v, *vlen (a span of url) when present. Pure. */
+bool route_query(const char *url, size_t len, const char *name, const char **v, size_t *vlen);
+
 /* Writes "GET, HEAD, ..." for an Allow header. Returns `out`. */
 char *route_allow_header(unsigned methods, char *out, size_t cap);
 

@@ -410,9 +410,11 @@ class Server:
 # HTTP
 # ----------------------------------------------------------------------------------------------
 
-def http(server, method, path, body=None, headers=None, timeout=10):
-    """One request on a fresh connection. Returns (status, headers dict with lower-case names, body bytes)."""
-    c = httpclient.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
+def http(server, method, path, body=None, headers=None, timeout=10, src=None):
+    """One request on a fresh connection (from source address `src` when given). Returns (status,
+    headers dict with lower-case names, body bytes)."""
+    c = httpclient.HTTPConnection("127.0.0.1", server.port, timeout=timeout,
+                                  source_address=(src, 0) if src else None)
     try:
         if isinstance(body, (dict, list)):
             body = json.dumps(body).encode()
@@ -1086,26 +1088,13 @@ def fresh_source():
 
 def http_json_from(server, src, method, path, body=None, headers=None, timeout=10):
     """http_json() from source address `src`. Returns (status, headers, parsed JSON or raw bytes)."""
-    c = httpclient.HTTPConnection("127.0.0.1", server.port, timeout=timeout, source_address=(src, 0))
+    st, hd, data = http(server, method, path, body, headers, timeout, src=src)
     try:
-        if isinstance(body, (dict, list)):
-            body = json.dumps(body).encode()
-            headers = dict(headers or {})
-            headers.setdefault("Content-Type", "application/json")
-        c.request(method, path, body=body, headers=headers or {})
-        r = c.getresponse()
-        data = r.read()
-        hd = {k.lower(): v for k, v in r.getheaders()}
-    finally:
-        c.close()
-    try:
-        return r.status, hd, json.loads(data.decode()) if data else None
+        return st, hd, json.loads(data.decode()) if data else None
     except ValueError:
-        return r.status, hd, data
+        return st, hd, data
 
 
-if __name__ == "__main__":
-    self_test()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1264,3 +1253,7 @@ def decode_chained(path, out_raw, streams, what=None):
     check(abs(len(pcm) / 48000.0 - want) <= 0.02 * len(streams), "%s decoded %.3f s, its links hold %.3f s"
           % (what or path, len(pcm) / 48000.0, want))
     return pcm
+
+
+if __name__ == "__main__":
+    self_test()

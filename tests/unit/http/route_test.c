@@ -111,6 +111,27 @@ START_TEST(allow_header)
 }
 END_TEST
 
+START_TEST(query_parameters)
+{
+    const char *v;
+    size_t n;
+    const char *u = "/spaces/x/monitor.opus?a=1&key=abc&keyx=2&key=second#key=frag";
+    ck_assert(route_query(u, strlen(u), "key", &v, &n));
+    ck_assert_uint_eq(n, 3);
+    ck_assert(memcmp(v, "abc", 3) == 0); /* the first one */
+    ck_assert(route_query(u, strlen(u), "a", &v, &n) && n == 1 && *v == '1');
+    ck_assert(!route_query(u, strlen(u), "ke", &v, &n)); /* a prefix is not a name */
+    ck_assert(!route_query(u, strlen(u), "frag", &v, &n));
+    const char *f = "/p?x=1#key=2";
+    ck_assert(!route_query(f, strlen(f), "key", &v, &n)); /* the fragment is not the query */
+    const char *e = "/p?key=";
+    ck_assert(route_query(e, strlen(e), "key", &v, &n) && n == 0);
+    ck_assert(!route_query("/p", 2, "key", &v, &n));
+    const char *cut = "/p?key=abc";
+    ck_assert(!route_query(cut, 6, "key", &v, &n)); /* only `len` bytes are read */
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("route");
@@ -121,6 +142,7 @@ int main(void)
     tcase_add_test(tc, not_found);
     tcase_add_test(tc, method_not_allowed);
     tcase_add_test(tc, allow_header);
+    tcase_add_test(tc, query_parameters);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
