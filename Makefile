@@ -16,7 +16,7 @@ OPT := -O1
 endif
 CFLAGS := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
 	-D_GNU_SOURCE -Isrc $(PKG_CFLAGS) $(EXTRA_CFLAGS)
-LDLIBS := $(PKG_LIBS) -lhttp_parser -lm
+LDLIBS := $(PKG_LIBS) -lhttp_parser -lwslay -lm
 LDFLAGS :=
 ifeq ($(SAN),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

@@ -5,8 +5,13 @@
 set -eu
 PKGS="build-essential pkg-config libopus-dev libogg-dev libhttp-parser-dev libinih-dev
 libcjson-dev libsqlite3-dev libssl-dev check ffmpeg oggz-tools python3 curl clang-format prometheus
-chromium clang libclang-rt-dev"
+chromium clang libclang-rt-dev libwslay-dev"
 missing=""
+# Node.js and npm run the browser tests (playwright-core from npm drives Debian's chromium). A
+# machine whose Node.js came with its own npm keeps it; otherwise Debian's packages are installed.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    PKGS="$PKGS nodejs npm"
+fi
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
         missing="$missing $p"
@@ -14,12 +19,21 @@ for p in $PKGS; do
 done
 if [ -z "$missing" ]; then
     echo "deps: all packages present"
-    exit 0
+else
+    echo "deps: installing:$missing"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -q
+    # shellcheck disable=SC2086
+    $SUDO apt-get install -y -q --no-install-recommends $missing
 fi
-echo "deps: installing:$missing"
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -q
-# shellcheck disable=SC2086
-$SUDO apt-get install -y -q --no-install-recommends $missing
+# npm packages of the browser tests, at the versions of tests/browser/package-lock.json. Only
+# playwright-core: it drives /usr/bin/chromium and downloads no browser.
+cd "$(dirname "$0")/../tests/browser"
+if [ ! -f node_modules/playwright-core/package.json ] ||
+    ! cmp -s package-lock.json node_modules/.package-lock.json.copy; then
+    echo "deps: npm ci in tests/browser"
+    npm ci --no-audit --no-fund --loglevel=error
+    cp package-lock.json node_modules/.package-lock.json.copy
+fi
