@@ -69,6 +69,14 @@ struct proc {
 
 static volatile sig_atomic_t is_interrupted;
 
+/* The listener a URL asks for: the WebSocket player when its path (before any
+ * query) ends in "/ws", the progressive Ogg player otherwise. */
+static const struct client_ops *listener_ops(const struct load_target *t)
+{
+    size_t n = strcspn(t->path, "?");
+    return n >= 3 && memcmp(t->path + n - 3, "/ws", 3) == 0 ? &ws_player_ops : &player_ops;
+}
+
 static void on_interrupt(int sig)
 {
     (void)sig;
@@ -84,7 +92,8 @@ static void usage(FILE *out)
           "                    [--stop-reading K --stop-after S] [--retry MODE]\n"
           "                    [--flood N --flood-rate R [--flood-start S] [--flood-mode MODE]\n"
           "                     [--flood-addrs K] [--flood-trickle MS]]\n"
-          "  URL          http://HOST:PORT/PATH, HOST in 127.0.0.0/8, ::1 or localhost\n"
+          "  URL          http://HOST:PORT/PATH, HOST in 127.0.0.0/8, ::1 or localhost; a PATH\n"
+          "               ending in /ws listens over WebSocket (/spaces/ID/ws)\n"
           "  -n           listeners to join (default 100)\n"
           "  -r           joins per second, over all processes (default 1000)\n"
           "  -d           run length in seconds, joins included (default 30); make it longer\n"
@@ -362,7 +371,7 @@ static int spawn(struct proc *procs, uint32_t w, const struct load_opts *o,
         close(fds[0]);
         for (uint32_t i = 0; i < w; i++)
             close(procs[i].fd);
-        _exit(worker_run(o, t, &player_ops, w, fds[1], t0_us) == 0 ? 0 : 1);
+        _exit(worker_run(o, t, listener_ops(t), w, fds[1], t0_us) == 0 ? 0 : 1);
     }
     close(fds[1]);
     procs[w].fd = fds[0];

@@ -119,5 +119,8 @@ extern const struct client_ops player_ops;
 /* Its configuration, set once before the workers fork; `t0_us` is the run's
  * start (for --trace times). */
 void player_configure(const struct load_opts *o, int64_t t0_us);
+/* The same listener on the WebSocket path (GET /spaces/{id}/ws): the URL's
+ * path ends in "/ws". Configured by player_configure too. */
+extern const struct client_ops ws_player_ops;
 
 #endif
