@@ -14,6 +14,9 @@ mixer, and "who is talking now" (level_dbfs, talking in GET /api/spaces/{id}).
     and 660 Hz together for at least 2 s: the WebSocket speaker is mixed with the Ogg one.
  6. Host mute and unmute: the WebSocket speaker gets {"type":"muted","muted":true} then false.
  7. DELETE the speaker: its WebSocket gets close 1008 "removed by the host"; its key then answers 401.
+ 9. A speaker that stops sending (a dead tab) is closed with 1001 after publisher_timeout_ms (2 s here);
+    ending the space closes a speaker with 1001; a session still open at shutdown costs nothing (the
+    server exits 0 with a clean sanitizer log).
  8. Violations (as the host, without a name): a text message 1003, an oversized message 1009, a
     message shorter than its header 1002, an unknown type 1003, a packet that is not Opus 1003, an
     unmasked frame 1002; each closes only that session: the listener keeps getting pages throughout,
@@ -91,7 +94,7 @@ def hello(ws, name):
     op, payload = ws.recv_data(timeout=5)
     msg = json.loads(payload.decode())
     check(op == wslib.TEXT and msg.get("type") == "hello" and msg.get("name") == name
-          and msg.get("muted") is False and msg.get("state") in ("green", "live"),
+          and msg.get("muted") is False and msg.get("state") in ("scheduled", "green", "live"),
           "first message is not the hello for %s: %r" % (name, msg))
     return msg
 
@@ -155,7 +158,7 @@ def violations(srv, sid, hkey, lst):
 
 
 def test():
-    srv = Server().start()
+    srv = Server(extra=["--publisher_timeout_ms", "2000"]).start()
     sid, hkey = create_space(srv, "speak")
     st, _, _ = http(srv, "POST", "/api/spaces/%s/live" % sid, headers=bearer(hkey))
     check(st == 200, "go live -> %d" % st)
@@ -210,6 +213,14 @@ def test():
     check(metric_value(srv, "tribune_speak_sessions", {"space": sid, "transport": "ws"}) == 0,
           "tribune_speak_sessions{ws} is not 0 after every session closed")
 
+    ws = wslib.connect(srv, speak_path(sid, hkey))
+    hello(ws, "host")
+    ws.send(wslib.BINARY, audio_msg(0, b"\xf8\xff\xfe"))
+    t0 = time.monotonic()
+    expect_close(ws, 1001, "a speaker that stopped sending")
+    check(1.5 <= time.monotonic() - t0 <= 4.5, "timed out after %.2f s (publisher_timeout_ms 2000)"
+          % (time.monotonic() - t0))
+
     lst.stop()
     ogg.kill()
     rec = audio.load_listener(lst)
@@ -221,6 +232,21 @@ def test():
     log("program: %d windows with both tones, longest run %.2f s" % (len(both), longest * 0.02))
     check(longest * 0.02 >= 2.0, "the program did not carry both tones together for 2 s (longest %.2f s)"
           % (longest * 0.02))
+
+    ws = wslib.connect(srv, speak_path(sid, hkey))
+    hello(ws, "host")
+    st, _, _ = http(srv, "POST", "/api/spaces/%s/end" % sid, headers=bearer(hkey))
+    check(st == 200, "end -> %d" % st)
+    expect_close(ws, 1001, "the space ended")
+    sid2, hkey2 = create_space(srv, "left open")
+    ws2 = wslib.connect(srv, speak_path(sid2, hkey2))
+    check(hello(ws2, "host")["state"] == "scheduled", "hello before the host's connection made it live")
+    op, payload = ws2.recv_data(timeout=5)
+    check(json.loads(payload.decode()) == {"type": "state", "state": "live"},
+          "the host speaking in a space without a start time: %r (expected the state message: live)" % payload)
+    ws2.send(wslib.BINARY, audio_msg(0, b"\xf8\xff\xfe"))
+    srv.stop()          # exits 0 with the session open, nothing leaked
+    ws2.sock.close()
 
 
 if __name__ == "__main__":
