@@ -13,7 +13,9 @@
  *   samples, 1 or 2 channels, at most SPEAK_MAX_CONCEAL lost; SPEAK_DROP never on a first
  *   message; anything else is 1002, 1003 or 1009 with a reason of at most 123 bytes;
  * - a session's close code is 0 (none) or a valid one (1000..4999);
- * - the same bytes read whole or in pieces give the same close code and counters. */
+ * - the same bytes read whole or in pieces give the same counters (not always the same close:
+ *   wslay checks a text frame's UTF-8 as its pieces come, so a broken text frame may be 1007,
+ *   a later frame's 1002, or nothing yet when the input ends inside it, by where reads end). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,7 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct speak_rx a, b;
     unsigned ca = speak_feed_test(in, len, step ? step : MAX_INPUT, &a);
     unsigned cb = speak_feed_test(in, len, step ? MAX_INPUT : 7, &b);
-    if (ca != 0 && (ca < 1000 || ca > 4999)) FAIL();
-    if (ca != cb || a.accepted != b.accepted || a.lost != b.lost || a.dropped != b.dropped) FAIL();
+    if ((ca != 0 && (ca < 1000 || ca > 4999)) || (cb != 0 && (cb < 1000 || cb > 4999))) FAIL();
+    if (a.accepted != b.accepted || a.lost != b.lost || a.dropped != b.dropped) FAIL();
     return 0;
 }
