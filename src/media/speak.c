@@ -53,8 +53,8 @@ struct speak {
     char peer[64];
 };
 
+/* Every session not yet finished (closing ones included), for speak_close_all(). */
 static struct list sessions = {&sessions, &sessions};
-static unsigned nsessions;
 
 static uint64_t now_ms(const struct speak *sp)
 {
@@ -140,7 +140,6 @@ static void finish(struct speak *sp)
     if (sp->io.fd >= 0) close(sp->io.fd);
     sp->io.fd = -1;
     list_remove(&sp->node);
-    nsessions--;
     if (sp->loop) loop_defer(sp->loop, &sp->dfr, session_free);
 }
 
@@ -349,7 +348,6 @@ static struct speak *session_new(struct loop *loop, int fd, const struct speak_e
     deferred_init(&sp->dfr);
     snprintf(sp->peer, sizeof(sp->peer), "%s", peer);
     list_push_back(&sessions, &sp->node);
-    nsessions++;
     return sp;
 }
 
@@ -381,11 +379,6 @@ struct speak *speak_start(struct loop *loop, int fd, const char accept[29],
     log_info("speaker %s (WebSocket) connected", sp->peer);
     send_hello(sp, hello);
     return sp;
-}
-
-unsigned speak_count(void)
-{
-    return nsessions;
 }
 
 /* Freed here rather than deferred: the loop may not run again. */

@@ -63,8 +63,6 @@ void speak_send_muted(struct speak *sp, bool is_muted);
 /* Starts the close handshake with `code` and `reason` (<= 123 bytes); on_gone is called
  * before this returns. */
 void speak_close(struct speak *sp, unsigned code, const char *reason);
-/* Sessions open or closing now (for the metrics). */
-unsigned speak_count(void);
 /* Ends every session at once, closing handshakes included (shutdown). */
 void speak_close_all(void);
 
