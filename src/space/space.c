@@ -102,6 +102,8 @@ static void add_counters(struct feed_stats *dst, const struct feed_stats *src)
     dst->skipped_chunks += src->skipped_chunks;
     dst->dropped += src->dropped;
     dst->dropped_lagging += src->dropped_lagging;
+    dst->dropped_protocol += src->dropped_protocol;
+    dst->ws_closes += src->ws_closes;
     dst->bytes += src->bytes;
     dst->listens += src->listens;
     for (int r = 0; r < REFUSE_N; r++)
