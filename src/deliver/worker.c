@@ -326,6 +326,13 @@ static void on_message(struct worker *w, const struct chan_msg *m, const void *p
         break;
     case CHAN_LISTENER:
         if (fd >= 0 && !admit_listener(w, fd, wf)) break;
+        if (m->flags == CHAN_FMT_WS) { /* the master checked the handshake; the 101 is ours */
+            char accept[29];
+            if (fd < 0 || !wf || m->len != 28) break;
+            memcpy(accept, p, 28);
+            accept[28] = '\0';
+            if (ws_send_head(fd, accept) < 0) break;
+        }
         if (fd >= 0 && wf &&
             listener_start(m->flags == CHAN_FMT_WS ? &wf->ws : &wf->feed, fd, m->a != 0) == 0) {
             w->listeners++;
