@@ -53,8 +53,13 @@ static double value(const struct metrics_space *s, const struct metrics_node *no
         return (double)s->st.left;
     case F_SKIPS:
         return (double)s->st.skips;
-    case F_SKIPPED_S:
-        return (double)s->st.skipped_chunks * (node->chunk_ms > 0 ? node->chunk_ms : 100) / 1000.0;
+    case F_SKIPPED_S: {
+        /* the WebSocket feed's chunks are FEED_WS_CHUNK_MS long, the Ogg feed's chunk_ms */
+        uint64_t ws = s->ws.skipped_chunks, all = s->st.skipped_chunks;
+        double ogg =
+            (double)(all >= ws ? all - ws : 0) * (node->chunk_ms > 0 ? node->chunk_ms : 100);
+        return (ogg + (double)ws * FEED_WS_CHUNK_MS) / 1000.0;
+    }
     case F_BYTES:
         return (double)s->st.bytes;
     case F_PEAK:
