@@ -14,9 +14,11 @@ With ffmpeg publishing a tone to a space (workers on, the default):
     in tribune_dropped_total{reason="protocol"}, while a reference WS listener keeps receiving
     without a gap in its sequence numbers;
   - an ended space answers 410.
-Then with one worker: WS listeners joining a space before it is loaded (the worker hands the first
-join to the master, which loads the space, answers 101 and passes the socket back) wait in silence,
-then hear once the host publishes. Standard library only (tests/e2e/wslib.py).
+Then with one worker and room for 4 listeners: WS listeners joining a space before it is loaded
+(the worker hands the first join to the master, which loads the space and checks the handshake;
+the worker admits it and answers 101) wait in silence, then hear once the host publishes; with
+require_ticket a join gets 403 without a ticket and 101 with one; a full node answers 503 with
+Retry-After, directly and through the master (never a 101 first). Standard library only (tests/e2e/wslib.py).
 """
 import json
 import re
@@ -369,14 +371,16 @@ def main():
         stop_process(pub)
     srv.stop()
 
-    # one worker: the first join of a space not loaded yet goes through the master (the worker
-    # hands it over, the master loads the space, sends the 101 and gives the socket back), the next
-    # ones straight to the worker; they wait (silence) until the host publishes, then hear
-    srv = Server(extra=["--workers", "1"], name="one-worker").start()
+    # one worker, room for 4 listeners: the first join of a space not loaded yet goes through the
+    # master (the worker hands it over, the master loads the space and checks the handshake, the
+    # worker admits it and sends the 101), the next ones straight to the worker; they wait
+    # (silence) until the host publishes, then hear. Then tickets and admission on both routes.
+    srv = Server(extra=["--workers", "1", "--max_listeners", "4"], name="one-worker").start()
     sid, key = create_space(srv, "WebSocket one worker")
+    path = "/spaces/%s/ws" % sid
     pub = None
     try:
-        ws = [WSListener(srv, "/spaces/%s/ws" % sid) for _ in range(3)]
+        ws = [WSListener(srv, path) for _ in range(3)]
         for w in ws:
             w.start()
             check(w.ready.wait(10) and w.error is None, "WS listener: %r" % w.error)
@@ -384,10 +388,36 @@ def main():
         pub = ffmpeg_publish(srv, sid, key, 20)
         wait_until(lambda: space_counts(srv, sid)["hearing"] == 3, 10, "3 WS listeners hearing", interval=0.1)
         wait_until(lambda: all(w.count() >= 25 for w in ws), 10, "half a second of audio on 3 WS listeners")
+        handshake_table(srv, sid)
+
+        # join tickets: 403 without, 101 with ?ticket=
+        st, _, obj = http_json(srv, "POST", "/api/spaces/%s/guard" % sid, {"require_ticket": True},
+                               headers=bearer(key))
+        check(st == 200, "POST guard -> %d %r" % (st, obj))
+        st, hd, body = raw_handshake(srv, path, GOOD)
+        check(st == 403 and "error" in json.loads(body.decode()), "ws join without a ticket -> %d %r" % (st, body))
+        st, _, obj = http_json(srv, "GET", "/api/spaces/%s/ticket" % sid)
+        check(st == 200, "GET ticket -> %d" % st)
+        fourth = wslib.connect(srv, "%s?ticket=%s" % (path, obj["ticket"]))
+        op, p = fourth.recv(5)
+        check(op == wslib.TEXT and json.loads(p.decode())["space"] == sid, "4th listener's hello %r" % p)
+        log("tickets: 403 without, 101 and the hello with ?ticket=")
+
+        # admission: the node is full (4): the worker answers 503 with Retry-After (no 101)
+        st, hd, body = raw_handshake(srv, "%s?ticket=%s" % (path, obj["ticket"]), GOOD)
+        check(st == 503 and "retry-after" in hd, "5th join -> %d %r %r (expected 503 with Retry-After)"
+              % (st, hd, body[:100]))
+        # ... and through the master: a space not loaded yet is handed over, checked, admitted by
+        # the worker, which is full: the client gets the 503, never a 101 first
+        sid2, _ = create_space(srv, "WebSocket full")
+        st, hd, body = raw_handshake(srv, "/spaces/%s/ws" % sid2, GOOD)
+        check(st == 503 and "retry-after" in hd, "join of a new space on a full node -> %d %r %r"
+              % (st, hd, body[:100]))
+        log("admission: 503 with Retry-After, direct and through the master")
+        fourth.close()
         for w in ws:
             w.stop()
             check_sequence(w.msgs, "one-worker WS listener")
-        handshake_table(srv, sid)
     finally:
         if pub:
             stop_process(pub)
