@@ -52,6 +52,17 @@ enum { FEED_HEAR_WINDOW_MS = 10000, FEED_LAG_MS = 2000 };
 
 enum { FEED_LISTEN_MS = 60000 };
 
+/* The WebSocket feed's chunks are one 20 ms packet each, whatever chunk_ms
+ * (the Ogg feed's): a packet then waits for no other in the packager. Measured
+ * on the demo (docs/internals/websocket.md): the server-side wait of a packet
+ * is 11 ms on average (p95 22 ms) with 20 ms chunks against 55 ms (p95 102 ms)
+ * with 100 ms ones, for five times the writes per listener while each chunk is
+ * written (under load the write buckets still coalesce, as for Ogg). A joining
+ * WebSocket listener's burst is the newest FEED_WS_BURST_MS of audio, not
+ * burst_ms: the browser keeps its own small buffer and wants the newest audio. */
+enum { FEED_WS_CHUNK_MS = 20, FEED_WS_BURST_MS = 100 };
+enum { FEED_WS_BURST_CHUNKS = FEED_WS_BURST_MS / FEED_WS_CHUNK_MS };
+
 /* A histogram's numbers without its bucket set: plain values, so that a
  * worker can send them to the master (the bounds pointer of struct hist means
  * nothing in another process). The bucket set is implied by the field:
@@ -75,6 +86,9 @@ struct feed_stats {
     uint64_t dropped_lagging;   /* of which: fell behind again soon after a skip */
     uint64_t bytes;             /* audio and headers written */
     uint64_t listens;           /* sessions closed after >= FEED_LISTEN_MS of audio */
+    uint64_t dropped_protocol;  /* WebSocket feeds: closed 1002/1009 for a protocol violation
+                                   (also counted in `dropped`) */
+    uint64_t ws_closes;         /* WebSocket feeds: the client closed (answered, then left) */
     uint64_t refused[REFUSE_N]; /* joins of this space turned away, by reason (the guard's) */
     /* Seconds from listener_start to the first audio byte its socket accepted
      * (hist_join_to_first_audio), and from that byte to the close
@@ -106,6 +120,8 @@ struct feed {
     size_t burst_chunks; /* chunks of recent audio sent on join */
     uint64_t stall_timeout_ms;
     int sndbuf;              /* SO_SNDBUF for listener sockets, 0 = leave */
+    bool is_ws;              /* public: a WebSocket feed (listeners' client frames are read,
+                                ping/close answered, violations closed: http/ws.h) */
     bool is_live;            /* read-only (feed_set_live): the space is on the air; default true */
     bool is_ended;           /* read-only (feed_end): the space ended, joins are refused */
     struct feed_stats stats; /* read-only */
@@ -114,6 +130,9 @@ struct feed {
 
 /* The response head of progressive Ogg/Opus listeners. */
 extern const char feed_ogg_response_head[];
+/* A WebSocket feed's response head: empty, the caller sent the 101 head (its
+ * accept value is per connection) before listener_start. */
+extern const char feed_ws_response_head[];
 
 int feed_init(struct feed *f, struct loop *loop, size_t ring_chunks, size_t burst_chunks,
               const char *response_head);
