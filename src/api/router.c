@@ -13,6 +13,7 @@
 #include "api/events.h"
 #include "api/metrics.h"
 #include "api/node.h"
+#include "api/web.h"
 #include "core/log.h"
 #include "deliver/feed.h"
 #include "guard/ticket.h"
@@ -24,6 +25,7 @@
 
 enum route_id {
     R_INDEX,
+    R_WEB,
     R_LISTEN,
     R_PUBLISH,
     R_SPACES,
@@ -52,6 +54,11 @@ enum route_id {
 
 static const struct route routes[] = {
     {"/", ROUTE_GET | ROUTE_HEAD, R_INDEX},
+    {"/s/{}", ROUTE_GET | ROUTE_HEAD, R_WEB},
+    {"/host/{}", ROUTE_GET | ROUTE_HEAD, R_WEB},
+    {"/speak/{}", ROUTE_GET | ROUTE_HEAD, R_WEB},
+    {"/web/{}", ROUTE_GET | ROUTE_HEAD, R_WEB},
+    {"/web/{}/{}", ROUTE_GET | ROUTE_HEAD, R_WEB},
     {"/spaces/{}/live.opus", ROUTE_GET | ROUTE_HEAD, R_LISTEN},
     {"/spaces/{}/live.opus", ROUTE_PUT | ROUTE_SOURCE, R_PUBLISH},
     {"/api/spaces", ROUTE_GET | ROUTE_HEAD | ROUTE_POST, R_SPACES},
@@ -320,7 +327,10 @@ void node_on_request(struct conn *c)
     }
     switch (m.route->id) {
     case R_INDEX:
-        api_index(n, c);
+        web_index(n, c);
+        break;
+    case R_WEB:
+        web_serve(n, c, &m);
         break;
     case R_LISTEN:
         handle_listen(n, c, &m);
