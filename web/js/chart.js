@@ -31,7 +31,7 @@ export class Chart {
     const fg = css.color, line = css.getPropertyValue('--line') || '#ccc';
     const pad = { l: 36, r: 8, t: 8, b: 20 };
     const now = Date.now(), t0 = now - WINDOW_S * 1000;
-    let max = 1;
+    let max = 4; // at least 0, 2, 4 on the axis
     for (const p of this.points) for (const s of this.series) max = Math.max(max, p.values[s.key] || 0);
     max = niceCeil(max);
     const x = (t) => pad.l + ((t - t0) / (WINDOW_S * 1000)) * (w - pad.l - pad.r);

@@ -69,6 +69,7 @@ ll.addEventListener('change', () => player.setLowLatency(ll.checked));
 
 function render(s) {
   space = s;
+  player.setSpaceState(s.state);
   $('#title').textContent = s.title;
   document.title = s.title + ' · Tribune';
   const st = $('#state');

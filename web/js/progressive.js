@@ -28,11 +28,8 @@ export class ProgressivePlayer {
     const fail = () => this.fail();
     this.audio.addEventListener('error', fail);
     this.audio.addEventListener('ended', fail);
-    this.audio.addEventListener('playing', () => {
-      this.retrier.connected();
-      this.onState('playing');
-    });
-    this.audio.addEventListener('waiting', () => this.playing && this.onState('waiting'));
+    this.spaceLive = true; // set by Player.setSpaceState
+    this.isAudible = false; // currentTime moves: set by watch(), not by the 'playing' event
   }
 
   get url() {
@@ -42,7 +39,7 @@ export class ProgressivePlayer {
   start() {
     this.playing = true;
     this.retrier.reset();
-    this.poll = setInterval(() => this.watch(), 500);
+    this.poll = setInterval(() => this.watch(), 250);
     this.connect();
   }
 
@@ -71,6 +68,7 @@ export class ProgressivePlayer {
     if (!this.playing) return;
     this.lastProgress = performance.now();
     this.lastTime = 0;
+    this.isAudible = false;
     this.audio.src = url;
     this.audio.play().catch(() => {}); // failures arrive as 'error'
   }
@@ -101,7 +99,13 @@ export class ProgressivePlayer {
     if (a.currentTime !== this.lastTime) {
       this.lastTime = a.currentTime;
       this.lastProgress = now;
-    } else if (a.src && !this.retrier.pending && now - this.lastProgress > STALL_MS) {
+      if (!this.isAudible) {
+        this.isAudible = true;
+        this.retrier.connected();
+        this.onState('playing');
+      }
+    } else if (this.spaceLive && a.src && !this.retrier.pending && now - this.lastProgress > STALL_MS) {
+      // (a space not live yet holds its listeners silent: that is no stall)
       this.lastProgress = now;
       this.fail();
     }
