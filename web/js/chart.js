@@ -66,9 +66,9 @@ export class Chart {
   }
 }
 
-// 1, 2, 5, 10, 20, 50...: a round top for the axis.
+// 4, 6, 8, 10, 20, 40...: a round, even top for the axis (its half is a whole number).
 function niceCeil(v) {
   const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 5, 10]) if (v <= m * p) return m * p;
+  for (const m of [2, 4, 6, 8, 10]) if (v <= m * p) return m * p;
   return 10 * p;
 }

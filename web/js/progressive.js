@@ -5,7 +5,8 @@
 import { Retrier, probe } from './backoff.js';
 import { api, spacePath } from './api.js';
 
-const STALL_MS = 6000; // no progress while playing for this long: reconnect
+const STALL_MS = 2500; // audible, then no progress for this long: reconnect
+const START_MS = 10000; // connected but never audible for this long: reconnect
 
 export class ProgressivePlayer {
   // ctx, out: the shared AudioContext and the node to connect to (the analyser).
@@ -68,6 +69,7 @@ export class ProgressivePlayer {
     if (!this.playing) return;
     this.lastProgress = performance.now();
     this.lastTime = 0;
+    this.baseline = null; // currentTime where this stream starts (Chromium: its first granule)
     this.isAudible = false;
     this.audio.src = url;
     this.audio.play().catch(() => {}); // failures arrive as 'error'
@@ -90,22 +92,28 @@ export class ProgressivePlayer {
     this.retrier.failed(p.retryAfterMs);
   }
 
-  // Twice a second: the buffer ahead of the play position, and stall detection.
+  // Four times a second: the buffer ahead of the play position, and stall
+  // detection. The element is audible once currentTime has moved 200 ms past
+  // where the stream started (Chromium jumps to the start position first and
+  // only then buffers for a few seconds).
   watch() {
-    const a = this.audio;
+    const a = this.audio, t = a.currentTime, now = performance.now();
     if (a.buffered.length) this.stats.bufferMs = Math.max(0,
-      Math.round((a.buffered.end(a.buffered.length - 1) - a.currentTime) * 1000));
-    const now = performance.now();
-    if (a.currentTime !== this.lastTime) {
-      this.lastTime = a.currentTime;
+      Math.round((a.buffered.end(a.buffered.length - 1) - t) * 1000));
+    if (this.baseline === null && t > 0) this.baseline = this.lastTime = t;
+    if (t !== this.lastTime) {
+      this.lastTime = t;
       this.lastProgress = now;
-      if (!this.isAudible) {
+      if (!this.isAudible && t - this.baseline >= 0.2) {
         this.isAudible = true;
         this.retrier.connected();
         this.onState('playing');
       }
-    } else if (this.spaceLive && a.src && !this.retrier.pending && now - this.lastProgress > STALL_MS) {
-      // (a space not live yet holds its listeners silent: that is no stall)
+      return;
+    }
+    // (a space that is not live yet holds its listeners silent: that is no stall)
+    const limit = this.isAudible ? STALL_MS : START_MS;
+    if (this.spaceLive && a.src && !this.retrier.pending && now - this.lastProgress > limit) {
       this.lastProgress = now;
       this.fail();
     }
