@@ -29,7 +29,7 @@ export class Player {
   setSpaceState(state) {
     const live = state === 'live';
     for (const p of Object.values(this.paths || {})) {
-      if (live && !p.spaceLive) p.lastProgress = performance.now();
+      if (live && !p.spaceLive) p.lastProgress = p.lastNet = performance.now();
       p.spaceLive = live;
     }
     this.spaceState = state;
