@@ -342,21 +342,21 @@ export const GOERTZEL_SRC = `(samples, rate, freq) => {
     return (s1 * s1 + s2 * s2 - c * s1 * s2) / (samples.length * samples.length);
 }`;
 
-// Writes a 48 kHz mono 16-bit WAV: `seconds` long, a `freq` Hz tone of `beepMs` at the start of
-// every `periodMs` (10 ms raised-cosine edges), silence between. Returns the path.
+// Writes a 48 kHz mono 16-bit WAV: `seconds` long, a `freq` Hz tone burst at the start of every
+// `periodMs`, `beepMs` long (a number, or a function of the burst's index k), with 5 ms linear
+// edges, silence between. Returns the path.
 export function beepWav(file, { seconds = 30, freq = 1000, beepMs = 100, periodMs = 1000, amp = 0.5, rate = 48000 } = {}) {
     const n = Math.round(seconds * rate);
     const data = Buffer.alloc(n * 2);
     const period = Math.round((periodMs * rate) / 1000);
-    const beep = Math.round((beepMs * rate) / 1000);
-    const edge = Math.round(0.01 * rate);
+    const edge = Math.round(0.005 * rate);
     for (let i = 0; i < n; i++) {
         const k = i % period;
+        const ms = typeof beepMs === 'function' ? beepMs(Math.floor(i / period)) : beepMs;
+        const beep = Math.round((ms * rate) / 1000);
         let v = 0;
         if (k < beep) {
-            let env = 1;
-            if (k < edge) env = 0.5 - 0.5 * Math.cos((Math.PI * k) / edge);
-            else if (k > beep - edge) env = 0.5 - 0.5 * Math.cos((Math.PI * (beep - k)) / edge);
+            const env = Math.min(1, k / edge, (beep - k) / edge);
             v = amp * env * Math.sin((2 * Math.PI * freq * i) / rate);
         }
         data.writeInt16LE(Math.round(v * 32767), i * 2);
@@ -501,3 +501,125 @@ export async function runTest(name, fn, { timeoutMs = 60000 } = {}) {
 }
 
 export { spawnSync };
+
+// ---- in-page probes (functions passed to page.evaluate: self-contained) -----------------------
+
+// Installed before any page script (page.addInitScript): taps the microphone stream the page
+// gets from getUserMedia with an AnalyserNode of our own (window.__micAnalyser).
+export function tapMicrophone() {
+    const md = navigator.mediaDevices;
+    if (!md || !md.getUserMedia) return;
+    const orig = md.getUserMedia.bind(md);
+    md.getUserMedia = async (constraints) => {
+        const stream = await orig(constraints);
+        try {
+            if (stream.getAudioTracks().length) {
+                const ctx = new AudioContext();
+                const an = ctx.createAnalyser();
+                an.fftSize = 2048;
+                ctx.createMediaStreamSource(stream).connect(an);
+                window.__micCtx = ctx;
+                window.__micAnalyser = an;
+            }
+        } catch (e) {
+            console.warn('mic tap failed: ' + e);
+        }
+        return stream;
+    };
+}
+
+// Starts a tone-burst detector in the page: every pollMs it reads the last 10 ms of an analyser
+// ('player': window.tribune.player.analyser; 'mic': window.__micAnalyser), measures the
+// amplitude at `freq` (Goertzel) and records onsets {t, dur} in window.__det[name], t on the
+// clock every page of a browser shares (performance.timeOrigin + performance.now(), ms).
+export function startDetector({ name, source, freq = 1000, onAmp = 0.08, offAmp = 0.03, pollMs = 5 }) {
+    const st = { onsets: [], on: false, onT: 0, maxAmp: 0, polls: 0, noAnalyser: 0 };
+    (window.__det = window.__det || {})[name] = st;
+    let buf = null;
+    const tick = () => {
+        let an = source === 'mic' ? window.__micAnalyser : window.tribune && window.tribune.player && window.tribune.player.analyser;
+        if (!an) {
+            st.noAnalyser++;
+            return;
+        }
+        if (source !== 'mic') {
+            // our own analyser behind the page's (an AnalyserNode passes its input through), so
+            // that the page's fftSize does not matter; a new one when the page makes a new graph
+            if (!an.__probe) {
+                an.__probe = an.context.createAnalyser();
+                an.__probe.fftSize = 2048;
+                an.connect(an.__probe);
+            }
+            an = an.__probe;
+        }
+        if (!buf || buf.length !== an.fftSize) buf = new Float32Array(an.fftSize);
+        an.getFloatTimeDomainData(buf);
+        const rate = an.context.sampleRate;
+        const n = Math.min(buf.length, Math.round(rate * 0.01));
+        const w = (2 * Math.PI * freq) / rate;
+        const c = 2 * Math.cos(w);
+        let s1 = 0;
+        let s2 = 0;
+        for (let i = buf.length - n; i < buf.length; i++) {
+            const s0 = buf[i] + c * s1 - s2;
+            s2 = s1;
+            s1 = s0;
+        }
+        const amp = (2 * Math.sqrt(Math.max(0, s1 * s1 + s2 * s2 - c * s1 * s2))) / n;
+        const t = performance.timeOrigin + performance.now();
+        st.polls++;
+        if (amp > st.maxAmp) st.maxAmp = amp;
+        if (!st.on && amp > onAmp) {
+            st.on = true;
+            st.onT = t;
+        } else if (st.on && amp < offAmp) {
+            st.on = false;
+            st.onsets.push({ t: st.onT, dur: t - st.onT });
+        }
+    };
+    st.timer = setInterval(tick, pollMs);
+    return true;
+}
+
+// Reads a detector's state (see startDetector).
+export function readDetector(name) {
+    const st = window.__det && window.__det[name];
+    return st ? { onsets: st.onsets, maxAmp: st.maxAmp, polls: st.polls, noAnalyser: st.noAnalyser } : null;
+}
+
+// Samples the player's analyser `count` times every `everyMs` and returns, for each snapshot,
+// the Goertzel power of each of `freqs` over the whole analyser window, plus its RMS.
+export async function analyserSnapshots({ freqs, count = 40, everyMs = 100 }) {
+    const out = [];
+    for (let k = 0; k < count; k++) {
+        await new Promise((r) => setTimeout(r, everyMs));
+        let an = window.tribune && window.tribune.player && window.tribune.player.analyser;
+        if (!an) continue;
+        if (!an.__big) {
+            // our own analyser behind the page's: 8192 samples (170 ms) resolve the demo's notes
+            an.__big = an.context.createAnalyser();
+            an.__big.fftSize = 8192;
+            an.connect(an.__big);
+        }
+        an = an.__big;
+        const buf = new Float32Array(an.fftSize);
+        an.getFloatTimeDomainData(buf);
+        const rate = an.context.sampleRate;
+        let rms = 0;
+        for (const v of buf) rms += v * v;
+        rms = Math.sqrt(rms / buf.length);
+        const powers = freqs.map((f) => {
+            const c = 2 * Math.cos((2 * Math.PI * f) / rate);
+            let s1 = 0;
+            let s2 = 0;
+            for (let i = 0; i < buf.length; i++) {
+                const s0 = buf[i] + c * s1 - s2;
+                s2 = s1;
+                s1 = s0;
+            }
+            return (s1 * s1 + s2 * s2 - c * s1 * s2) / (buf.length * buf.length);
+        });
+        out.push({ rms, powers, n: buf.length, rate });
+    }
+    return out;
+}
