@@ -56,6 +56,7 @@ static void on_worker_up(struct fleet *f, int w, void *arg)
     {
         struct space *s = list_entry(pos, struct space, node);
         fleet_sync_feed(f, w, s->rec.id, &s->ogg, space_chan_flags(s));
+        fleet_sync_feed(f, w, s->rec.id, &s->ws, space_chan_flags(s));
     }
 }
 
@@ -75,12 +76,12 @@ static void on_handoff(struct fleet *f, int w, int fd, const void *bytes, size_t
     if (conn_start_with(n->loop, fd, &n->limits, node_on_request, n, w, bytes, len) < 0) close(fd);
 }
 
-static void on_worker_stats(struct fleet *f, int w, const char *id, const struct feed_stats *st,
-                            void *arg)
+static void on_worker_stats(struct fleet *f, int w, const char *id, unsigned fmt,
+                            const struct feed_stats *st, void *arg)
 {
     struct node *n = arg;
     struct space *s = spaces_peek(&n->spaces, id, strlen(id));
-    if (s && w >= 0 && w < FLEET_MAX) s->wstats[w] = *st;
+    if (s && w >= 0 && w < FLEET_MAX) (fmt == CHAN_FMT_WS ? s->ws_wstats : s->wstats)[w] = *st;
 }
 
 static int start_fleet(struct node *n)

@@ -17,6 +17,7 @@
 #include "deliver/feed.h"
 #include "guard/ticket.h"
 #include "http/route.h"
+#include "http/ws.h"
 #include "media/ingest.h"
 #include "metrics/refusals.h"
 #include "record/recorder.h"
@@ -25,6 +26,7 @@
 enum route_id {
     R_INDEX,
     R_LISTEN,
+    R_LISTEN_WS,
     R_PUBLISH,
     R_SPACES,
     R_SPACE,
@@ -53,6 +55,7 @@ enum route_id {
 static const struct route routes[] = {
     {"/", ROUTE_GET | ROUTE_HEAD, R_INDEX},
     {"/spaces/{}/live.opus", ROUTE_GET | ROUTE_HEAD, R_LISTEN},
+    {"/spaces/{}/ws", ROUTE_GET, R_LISTEN_WS},
     {"/spaces/{}/live.opus", ROUTE_PUT | ROUTE_SOURCE, R_PUBLISH},
     {"/api/spaces", ROUTE_GET | ROUTE_HEAD | ROUTE_POST, R_SPACES},
     {"/api/spaces/{}", ROUTE_GET | ROUTE_HEAD, R_SPACE},
@@ -86,6 +89,15 @@ static void handle_listen(struct node *n, struct conn *c, const struct route_mat
         conn_respond_error(c, 404, "no such space");
         return;
     }
+    bool is_ws = m->route->id == R_LISTEN_WS;
+    char accept[29];
+    const char *why = NULL;
+    int bad = is_ws ? ws_check_handshake(c, accept, &why) : 0;
+    if (bad) {
+        refuse(REFUSE_WS_HANDSHAKE);
+        ws_respond_error(c, bad, why);
+        return;
+    }
     if (s->rec.require_ticket) {
         /* a worker that did not know the space yet handed the join over:
          * the same check as in deliver/worker.c */
@@ -114,13 +126,18 @@ static void handle_listen(struct node *n, struct conn *c, const struct route_mat
     size_t rest_len;
     int is_head = c->method == ROUTE_HEAD;
     int fd = conn_detach(c, rest, 0, &rest_len);
+    if (is_ws && ws_send_head(fd, accept) < 0) {
+        close(fd);
+        return;
+    }
     if (n->has_fleet) {
-        if (fleet_give_listener(&n->fleet, c->tag, s->rec.id, fd, is_head) < 0)
+        if (fleet_give_listener(&n->fleet, c->tag, s->rec.id, is_ws ? CHAN_FMT_WS : CHAN_FMT_OGG,
+                                fd, is_head) < 0)
             log_limited(LOG_WARN, 1, "no worker to serve a listener of %s", s->rec.id);
         close(fd);
         return;
     }
-    if (listener_start(&s->ogg, fd, is_head) < 0) close(fd);
+    if (listener_start(is_ws ? &s->ws : &s->ogg, fd, is_head) < 0) close(fd);
 }
 
 /* Extracts the password of "Authorization: Basic base64(user:password)". */
@@ -323,6 +340,7 @@ void node_on_request(struct conn *c)
         api_index(n, c);
         break;
     case R_LISTEN:
+    case R_LISTEN_WS:
         handle_listen(n, c, &m);
         break;
     case R_PUBLISH:

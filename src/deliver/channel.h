@@ -22,7 +22,8 @@ enum chan_type {
     CHAN_SPACE,      /* m->w: a space exists (create its feed) or changed; a = CHAN_SPACE_* flags */
     CHAN_HEADER,     /* m->w: the space's format header (Ogg header pages) */
     CHAN_CHUNK,      /* m->w: one chunk; a = granule, b = duration in samples */
-    CHAN_LISTENER,   /* m->w: fd is a listener of `space`; a = 1 for HEAD */
+    CHAN_LISTENER,   /* m->w: fd is a listener of `space`; a = 1 for HEAD; flags CHAN_FMT_WS:
+                        a WebSocket listener whose 101 head was sent */
     CHAN_HANDOFF,    /* w->m: fd with the bytes already read (payload) */
     CHAN_STATS,      /* w->m: payload is struct feed_stats for `space` */
     CHAN_TICKET_KEY, /* m->w: payload is the node's join-ticket secret (guard/ticket.h),
@@ -35,6 +36,10 @@ enum {
     CHAN_SPACE_LIVE = 2,  /* the space is on the air: its listeners hear (else they wait) */
     CHAN_SPACE_ENDED = 4, /* the space ended: close its listeners, answer joins 410 */
 };
+
+/* A chan_msg's `flags`: which feed of the space a HEADER, CHUNK, LISTENER or
+ * STATS message is about (0: the Ogg feed). */
+enum { CHAN_FMT_OGG = 0, CHAN_FMT_WS = 1 };
 
 enum { CHAN_SPACE_MAX = 33, CHAN_MAX_PAYLOAD = (1 << 20) + (64 << 10) };
 

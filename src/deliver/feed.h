@@ -52,6 +52,10 @@ enum { FEED_HEAR_WINDOW_MS = 10000, FEED_LAG_MS = 2000 };
 
 enum { FEED_LISTEN_MS = 60000 };
 
+/* A WebSocket listener's burst on join: the newest chunk only (low latency:
+ * the browser keeps its own small buffer). */
+enum { FEED_WS_BURST_CHUNKS = 1 };
+
 /* A histogram's numbers without its bucket set: plain values, so that a
  * worker can send them to the master (the bounds pointer of struct hist means
  * nothing in another process). The bucket set is implied by the field:
@@ -75,6 +79,9 @@ struct feed_stats {
     uint64_t dropped_lagging;   /* of which: fell behind again soon after a skip */
     uint64_t bytes;             /* audio and headers written */
     uint64_t listens;           /* sessions closed after >= FEED_LISTEN_MS of audio */
+    uint64_t dropped_protocol;  /* WebSocket feeds: closed 1002/1009 for a protocol violation
+                                   (also counted in `dropped`) */
+    uint64_t ws_closes;         /* WebSocket feeds: the client closed (answered, then left) */
     uint64_t refused[REFUSE_N]; /* joins of this space turned away, by reason (the guard's) */
     /* Seconds from listener_start to the first audio byte its socket accepted
      * (hist_join_to_first_audio), and from that byte to the close
@@ -106,6 +113,8 @@ struct feed {
     size_t burst_chunks; /* chunks of recent audio sent on join */
     uint64_t stall_timeout_ms;
     int sndbuf;              /* SO_SNDBUF for listener sockets, 0 = leave */
+    bool is_ws;              /* public: a WebSocket feed (listeners' client frames are read,
+                                ping/close answered, violations closed: http/ws.h) */
     bool is_live;            /* read-only (feed_set_live): the space is on the air; default true */
     bool is_ended;           /* read-only (feed_end): the space ended, joins are refused */
     struct feed_stats stats; /* read-only */
@@ -114,6 +123,9 @@ struct feed {
 
 /* The response head of progressive Ogg/Opus listeners. */
 extern const char feed_ogg_response_head[];
+/* A WebSocket feed's response head: empty, the caller sent the 101 head (its
+ * accept value is per connection) before listener_start. */
+extern const char feed_ws_response_head[];
 
 int feed_init(struct feed *f, struct loop *loop, size_t ring_chunks, size_t burst_chunks,
               const char *response_head);

@@ -94,7 +94,7 @@ static void on_message(struct fleet_worker *fw, const struct chan_msg *m, const 
     if (m->type == CHAN_STATS && !m->space[0] && m->len == sizeof(fw->refusals))
         memcpy(&fw->refusals, p, sizeof(fw->refusals));
     else if (m->type == CHAN_STATS && m->len == sizeof(struct feed_stats) && f->ev.on_stats)
-        f->ev.on_stats(f, fw->idx, m->space, p, f->ev.arg);
+        f->ev.on_stats(f, fw->idx, m->space, m->flags, p, f->ev.arg);
     if (fd >= 0) close(fd);
 }
 
@@ -343,10 +343,12 @@ static void chunk_msg(struct chan_msg *m, const char *id, const struct chunk *c,
     m->b = c->duration;
 }
 
-void fleet_broadcast_chunk(struct fleet *f, const char *id, const struct chunk *c, int is_header)
+void fleet_broadcast_chunk(struct fleet *f, const char *id, unsigned fmt, const struct chunk *c,
+                           int is_header)
 {
     struct chan_msg m;
     chunk_msg(&m, id, c, is_header);
+    m.flags = (uint16_t)fmt;
     fleet_broadcast(f, &m, c->data);
 }
 
@@ -358,12 +360,15 @@ void fleet_sync_feed(struct fleet *f, int w, const char *id, const struct feed *
     m.a = flags;
     fleet_send(f, w, &m, NULL, -1);
     if (!feed->header) return;
+    uint16_t fmt = feed->is_ws ? CHAN_FMT_WS : CHAN_FMT_OGG;
     chunk_msg(&m, id, feed->header, 1);
+    m.flags = fmt;
     fleet_send(f, w, &m, feed->header->data, -1);
     for (uint64_t s = ring_burst_start(&feed->ring, feed->burst_chunks); s < feed->ring.head; s++) {
         const struct chunk *c = ring_get(&feed->ring, s);
         if (!c) continue;
         chunk_msg(&m, id, c, 0);
+        m.flags = fmt;
         fleet_send(f, w, &m, c->data, -1);
     }
 }
@@ -393,7 +398,7 @@ bool fleet_is_up(const struct fleet *f)
     return false;
 }
 
-int fleet_give_listener(struct fleet *f, int w, const char *id, int fd, int is_head)
+int fleet_give_listener(struct fleet *f, int w, const char *id, unsigned fmt, int fd, int is_head)
 {
     if (w < 0 || w >= f->n || !f->w[w].is_up) {
         w = -1;
@@ -404,5 +409,6 @@ int fleet_give_listener(struct fleet *f, int w, const char *id, int fd, int is_h
     struct chan_msg m;
     chan_msg_init(&m, CHAN_LISTENER, id, 0);
     m.a = is_head ? 1 : 0;
+    m.flags = (uint16_t)fmt;
     return fleet_send(f, w, &m, NULL, fd);
 }

@@ -47,8 +47,8 @@ struct fleet_events {
      * bytes read so far. */
     void (*on_handoff)(struct fleet *f, int w, int fd, const void *bytes, size_t len, void *arg);
     /* Counters of one space's feed in worker w. */
-    void (*on_stats)(struct fleet *f, int w, const char *space, const struct feed_stats *st,
-                     void *arg);
+    void (*on_stats)(struct fleet *f, int w, const char *space, unsigned fmt,
+                     const struct feed_stats *st, void *arg);
     void *arg;
 };
 
@@ -97,16 +97,18 @@ void fleet_reap(struct fleet *f);
 int fleet_send(struct fleet *f, int w, const struct chan_msg *m, const void *payload, int fd);
 /* Sends a message to every running worker. */
 void fleet_broadcast(struct fleet *f, const struct chan_msg *m, const void *payload);
-/* Tells every worker about a chunk of space `id` (is_header: the format header). */
-void fleet_broadcast_chunk(struct fleet *f, const char *id, const struct chunk *c, int is_header);
+/* Tells every worker about a chunk of space `id`'s feed `fmt` (CHAN_FMT_*;
+ * is_header: the format header). */
+void fleet_broadcast_chunk(struct fleet *f, const char *id, unsigned fmt, const struct chunk *c,
+                           int is_header);
 /* The fleet's node-wide numbers: workers running, restarts since start, and
  * every running worker's last-reported refusals added into *refused. */
 void fleet_totals(const struct fleet *f, unsigned *up, uint64_t *restarts,
                   struct refusals *refused);
 /* True when at least one worker runs. */
 bool fleet_is_up(const struct fleet *f);
-/* Sends worker w a space: SPACE (with its CHAN_SPACE_* flags), its header,
- * and the last `burst` chunks. */
+/* Sends worker w a space: SPACE (with its CHAN_SPACE_* flags), the header of
+ * `feed` and its last `burst` chunks (feed->is_ws: as CHAN_FMT_WS). */
 void fleet_sync_feed(struct fleet *f, int w, const char *id, const struct feed *feed,
                      uint64_t flags);
 /* Tells every worker that space `id`'s CHAN_SPACE_* flags changed. */
@@ -114,6 +116,6 @@ void fleet_broadcast_space(struct fleet *f, const char *id, uint64_t flags);
 /* Hands listener `fd` of space `id` to worker w (or the first running one
  * when w is not running). The caller closes its fd afterwards. 0 or negative
  * errno (-EAGAIN: no worker is running). */
-int fleet_give_listener(struct fleet *f, int w, const char *id, int fd, int is_head);
+int fleet_give_listener(struct fleet *f, int w, const char *id, unsigned fmt, int fd, int is_head);
 
 #endif

@@ -24,6 +24,7 @@
 #include "core/log.h"
 #include "deliver/chunk.h"
 #include "deliver/feed.h"
+#include "http/ws.h"
 
 enum { IOV_BATCH = 32, NO_SEQ = 0, LAG_WINDOW_MS = 60000 };
 
@@ -35,7 +36,22 @@ const char feed_ogg_response_head[] = "HTTP/1.1 200 OK\r\n"
                                       "Connection: close\r\n"
                                       "\r\n";
 
-enum listener_phase { PHASE_HEAD, PHASE_HEADER, PHASE_AUDIO, PHASE_DONE };
+const char feed_ws_response_head[] = "";
+
+/* A piece is also PHASE_CTRL: a control frame a WebSocket listener owes its
+ * client (pong, close), written between two chunks. */
+enum listener_phase { PHASE_HEAD, PHASE_HEADER, PHASE_AUDIO, PHASE_DONE, PHASE_CTRL };
+
+/* What a WebSocket listener holds once its client sent a byte (most never
+ * do): the frame reader and the control frame it owes. */
+struct ws_state {
+    struct ws_reader rd;
+    uint8_t out[2 + 2 + 123 + 2]; /* a pong or a close frame */
+    uint8_t out_len, out_off;
+    bool is_closing;    /* `out` is a close frame: no audio after it, then drop */
+    bool is_close_sent; /* ... it was written */
+    bool is_violation;  /* the close answers a protocol violation */
+};
 enum listener_state { LS_NONE, LS_WAITING, LS_HEARING, LS_LAGGING };
 
 struct listener {
@@ -59,6 +75,7 @@ struct listener {
      * (durations are taken modulo 2^32 ms, about 49 days) */
     uint32_t since_ms;
     struct deferred dfr;
+    struct ws_state *ws; /* WebSocket feeds: NULL until the client sends a byte */
 };
 
 /* The per-listener cost in user space (DESIGN.md: at most 256 bytes). */
@@ -66,6 +83,7 @@ _Static_assert(sizeof(struct listener) <= 128, "struct listener grew past 128 by
 
 static void on_listener_event(struct io *io, uint32_t events);
 static void listener_flush(struct listener *l);
+static void ws_finish(struct listener *l);
 
 static void listener_free(struct deferred *d)
 {
@@ -153,6 +171,11 @@ static void listener_close(struct listener *l)
     l->io.fd = -1;
     list_remove(&l->node);
     chunk_unref(&l->partial);
+    if (l->ws) {
+        ws_reader_fini(&l->ws->rd);
+        free(l->ws);
+        l->ws = NULL;
+    }
     set_state(l, LS_NONE);
     f->stats.listeners--;
     f->stats.left++;
@@ -174,6 +197,7 @@ int listener_start(struct feed *f, int fd, int is_head_only)
     l->io.fd = fd;
     l->feed = f;
     l->is_head_only = is_head_only;
+    if (f->response_head_len == 0) l->phase = PHASE_HEADER; /* WebSocket: 101 sent */
     l->last_progress_ms = loop_now_ms(f->loop);
     l->since_ms = (uint32_t)l->last_progress_ms;
     list_init(&l->node);
@@ -254,6 +278,14 @@ static int gather(struct listener *l, struct iovec *iov, struct piece *pc)
         off = 0;
         if (l->is_head_only) return n;
     }
+    struct ws_state *ws = l->ws;
+    bool owes = ws && ws->out_off < ws->out_len;
+    if (owes && ws->is_closing && l->phase <= PHASE_HEADER && off == 0) {
+        /* nothing of the hello written yet: the close goes first */
+        iov[n] = (struct iovec){ws->out + ws->out_off, (size_t)(ws->out_len - ws->out_off)};
+        pc[n++] = (struct piece){NULL, PHASE_CTRL};
+        return n;
+    }
     if (l->phase <= PHASE_HEADER) {
         if (!f->header) return n;
         iov[n] = (struct iovec){f->header->data + off, f->header->len - off};
@@ -264,6 +296,13 @@ static int gather(struct listener *l, struct iovec *iov, struct piece *pc)
     if (l->partial) {
         iov[n] = (struct iovec){l->partial->data + off, l->partial->len - off};
         pc[n++] = (struct piece){l->partial, PHASE_AUDIO};
+    }
+    if (owes) { /* at a frame boundary: after the header or a whole chunk */
+        iov[n] = (struct iovec){ws->out + ws->out_off, (size_t)(ws->out_len - ws->out_off)};
+        pc[n++] = (struct piece){NULL, PHASE_CTRL};
+        if (ws->is_closing) return n;
+    } else if (ws && ws->is_closing) {
+        return n; /* the close was written: no audio after it */
     }
     for (uint64_t s = l->next_seq; n < IOV_BATCH; s++) {
         struct chunk *c = ring_get(&f->ring, s);
@@ -281,6 +320,17 @@ static bool advance(struct listener *l, const struct iovec *iov, const struct pi
 {
     bool has_audio = false;
     for (int i = 0; i < n; i++) {
+        if (pc[i].phase == PHASE_CTRL) { /* its own offset: l->offset is the audio's */
+            struct ws_state *ws = l->ws;
+            if (written < iov[i].iov_len) {
+                ws->out_off = (uint8_t)(ws->out_off + written);
+                return has_audio;
+            }
+            written -= iov[i].iov_len;
+            ws->out_off = ws->out_len = 0;
+            if (ws->is_closing) ws->is_close_sent = true;
+            continue;
+        }
         if (written > 0 && pc[i].phase == PHASE_AUDIO) has_audio = true;
         if (written < iov[i].iov_len) {
             if (written == 0) return has_audio;
@@ -336,6 +386,10 @@ static void listener_flush(struct listener *l)
         l->feed->stats.bytes += (uint64_t)w;
         l->last_progress_ms = loop_now_ms(l->feed->loop);
         if (advance(l, iov, pc, n, (size_t)w) && !l->has_audio) mark_first_audio(l);
+        if (l->ws && l->ws->is_close_sent) {
+            ws_finish(l);
+            return;
+        }
         if ((size_t)w < want) {
             set_blocked(l, true);
             return;
@@ -349,8 +403,85 @@ static void listener_flush(struct listener *l)
     mark_caught_up(l);
 }
 
-/* Listeners send nothing after their request: input is drained and dropped;
- * end of stream or an error closes. */
+/* The close frame was written: the connection ends (input drained first so
+ * that closing does not reset it before the client reads the close). */
+static void ws_finish(struct listener *l)
+{
+    struct feed *f = l->feed;
+    if (l->ws->is_violation) {
+        f->stats.dropped++;
+        f->stats.dropped_protocol++;
+    } else {
+        f->stats.ws_closes++;
+    }
+    shutdown(l->io.fd, SHUT_WR);
+    char scratch[512];
+    for (int i = 0; i < 8 && recv(l->io.fd, scratch, sizeof(scratch), MSG_DONTWAIT) > 0; i++)
+        ;
+    listener_close(l);
+}
+
+/* Queues the control frame owed for reader event `ev`. */
+static void ws_answer(struct listener *l, enum ws_event ev)
+{
+    struct ws_state *ws = l->ws;
+    if (ws->out_off > 0 && ev == WS_EV_PING) return; /* a pong is half written: enough */
+    if (ws->out_off > 0) {                           /* close owed mid-pong: finish it first */
+        ws->is_closing = true;
+        ws->is_violation = ev == WS_EV_VIOLATION;
+        return;
+    }
+    if (ev == WS_EV_PING) {
+        size_t h = ws_frame_header(ws->out, WS_OP_PONG, ws->rd.ctl_len);
+        memcpy(ws->out + h, ws->rd.ctl, ws->rd.ctl_len);
+        ws->out_len = (uint8_t)(h + ws->rd.ctl_len);
+        return;
+    }
+    ws->out_len = (uint8_t)ws_close_frame(ws->out, ws->rd.code, ws->rd.reason);
+    ws->is_closing = true;
+    ws->is_violation = ev == WS_EV_VIOLATION;
+}
+
+/* A WebSocket listener's client sent bytes: read them as frames. Returns
+ * false when the listener was closed. */
+static bool ws_read(struct listener *l)
+{
+    uint8_t scratch[2048];
+    bool owes = false;
+    for (int i = 0; i < 8; i++) {
+        ssize_t n = recv(l->io.fd, scratch, sizeof(scratch), 0);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+            listener_close(l);
+            return false;
+        }
+        if (n < 0) break;
+        if (!l->ws) {
+            l->ws = calloc(1, sizeof(*l->ws));
+            if (!l->ws || ws_reader_init(&l->ws->rd) < 0) {
+                listener_close(l);
+                return false;
+            }
+        }
+        const uint8_t *p = scratch;
+        size_t left = (size_t)n;
+        /* every event consumes a frame's bytes: bounded by the read */
+        for (size_t k = 0; k <= (size_t)n + 4096 && !l->ws->rd.is_done; k++) {
+            size_t used = 0;
+            enum ws_event ev = ws_reader_feed(&l->ws->rd, p, left, &used);
+            p += used;
+            left -= used;
+            if (ev == WS_EV_NONE) break;
+            ws_answer(l, ev);
+            owes = true;
+        }
+    }
+    if (owes) listener_flush(l);
+    return true;
+}
+
+/* Ogg listeners send nothing after their request: input is drained and
+ * dropped; WebSocket listeners' input is read as frames (ws_read). End of
+ * stream or an error closes. */
 static void on_listener_event(struct io *io, uint32_t events)
 {
     struct listener *l = list_entry(io, struct listener, io);
@@ -358,7 +489,9 @@ static void on_listener_event(struct io *io, uint32_t events)
         listener_close(l);
         return;
     }
-    if (events & EPOLLIN) {
+    if ((events & EPOLLIN) && l->feed->is_ws) {
+        if (!ws_read(l) || l->io.fd < 0) return;
+    } else if (events & EPOLLIN) {
         char scratch[512];
         for (int i = 0; i < 8; i++) {
             ssize_t n = recv(l->io.fd, scratch, sizeof(scratch), 0);

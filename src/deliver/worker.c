@@ -26,6 +26,7 @@
 #include "guard/ticket.h"
 #include "http/conn.h"
 #include "http/route.h"
+#include "http/ws.h"
 #include "net/listen.h"
 #include "metrics/refusals.h"
 
@@ -35,7 +36,8 @@ struct wfeed {
     struct list node;
     char id[CHAN_SPACE_MAX];
     bool require_ticket; /* CHAN_SPACE_REQUIRE_TICKET: joins need a valid ticket */
-    struct feed feed;
+    struct feed feed;    /* progressive Ogg/Opus */
+    struct feed ws;      /* WebSocket (GET /spaces/{id}/ws) */
 };
 
 struct worker {
@@ -58,8 +60,11 @@ struct worker {
     struct ticket_key ticket_key;
 };
 
+enum { R_OGG, R_WS };
+
 static const struct route routes[] = {
-    {"/spaces/{}/live.opus", ROUTE_GET | ROUTE_HEAD, 0},
+    {"/spaces/{}/live.opus", ROUTE_GET | ROUTE_HEAD, R_OGG},
+    {"/spaces/{}/ws", ROUTE_GET, R_WS},
 };
 
 unsigned worker_buckets(unsigned current, unsigned long listeners, int chunk_ms,
@@ -98,10 +103,20 @@ static struct wfeed *add_feed(struct worker *w, const char *id)
         free(wf);
         return NULL;
     }
-    wf->feed.stall_timeout_ms = (uint64_t)cfg->stall_timeout_ms;
-    wf->feed.sndbuf = cfg->sndbuf_bytes;
-    wf->feed.lag_chunks = (unsigned)(FEED_LAG_MS / chunk_ms);
-    wf->feed.nbuckets = w->nbuckets;
+    if (feed_init(&wf->ws, w->loop, (size_t)cfg->ring_ms / chunk_ms, FEED_WS_BURST_CHUNKS,
+                  feed_ws_response_head) < 0) {
+        feed_fini(&wf->feed);
+        free(wf);
+        return NULL;
+    }
+    wf->ws.is_ws = true;
+    struct feed *both[2] = {&wf->feed, &wf->ws};
+    for (int i = 0; i < 2; i++) {
+        both[i]->stall_timeout_ms = (uint64_t)cfg->stall_timeout_ms;
+        both[i]->sndbuf = cfg->sndbuf_bytes;
+        both[i]->lag_chunks = (unsigned)(FEED_LAG_MS / chunk_ms);
+        both[i]->nbuckets = w->nbuckets;
+    }
     snprintf(wf->id, sizeof(wf->id), "%s", id);
     list_push_back(&w->feeds, &wf->node);
     return wf;
@@ -183,9 +198,19 @@ static void on_request(struct conn *c)
 {
     struct worker *w = c->owner;
     struct route_match m;
-    route_find(routes, 1, c->method, conn_str(c, c->path), c->path.len, &m);
+    route_find(routes, sizeof(routes) / sizeof(routes[0]), c->method, conn_str(c, c->path),
+               c->path.len, &m);
     struct wfeed *wf = NULL;
     if (m.route && m.is_method_allowed) wf = find_feed(w, m.captures[0].s, m.captures[0].len);
+    bool is_ws = m.route && m.route->id == R_WS;
+    char accept[29];
+    const char *why = NULL;
+    int bad = 0;
+    if (wf && is_ws && (bad = ws_check_handshake(c, accept, &why)) != 0) {
+        refuse(REFUSE_WS_HANDSHAKE);
+        ws_respond_error(c, bad, why);
+        return;
+    }
     /* without the secret (never, in practice: it comes before any space) the
      * master judges the ticket */
     if (!wf || (wf->require_ticket && !w->has_ticket_key)) {
@@ -204,7 +229,11 @@ static void on_request(struct conn *c)
         close(fd);
         return;
     }
-    if (listener_start(&wf->feed, fd, is_head) < 0)
+    if (is_ws && ws_send_head(fd, accept) < 0) {
+        close(fd);
+        return;
+    }
+    if (listener_start(is_ws ? &wf->ws : &wf->feed, fd, is_head) < 0)
         close(fd);
     else
         w->listeners++;
@@ -276,7 +305,9 @@ static void on_message(struct worker *w, const struct chan_msg *m, const void *p
         if (!(wf = add_feed(w, m->space))) break;
         wf->require_ticket = m->a & CHAN_SPACE_REQUIRE_TICKET;
         feed_set_live(&wf->feed, (m->a & CHAN_SPACE_LIVE) != 0);
+        feed_set_live(&wf->ws, (m->a & CHAN_SPACE_LIVE) != 0);
         if ((m->a & CHAN_SPACE_ENDED) && !wf->feed.is_ended) feed_end(&wf->feed);
+        if ((m->a & CHAN_SPACE_ENDED) && !wf->ws.is_ended) feed_end(&wf->ws);
         break;
     case CHAN_TICKET_KEY:
         if (m->len != TICKET_KEY_BYTES) break;
@@ -285,15 +316,18 @@ static void on_message(struct worker *w, const struct chan_msg *m, const void *p
         break;
     case CHAN_HEADER:
         if (!wf && !(wf = add_feed(w, m->space))) break;
-        if ((c = chunk_from(p, m->len, 0, 0))) feed_set_header(&wf->feed, c);
+        if ((c = chunk_from(p, m->len, 0, 0)))
+            feed_set_header(m->flags == CHAN_FMT_WS ? &wf->ws : &wf->feed, c);
         break;
     case CHAN_CHUNK:
         if (!wf) break;
-        if ((c = chunk_from(p, m->len, m->a, m->b))) feed_publish(&wf->feed, c);
+        if ((c = chunk_from(p, m->len, m->a, m->b)))
+            feed_publish(m->flags == CHAN_FMT_WS ? &wf->ws : &wf->feed, c);
         break;
     case CHAN_LISTENER:
         if (fd >= 0 && !admit_listener(w, fd, wf)) break;
-        if (fd >= 0 && wf && listener_start(&wf->feed, fd, m->a != 0) == 0) {
+        if (fd >= 0 && wf &&
+            listener_start(m->flags == CHAN_FMT_WS ? &wf->ws : &wf->feed, fd, m->a != 0) == 0) {
             w->listeners++;
             fd = -1;
         }
@@ -329,6 +363,8 @@ static void send_stats(struct worker *w, struct wfeed *wf)
     struct chan_msg m;
     chan_msg_init(&m, CHAN_STATS, wf->id, sizeof(struct feed_stats));
     chan_send(w->chan.fd, &m, &wf->feed.stats, -1);
+    m.flags = CHAN_FMT_WS;
+    chan_send(w->chan.fd, &m, &wf->ws.stats, -1);
 }
 
 static void on_sweep(struct timer *t)
@@ -340,7 +376,8 @@ static void on_sweep(struct timer *t)
     {
         struct wfeed *wf = list_entry(pos, struct wfeed, node);
         feed_sweep(&wf->feed);
-        total += wf->feed.stats.listeners;
+        feed_sweep(&wf->ws);
+        total += wf->feed.stats.listeners + wf->ws.stats.listeners;
     }
     w->listeners = total;
     /* SO_REUSEPORT spreads joins evenly: this worker's share times the
@@ -353,6 +390,7 @@ static void on_sweep(struct timer *t)
     {
         struct wfeed *wf = list_entry(pos, struct wfeed, node);
         wf->feed.nbuckets = nb;
+        wf->ws.nbuckets = nb;
         send_stats(w, wf);
     }
     /* The node-wide numbers: an empty space id. */
@@ -513,6 +551,7 @@ static void worker_close(struct worker *w)
     {
         struct wfeed *wf = list_entry(pos, struct wfeed, node);
         feed_fini(&wf->feed);
+        feed_fini(&wf->ws);
         list_remove(&wf->node);
         free(wf);
     }

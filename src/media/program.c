@@ -54,6 +54,7 @@ static int program_start(struct program *p, int channels)
     if (err < 0) return err;
     err = ogg_pkg_start(&p->pkg, channels, "Tribune");
     if (err < 0) return err;
+    if (p->ws && (err = ws_pkg_start(p->ws, channels)) < 0) return err;
     if (p->has_monitor && (err = ogg_pkg_start(&p->monitor, channels, "Tribune monitor")) < 0)
         return err;
     p->channels = channels;
@@ -69,8 +70,11 @@ static void emit(struct program *p, const uint8_t *data, size_t len, int samples
     p->samples += (uint64_t)samples;
     /* Off the air (scheduled, green) listeners get silence of the same
      * length; the host's monitor gets the program itself. */
-    int err = p->is_on_air ? ogg_pkg_packet(&p->pkg, data, len, samples)
-                           : ogg_pkg_packet(&p->pkg, p->silence, p->silence_len, samples);
+    const uint8_t *out = p->is_on_air ? data : p->silence;
+    size_t out_len = p->is_on_air ? len : p->silence_len;
+    int err = ogg_pkg_packet(&p->pkg, out, out_len, samples);
+    if (err == 0 && p->ws)
+        err = ws_pkg_packet(p->ws, out, out_len, samples, (uint64_t)p->pkg.granule);
     if (err == 0 && p->has_monitor) err = ogg_pkg_packet(&p->monitor, data, len, samples);
     if (p->is_on_air && p->on_air) p->on_air(p, data, len, samples);
     if (err < 0) log_limited(LOG_ERROR, 1, "program: out of memory");

@@ -30,6 +30,7 @@
 
 #include "core/loop.h"
 #include "pkg/ogg_pkg.h"
+#include "pkg/ws_pkg.h"
 
 struct program_source;
 
@@ -72,6 +73,9 @@ struct program {
     /* public, optional: every packet that goes on the air (the recorder) */
     void (*on_air)(struct program *p, const uint8_t *data, size_t len, int samples);
     void *owner; /* public: for on_air */
+    /* public, optional (set before the program starts): the WebSocket
+     * packager, fed the same packets as the Ogg one, stamped with its granule */
+    struct ws_pkg *ws;
 };
 
 int program_init(struct program *p, struct loop *loop, struct feed *feed, int chunk_ms);

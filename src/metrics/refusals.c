@@ -22,6 +22,7 @@ static const char *const names[REFUSE_N] = {
     [REFUSE_ADDR_HANDSHAKES] = "addr_handshakes",
     [REFUSE_TICKET] = "ticket",
     [REFUSE_KEY_LIMIT] = "key_limit",
+    [REFUSE_WS_HANDSHAKE] = "ws_handshake",
 };
 
 /* The log tally's reasons keep the status code for people reading logs. */
@@ -43,6 +44,7 @@ static const char *const log_names[REFUSE_N] = {
     [REFUSE_ADDR_HANDSHAKES] = "503 address handshakes",
     [REFUSE_TICKET] = "403 no valid ticket",
     [REFUSE_KEY_LIMIT] = "429 key attempts",
+    [REFUSE_WS_HANDSHAKE] = "400/426 bad WebSocket handshake",
 };
 
 void refuse(enum refuse_reason r)

@@ -32,6 +32,7 @@ enum refuse_reason {
     REFUSE_ADDR_HANDSHAKES, /* 503 at accept: too many of the address's requests in flight */
     REFUSE_TICKET,          /* 403: a join without a valid ticket to a space that requires one */
     REFUSE_KEY_LIMIT,       /* 429: an address with too many failed key attempts */
+    REFUSE_WS_HANDSHAKE,    /* 400/426: GET /spaces/{id}/ws without a valid WebSocket handshake */
     REFUSE_N
 };
 

@@ -26,6 +26,7 @@ static void on_sweep(struct timer *t)
     {
         struct space *s = list_entry(pos, struct space, node);
         feed_sweep(&s->ogg);
+        feed_sweep(&s->ws);
         feed_sweep(&s->monitor);
         struct feed_stats st;
         space_stats(s, &st);
@@ -69,6 +70,8 @@ static void space_free(struct space *s)
     program_fini(&s->program);
     mixer_free(s->mixer);
     feed_fini(&s->ogg);
+    feed_fini(&s->ws);
+    ws_pkg_fini(&s->wspkg);
     feed_fini(&s->monitor);
     demo_source_free(s->builtin);
     list_remove(&s->node);
@@ -86,7 +89,8 @@ void spaces_fini(struct spaces *ss)
 static void forward_chunk(struct feed *f, struct chunk *c, int is_header)
 {
     struct space *s = f->owner;
-    fleet_broadcast_chunk(s->owner->fleet, s->rec.id, c, is_header);
+    fleet_broadcast_chunk(s->owner->fleet, s->rec.id, f->is_ws ? CHAN_FMT_WS : CHAN_FMT_OGG, c,
+                          is_header);
 }
 
 /* Adds src's counters (not its gauges) to dst. */
@@ -106,18 +110,33 @@ static void add_counters(struct feed_stats *dst, const struct feed_stats *src)
     feed_hist_add(&dst->session, &src->session);
 }
 
+/* Adds src's gauges and counters to dst. */
+static void add_all(struct feed_stats *dst, const struct feed_stats *src)
+{
+    dst->listeners += src->listeners;
+    dst->waiting += src->waiting;
+    dst->hearing += src->hearing;
+    dst->lagging += src->lagging;
+    add_counters(dst, src);
+}
+
+void space_stats_ws(const struct space *s, struct feed_stats *out)
+{
+    *out = s->ws.stats;
+    add_counters(out, &s->ws_retired);
+    for (int w = 0; w < FLEET_MAX; w++)
+        add_all(out, &s->ws_wstats[w]);
+}
+
 void space_stats(const struct space *s, struct feed_stats *out)
 {
     *out = s->ogg.stats;
     add_counters(out, &s->retired);
-    for (int w = 0; w < FLEET_MAX; w++) {
-        const struct feed_stats *st = &s->wstats[w];
-        out->listeners += st->listeners;
-        out->waiting += st->waiting;
-        out->hearing += st->hearing;
-        out->lagging += st->lagging;
-        add_counters(out, st);
-    }
+    for (int w = 0; w < FLEET_MAX; w++)
+        add_all(out, &s->wstats[w]);
+    struct feed_stats ws;
+    space_stats_ws(s, &ws);
+    add_all(out, &ws);
 }
 
 void space_mix_stats(const struct space *s, struct space_mix_stats *out)
@@ -147,6 +166,10 @@ void space_retire_worker(struct space *s, int w)
     struct feed_stats *st = &s->wstats[w];
     add_counters(&s->retired, st);
     s->retired.left += st->listeners;
+    memset(st, 0, sizeof(*st));
+    st = &s->ws_wstats[w];
+    add_counters(&s->ws_retired, st);
+    s->ws_retired.left += st->listeners;
     memset(st, 0, sizeof(*st));
 }
 
@@ -224,6 +247,13 @@ static struct space *space_new(struct spaces *ss, const struct space_record *rec
         free(s);
         return NULL;
     }
+    if (feed_init(&s->ws, ss->loop, ring, FEED_WS_BURST_CHUNKS, feed_ws_response_head) < 0) {
+        feed_fini(&s->ogg);
+        free(s);
+        return NULL;
+    }
+    s->ws.is_ws = true;
+    ws_pkg_init(&s->wspkg, &s->ws, rec->id, (int)chunk_ms);
     if (feed_init(&s->monitor, ss->loop, ring, burst, feed_ogg_response_head) < 0 ||
         program_init(&s->program, ss->loop, &s->ogg, (int)chunk_ms) < 0 ||
         program_set_monitor(&s->program, &s->monitor, (int)chunk_ms) < 0 ||
@@ -231,15 +261,19 @@ static struct space *space_new(struct spaces *ss, const struct space_record *rec
         program_fini(&s->program);
         feed_fini(&s->monitor);
         feed_fini(&s->ogg);
+        feed_fini(&s->ws);
+        ws_pkg_fini(&s->wspkg);
         free(s);
         return NULL;
     }
     bool is_live = rec->state == SPACE_LIVE;
     program_set_on_air(&s->program, is_live);
+    s->program.ws = &s->wspkg; /* before the program starts (program_attach) */
     feed_set_live(&s->ogg, is_live);
+    feed_set_live(&s->ws, is_live);
     feed_set_live(&s->monitor, true);
     if (rec->state == SPACE_ENDED) {
-        s->ogg.is_ended = s->monitor.is_ended = true;
+        s->ogg.is_ended = s->monitor.is_ended = s->ws.is_ended = true;
     } else if (program_attach(&s->program, mixer_source(s->mixer)) < 0) {
         log_error("space %s: the program cannot start", rec->id);
     }
@@ -249,12 +283,17 @@ static struct space *space_new(struct spaces *ss, const struct space_record *rec
     s->ogg.stall_timeout_ms = (uint64_t)cfg->stall_timeout_ms;
     s->ogg.sndbuf = cfg->sndbuf_bytes;
     s->ogg.lag_chunks = (unsigned)(FEED_LAG_MS / chunk_ms);
+    s->ws.stall_timeout_ms = s->ogg.stall_timeout_ms;
+    s->ws.sndbuf = s->ogg.sndbuf;
+    s->ws.lag_chunks = s->ogg.lag_chunks;
     list_push_back(&ss->all, &s->node);
     if (ss->fleet) {
-        s->ogg.on_chunk = forward_chunk;
-        s->ogg.owner = s;
-        for (int w = 0; w < ss->fleet->n; w++)
+        s->ogg.on_chunk = s->ws.on_chunk = forward_chunk;
+        s->ogg.owner = s->ws.owner = s;
+        for (int w = 0; w < ss->fleet->n; w++) {
             fleet_sync_feed(ss->fleet, w, s->rec.id, &s->ogg, space_chan_flags(s));
+            fleet_sync_feed(ss->fleet, w, s->rec.id, &s->ws, space_chan_flags(s));
+        }
     }
     return s;
 }
@@ -352,6 +391,7 @@ int space_go_live(struct space *s)
     record_start(s);
     program_set_on_air(&s->program, true);
     feed_set_live(&s->ogg, true);
+    feed_set_live(&s->ws, true);
     announce(s);
     return 0;
 }
@@ -365,6 +405,7 @@ void space_end(struct space *s)
     program_stop(&s->program);
     record_stop(s);
     feed_end(&s->ogg);
+    feed_end(&s->ws);
     feed_end(&s->monitor);
     announce(s);
 }

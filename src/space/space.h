@@ -64,6 +64,8 @@ struct space {
     struct feed ogg;                              /* progressive Ogg/Opus listeners */
     struct program program;                       /* the program clock and source */
     struct feed monitor;                          /* the host's monitor: the mix in any state */
+    struct feed ws;                               /* WebSocket listeners (GET /spaces/{id}/ws) */
+    struct ws_pkg wspkg;                          /* private: the program into `ws` */
     struct recording *recording;                  /* read-only: while live and recorded */
     struct mixer *mixer;                          /* private */
     struct speaker *speakers[SPACE_SPEAKERS_MAX]; /* read-only: connected, NULL = free slot */
@@ -71,6 +73,8 @@ struct space {
     struct program_source *builtin;               /* the demo speaker, or NULL */
     struct feed_stats wstats[FLEET_MAX];          /* read-only: the ogg feed in each worker */
     struct feed_stats retired;                    /* read-only: counters of workers that died */
+    struct feed_stats ws_wstats[FLEET_MAX];       /* read-only: the ws feed in each worker */
+    struct feed_stats ws_retired;                 /* read-only: ws counters of dead workers */
     uint64_t peak_hearing;                        /* read-only: most hearing at once (1 s sweeps) */
     struct space_mix_stats gone;                  /* private: counters of speakers that left */
     char removed[SPACE_SPEAKERS_MAX][SPEAKER_NAME_MAX + 1]; /* private: names removed since load */
@@ -128,6 +132,9 @@ void space_end(struct space *s);
  * worker (workers report every 100 ms) and the workers that died: counters
  * never go back, gauges count only live connections. */
 void space_stats(const struct space *s, struct feed_stats *out);
+/* The same, of the WebSocket listeners only (they are included in
+ * space_stats: the totals count every listener whatever its format). */
+void space_stats_ws(const struct space *s, struct feed_stats *out);
 void space_mix_stats(const struct space *s, struct space_mix_stats *out);
 /* Worker `w` died: its counters move to `retired` (its listeners are gone:
  * they count as left) and its gauges drop to zero. */
