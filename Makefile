@@ -24,7 +24,10 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 
 LIB_SRC := $(filter-out src/main.c,$(shell find src -name '*.c' | sort))
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/web_assets.o
+# The web app (web/) is compiled in: a new, changed or removed file (a directory's time changes)
+# regenerates $(BUILD)/gen/web_assets.c (scripts/embed_web.py, table in src/api/web.h).
+WEB_DEPS := $(shell find web 2>/dev/null | sort)
 UNIT_SRC := $(shell find tests/unit -name '*_test.c' 2>/dev/null | sort)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 FUZZ_SRC := $(shell find tests/fuzz -name '*_fuzz.c' 2>/dev/null | sort)
@@ -35,6 +38,14 @@ FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/fuzz/%)
 all: $(BUILD)/tribune $(BUILD)/tribune-load
 
 $(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/gen/web_assets.c: scripts/embed_web.py $(WEB_DEPS)
+	@mkdir -p $(dir $@)
+	python3 scripts/embed_web.py web $@
+
+$(BUILD)/obj/gen/web_assets.o: $(BUILD)/gen/web_assets.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 

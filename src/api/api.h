@@ -13,7 +13,6 @@ struct cJSON;
 struct space_record;
 struct space;
 
-void api_index(struct node *n, struct conn *c);
 /* GET /api/spaces (list) and POST /api/spaces (create). */
 void api_spaces(struct node *n, struct conn *c);
 /* Looks up space `id` (len bytes) in the registry into *rec: 0, or answers

@@ -13,6 +13,7 @@
 #include "api/events.h"
 #include "api/metrics.h"
 #include "api/node.h"
+#include "api/web.h"
 #include "core/log.h"
 #include "deliver/feed.h"
 #include "guard/ticket.h"
@@ -25,6 +26,7 @@
 
 enum route_id {
     R_INDEX,
+    R_WEB,
     R_LISTEN,
     R_LISTEN_WS,
     R_PUBLISH,
@@ -54,6 +56,11 @@ enum route_id {
 
 static const struct route routes[] = {
     {"/", ROUTE_GET | ROUTE_HEAD, R_INDEX},
+    {"/s/{}", ROUTE_GET | ROUTE_HEAD, R_WEB},
+    {"/host/{}", ROUTE_GET | ROUTE_HEAD, R_WEB},
+    {"/speak/{}", ROUTE_GET | ROUTE_HEAD, R_WEB},
+    {"/web/{}", ROUTE_GET | ROUTE_HEAD, R_WEB},
+    {"/web/{}/{}", ROUTE_GET | ROUTE_HEAD, R_WEB},
     {"/spaces/{}/live.opus", ROUTE_GET | ROUTE_HEAD, R_LISTEN},
     {"/spaces/{}/ws", ROUTE_GET, R_LISTEN_WS},
     {"/spaces/{}/live.opus", ROUTE_PUT | ROUTE_SOURCE, R_PUBLISH},
@@ -337,7 +344,10 @@ void node_on_request(struct conn *c)
     }
     switch (m.route->id) {
     case R_INDEX:
-        api_index(n, c);
+        web_index(n, c);
+        break;
+    case R_WEB:
+        web_serve(n, c, &m);
         break;
     case R_LISTEN:
     case R_LISTEN_WS:

@@ -41,6 +41,8 @@ const char *http_status_text(int status)
         return "Partial Content";
     case 302:
         return "Found";
+    case 304:
+        return "Not Modified";
     case 400:
         return "Bad Request";
     case 401:
@@ -625,14 +627,17 @@ void conn_respond(struct conn *c, int status, const char *content_type, const ch
                   const void *body, size_t len)
 {
     if (c->state != CONN_READING) return;
-    char head[1024];
-    int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                     "Cache-Control: no-store\r\nConnection: close\r\n%s\r\n",
-                     status, http_status_text(status), content_type ? content_type : "text/plain",
-                     len, extra_headers ? extra_headers : "");
+    char head[1024], clen[48] = "";
+    /* a 304 has no body and names no length (RFC 9110 8.6); the caller may
+     * choose its own Cache-Control (web pages revalidate), else no-store */
+    if (status != 304) snprintf(clen, sizeof(clen), "Content-Length: %zu\r\n", len);
+    bool has_cache = extra_headers && strstr(extra_headers, "Cache-Control:");
+    int n = snprintf(
+        head, sizeof(head), "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s%sConnection: close\r\n%s\r\n",
+        status, http_status_text(status), content_type ? content_type : "text/plain", clen,
+        has_cache ? "" : "Cache-Control: no-store\r\n", extra_headers ? extra_headers : "");
     if (n < 0 || (size_t)n >= sizeof(head)) n = 0;
-    bool is_head = c->method == ROUTE_HEAD;
+    bool is_head = c->method == ROUTE_HEAD || status == 304;
     size_t total = (size_t)n + (is_head ? 0 : len);
     char *out = malloc(total + 1);
     if (!out) {
