@@ -138,6 +138,16 @@ static int render_rooms(struct prom_buf *b, const struct metrics_space *sp, size
         err = prom_sample(b, NULL, (struct prom_label[]){{"space", sp[i].id}, {NULL, NULL}},
                           sp[i].speakers);
     if (err == 0)
+        err = prom_family_begin(b, "tribune_speak_sessions", PROM_GAUGE,
+                                "Speakers connected now by transport: ws (a browser's WebSocket, "
+                                "GET /spaces/{id}/speak) or http (PUT or SOURCE).");
+    for (size_t i = 0; err == 0 && i < n; i++) {
+        struct prom_label l1[] = {{"space", sp[i].id}, {"transport", "ws"}, {NULL, NULL}};
+        struct prom_label l2[] = {{"space", sp[i].id}, {"transport", "http"}, {NULL, NULL}};
+        err = prom_sample(b, NULL, l1, sp[i].speakers_ws);
+        if (err == 0) err = prom_sample(b, NULL, l2, sp[i].speakers_http);
+    }
+    if (err == 0)
         err = prom_family_begin(b, "tribune_program_frames_total", PROM_COUNTER,
                                 "20 ms program frames made by the mixer: encoded (mixed), or "
                                 "passed through unchanged from a lone speaker.");
@@ -301,6 +311,8 @@ void api_metrics(struct node *n, struct conn *c)
         struct space_mix_stats mx;
         space_mix_stats(s, &mx);
         sp[i].speakers = mx.speakers;
+        sp[i].speakers_ws = mx.speakers_ws;
+        sp[i].speakers_http = mx.speakers_http;
         sp[i].frames_encoded = mx.frames_encoded;
         sp[i].frames_passed = mx.frames_passed;
         sp[i].frames_limited = mx.frames_limited;

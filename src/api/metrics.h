@@ -30,6 +30,8 @@ struct metrics_space {
     uint64_t peak_hearing;
     const char *state;         /* "scheduled", "green", "live", "ended" (NULL: not shown) */
     unsigned speakers;         /* connected now */
+    unsigned speakers_ws;      /* of which browser WebSocket sessions (GET .../speak) */
+    unsigned speakers_http;    /* of which PUT/SOURCE publishers */
     uint64_t frames_encoded;   /* program frames the mixer encoded */
     uint64_t frames_passed;    /* program frames passed through from a lone speaker */
     uint64_t frames_limited;   /* frames the limiter turned down */

@@ -9,6 +9,7 @@
  */
 #include <cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +98,20 @@ static void add_figures(cJSON *o, const struct speaker *sp)
     cJSON_AddNumberToObject(o, "drift_drops", (double)st.drift_drops);
     cJSON_AddNumberToObject(o, "drift_fills", (double)st.drift_fills);
     cJSON_AddNumberToObject(o, "peak_dbfs", sp && sp->in ? st.peak_dbfs : -120.0);
+    cJSON_AddNumberToObject(o, "jitter_ms", st.jitter_ms);
+}
+
+/* "Who is talking now": the mixer's short-term level of the speaker's own audio (RMS over
+ * ~300 ms, dBFS, -120 when silent or not mixed) and whether it is talking (above -45 dBFS,
+ * with a hold; never while muted), and how it is connected. */
+static void add_level(cJSON *o, const struct speaker *sp)
+{
+    struct mixer_input_stats st = {.level_dbfs = -120.0f};
+    if (sp && sp->in) mixer_input_get_stats(sp->in, &st);
+    cJSON_AddNumberToObject(o, "level_dbfs", (double)roundf(st.level_dbfs * 10.0f) / 10.0);
+    cJSON_AddBoolToObject(o, "talking", st.is_talking);
+    const char *t = !sp ? NULL : sp->ws ? "ws" : sp->pub ? "http" : "builtin";
+    if (t) cJSON_AddStringToObject(o, "transport", t);
 }
 
 static void add_speaker(struct speakers_ctx *x, const char *name, bool is_muted)
@@ -107,6 +122,7 @@ static void add_speaker(struct speakers_ctx *x, const char *name, bool is_muted)
     cJSON_AddStringToObject(o, "name", name);
     cJSON_AddBoolToObject(o, "connected", sp != NULL);
     cJSON_AddBoolToObject(o, "muted", sp ? sp->is_muted : is_muted);
+    add_level(o, sp);
     if (x->is_detailed) add_figures(o, sp);
     cJSON_AddItemToArray(x->arr, o);
 }

@@ -51,7 +51,8 @@ enum route_id {
     R_REFUSE,
     R_RECORDING,
     R_RECORDING_INFO,
-    R_RECORDINGS
+    R_RECORDINGS,
+    R_WS_SPEAK
 };
 
 static const struct route routes[] = {
@@ -86,6 +87,7 @@ static const struct route routes[] = {
     {"/spaces/{}/recording.opus", ROUTE_GET | ROUTE_HEAD, R_RECORDING},
     {"/api/spaces/{}/recording", ROUTE_GET | ROUTE_HEAD, R_RECORDING_INFO},
     {"/api/recordings", ROUTE_GET | ROUTE_HEAD, R_RECORDINGS},
+    {"/spaces/{}/speak", ROUTE_GET, R_WS_SPEAK},
 };
 
 static void handle_listen(struct node *n, struct conn *c, const struct route_match *m)
@@ -224,7 +226,7 @@ static void handle_publish(struct node *n, struct conn *c, const struct route_ma
         return;
     }
     struct speaker *sp = space_speaker(s, is_speaker ? name : "host");
-    if (sp && sp->pub && !publisher_is_draining(sp->pub)) {
+    if (sp && (sp->ws || (sp->pub && !publisher_is_draining(sp->pub)))) {
         refuse(REFUSE_HAS_SOURCE);
         conn_respond_error(c, 409,
                            is_speaker ? "this speaker is already connected"
@@ -238,6 +240,108 @@ static void handle_publish(struct node *n, struct conn *c, const struct route_ma
     size_t rest_len;
     int fd = conn_detach(c, rest, sizeof(rest), &rest_len);
     if (space_publish(s, is_speaker ? name : NULL, fd, rest, rest_len, expect, legacy, peer) < 0) {
+        static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                                   "Connection: close\r\n\r\n";
+        ssize_t w = send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w;
+        close(fd);
+    }
+}
+
+/* A query parameter copied NUL-terminated into `out`: its length, 0 when absent or empty,
+ * -1 when too long. */
+static int query_copy(struct conn *c, const char *name, char *out, size_t cap)
+{
+    const char *v = NULL;
+    size_t len = 0;
+    out[0] = '\0';
+    if (!route_query(conn_str(c, c->url), c->url.len, name, &v, &len) || !v) return 0;
+    if (len >= cap) return -1;
+    memcpy(out, v, len);
+    out[len] = '\0';
+    return (int)len;
+}
+
+/* The speaker `name` of space `s` exists (0), or the answer was sent (-1): 401 for a name
+ * the host removed, 404 for one never invited. As for PUT .../speakers/{name}.opus. */
+static int speak_check_name(struct node *n, struct conn *c, struct space *s, const char *name)
+{
+    struct speaker_record sr;
+    bool is_known = speaker_name_is_valid(name, strlen(name)) &&
+                    registry_speaker_get(n->reg, s->rec.id, name, &sr) == 0;
+    if (is_known) return 0;
+    if (space_speaker_was_removed(s, name)) {
+        refuse(REFUSE_BAD_KEY);
+        conn_respond_error(c, 401, "this speaker was removed by the host: its key no longer works");
+    } else {
+        refuse(REFUSE_NO_SPACE);
+        conn_respond_error(c, 404, "no such speaker in this space: the host invites speakers");
+    }
+    return -1;
+}
+
+/* The key of ?key=KEY checked in constant time against speaker `name`'s (or the host's,
+ * `name` empty). 0, or the 401 was sent (-1). */
+static int speak_check_key(struct node *n, struct conn *c, struct space *s, const char *name)
+{
+    if (node_key_is_limited(n, c)) return -1;
+    char key[128];
+    int klen = query_copy(c, "key", key, sizeof(key));
+    bool ok = klen > 0 &&
+              (name[0] ? registry_check_speaker_key(n->reg, s->rec.id, name, key, (size_t)klen)
+                       : registry_check_host_key(n->reg, s->rec.id, key, (size_t)klen));
+    OPENSSL_cleanse(key, sizeof(key));
+    if (ok) return 0;
+    node_key_failed(n, c);
+    log_limited(LOG_WARN, 5, "speak to %s from %s: bad or missing key", s->rec.id, c->peer);
+    refuse(REFUSE_BAD_KEY);
+    conn_respond_error(c, 401, "missing or wrong key");
+    return -1;
+}
+
+/* GET /spaces/{id}/speak?key=KEY[&name=NAME]: a browser speaker's WebSocket (media/speak.h).
+ * Browsers cannot set Authorization on a WebSocket, so the key is in the query; the host's
+ * key without a name speaks as the host (as PUT live.opus does). Every refusal is JSON,
+ * before the upgrade, with the PUT paths' codes. */
+static void handle_speak(struct node *n, struct conn *c, const struct route_match *m)
+{
+    struct space *s = spaces_get(&n->spaces, m->captures[0].s, m->captures[0].len);
+    if (!s) {
+        refuse(REFUSE_NO_SPACE);
+        conn_respond_error(c, 404, "no such space");
+        return;
+    }
+    char accept[29];
+    const char *why = NULL;
+    int status = ws_check_handshake(c, accept, &why);
+    if (status) {
+        conn_respond_error(c, status, why);
+        return;
+    }
+    char name[SPEAKER_NAME_MAX + 1];
+    int nlen = query_copy(c, "name", name, sizeof(name));
+    if (nlen < 0 || (nlen > 0 && speak_check_name(n, c, s, name) < 0)) {
+        if (nlen < 0) conn_respond_error(c, 404, "no such speaker in this space");
+        return;
+    }
+    if (speak_check_key(n, c, s, name) < 0) return;
+    if (s->rec.state == SPACE_ENDED) {
+        conn_respond_error(c, 409, "this space has ended");
+        return;
+    }
+    struct speaker *sp = space_speaker(s, nlen > 0 ? name : "host");
+    if (sp && (sp->ws || (sp->pub && !publisher_is_draining(sp->pub)))) {
+        refuse(REFUSE_HAS_SOURCE);
+        conn_respond_error(c, 409,
+                           nlen > 0 ? "this speaker is already connected"
+                                    : "space already has a publisher");
+        return;
+    }
+    char peer[64], rest[1];
+    size_t rest_len;
+    snprintf(peer, sizeof(peer), "%s", c->peer);
+    int fd = conn_detach(c, rest, 0, &rest_len);
+    if (space_speak(s, nlen > 0 ? name : NULL, fd, accept, peer) < 0) {
         static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
                                    "Connection: close\r\n\r\n";
         ssize_t w = send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -361,6 +465,9 @@ void node_on_request(struct conn *c)
         break;
     case R_MONITOR:
         handle_monitor(n, c, &m);
+        break;
+    case R_WS_SPEAK:
+        handle_speak(n, c, &m);
         break;
     case R_LIVE:
         api_live(n, c, m.captures[0].s, m.captures[0].len);

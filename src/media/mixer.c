@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "media/level.h"
 
 /* Sizes in samples per channel at 48 kHz.
  *   RAMP    gain and mute changes, and a (re)primed input's fade-in: 5 ms
@@ -66,6 +67,8 @@ struct mixer_input {
     int pulls; /* packets pulled this frame */
     float peak_cur, peak_prev;
     int peak_frames;
+    int jitter_ms, jitter_max_ms; /* the target, and how far underruns may grow it */
+    struct level level;
     struct mixer_input_stats st;
 };
 
@@ -150,6 +153,14 @@ static void fifo_fill(struct mixer_input *in, int need)
             in->wants_drained = in->src != NULL;
             return;
         }
+        if (len == 0) { /* a lost packet: concealed where it was */
+            ++in->pulls;
+            in->pkt = NULL;
+            if (samples > 0 && samples <= 5760 && samples % 120 == 0 &&
+                in->len + samples <= FIFO_CAP)
+                fifo_conceal(in, samples);
+            continue;
+        }
         int got = opus_decode_float(in->dec, data, (opus_int32)len, in->fifo + in->len * ch,
                                     FIFO_CAP - in->len, 0);
         bool is_whole = ++in->pulls == 1 && before == 0 && got == MIXER_FRAME;
@@ -185,7 +196,7 @@ static void unprime(struct mixer_input *in)
  * that stayed above (below) the target by SLACK, one drop (fill) becomes pending. */
 static void drift_track(struct mixer_input *in, uint64_t level)
 {
-    uint64_t target = (uint64_t)in->m->cfg.jitter_ms * PER_MS;
+    uint64_t target = (uint64_t)in->jitter_ms * PER_MS;
     in->is_above &= level > target + SLACK;
     in->is_below &= level + SLACK < target;
     if (++in->window < WINDOW) return;
@@ -214,7 +225,7 @@ static bool input_ready(struct mixer_input *in, uint64_t *held, bool *is_ended)
     in->st.buffered_ms = (uint32_t)(level / PER_MS);
     if (in->is_finished) return false;
     if (!in->st.is_primed) {
-        uint64_t target = (uint64_t)in->m->cfg.jitter_ms * PER_MS;
+        uint64_t target = (uint64_t)in->jitter_ms * PER_MS;
         if (s->ops->buffered && !*is_ended && *held < target) return false;
         if (!s->ops->buffered) { /* read at once: primed by the first packet */
             fifo_fill(in, MIXER_FRAME);
@@ -268,7 +279,11 @@ static bool input_take(struct mixer_input *in, float *out, bool is_ended)
     bool is_fading = false;
     if (in->len < MIXER_FRAME) {
         int missing = MIXER_FRAME - in->len;
-        if (!is_ended && in->plc_run == 0) in->st.underruns++;
+        if (!is_ended && in->plc_run == 0) {
+            in->st.underruns++;
+            in->jitter_ms =
+                in->jitter_ms + 20 < in->jitter_max_ms ? in->jitter_ms + 20 : in->jitter_max_ms;
+        }
         in->plc_run += missing;
         is_fading = is_ended || in->plc_run > MIXER_PLC_MS * PER_MS;
         if (!is_ended) in->st.plc_frames++;
@@ -306,10 +321,14 @@ static bool input_frame(struct mixer *m, struct mixer_input *in)
     in->pkt = NULL;
     in->pulls = 0;
     in->is_steady = false;
-    if (!input_ready(in, &held, &is_ended)) return false;
-    bool is_fading = input_take(in, m->frame, is_ended);
     int n = MIXER_FRAME * m->cfg.channels;
+    if (!input_ready(in, &held, &is_ended)) {
+        level_add(&in->level, NULL, 0);
+        return false;
+    }
+    bool is_fading = input_take(in, m->frame, is_ended);
     meter(&in->peak_cur, &in->peak_prev, &in->peak_frames, peak_of(m->frame, n));
+    level_add(&in->level, m->frame, (size_t)n);
     in->st.frames++;
     bool is_silent = in->applied == 0 && !is_fading && (in->st.is_muted || in->gain == 0);
     if (!is_silent) {
@@ -585,6 +604,8 @@ struct mixer_input *mixer_add(struct mixer *m, struct program_source *src)
     in->src = src;
     in->gain = 1.0f;
     in->st.peak_dbfs = -120.0f;
+    in->jitter_ms = in->jitter_max_ms = m->cfg.jitter_ms;
+    level_init(&in->level);
     window_reset(in);
     m->inputs[m->n++] = in;
     return in;
@@ -623,6 +644,14 @@ void mixer_set_muted(struct mixer_input *in, bool is_muted)
     in->st.is_muted = is_muted;
 }
 
+void mixer_set_jitter(struct mixer_input *in, int ms, int max_ms)
+{
+    ms = ms < 0 ? 0 : ms > 2000 ? 2000 : ms;
+    max_ms = max_ms < ms ? ms : max_ms > 2000 ? 2000 : max_ms;
+    in->jitter_ms = ms;
+    in->jitter_max_ms = max_ms;
+}
+
 void mixer_set_gain(struct mixer_input *in, float gain)
 {
     if (!(gain >= 0.0f)) gain = 0.0f;
@@ -634,6 +663,9 @@ void mixer_input_get_stats(const struct mixer_input *in, struct mixer_input_stat
     *out = in->st;
     float p = in->peak_cur > in->peak_prev ? in->peak_cur : in->peak_prev;
     out->peak_dbfs = to_dbfs(p);
+    out->level_dbfs = in->level.dbfs;
+    out->is_talking = in->level.is_talking && !in->st.is_muted;
+    out->jitter_ms = (uint32_t)in->jitter_ms;
 }
 
 void mixer_get_stats(const struct mixer *m, struct mixer_stats *out)

@@ -22,6 +22,14 @@
  * whole window) or concealing (too little) one 20 ms frame, at most one per
  * MIXER_DRIFT_WINDOW_MS, with short crossfades: delay never grows, no gap.
  *
+ * An input's jitter target is the mixer's jitter_ms unless mixer_set_jitter() gives it its
+ * own (a WebSocket speaker: a small target that grows by one frame per underrun, up to a
+ * ceiling). A packet of length 0 from a source stands for a lost packet: its samples are
+ * concealed (Opus PLC) in place, so a sequence gap costs no timing.
+ *
+ * Levels ("who is talking"): each input's decoded audio, before gain and mute, feeds a
+ * media/level.h meter once per frame (silence while the input is not read).
+ *
  * A pull never blocks: sources are queues in memory, pulled without waiting.
  * Thread: the media loop. Errors: NULL or negative errno, logged once here.
  */
@@ -54,6 +62,9 @@ struct mixer_input_stats {
     uint64_t drift_fills; /* frames concealed because too little was buffered */
     uint32_t buffered_ms; /* audio waiting in its source and FIFO now */
     float peak_dbfs;      /* loudest sample before gain/mute, last 1-2 s, dBFS (-120: none) */
+    float level_dbfs;     /* RMS before gain/mute over the last ~300 ms, dBFS (-120: none) */
+    uint32_t jitter_ms;   /* its jitter target now */
+    bool is_talking;      /* level above -45 dBFS (with a 300 ms hold) and not muted */
     bool is_primed;
     bool is_muted;
 };
@@ -88,6 +99,9 @@ struct mixer_input *mixer_add(struct mixer *m, struct program_source *src);
 void mixer_remove(struct mixer *m, struct mixer_input *in);
 /* Mute or unmute, effective at the next frame with a ramp of a few ms. */
 void mixer_set_muted(struct mixer_input *in, bool is_muted);
+/* Gives `in` its own jitter target: `ms` at first, one frame more after each underrun, up
+ * to `max_ms` (both 0..2000; max_ms >= ms). Effective when it next primes. */
+void mixer_set_jitter(struct mixer_input *in, int ms, int max_ms);
 /* Linear gain (0..4), effective at the next frame with a ramp. */
 void mixer_set_gain(struct mixer_input *in, float gain);
 

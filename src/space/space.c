@@ -9,6 +9,7 @@
 #include "media/demo.h"
 #include "media/ingest.h"
 #include "media/mixer.h"
+#include "media/speak.h"
 #include "record/recorder.h"
 
 enum { SWEEP_MS = 100 };
@@ -58,6 +59,8 @@ static void close_speakers(struct space *s)
     for (int i = 0; i < SPACE_SPEAKERS_MAX; i++) {
         struct speaker *sp = s->speakers[i];
         if (sp && sp->pub) publisher_close(sp->pub); /* on_gone frees the slot */
+        sp = s->speakers[i];
+        if (sp && sp->ws) speak_close(sp->ws, 1001, "the space has ended");
     }
 }
 
@@ -83,6 +86,7 @@ void spaces_fini(struct spaces *ss)
     timer_stop(&ss->sweep);
     struct list *pos, *tmp;
     list_for_each_safe(pos, tmp, &ss->all) space_free(list_entry(pos, struct space, node));
+    speak_close_all(); /* the browser speakers' closing handshakes */
 }
 
 /* Every chunk the master packages goes to every worker, once. */
@@ -151,6 +155,8 @@ void space_mix_stats(const struct space *s, struct space_mix_stats *out)
         const struct speaker *sp = s->speakers[i];
         if (!sp) continue;
         out->speakers++;
+        out->speakers_ws += sp->ws != NULL;
+        out->speakers_http += sp->pub != NULL;
         if (!sp->in) continue;
         struct mixer_input_stats st;
         mixer_input_get_stats(sp->in, &st);
@@ -345,6 +351,9 @@ void space_set_state(struct space *s, enum space_state st)
         log_info("space %s: %s -> %s", s->rec.id, space_state_name(s->rec.state),
                  space_state_name(st));
         s->rec.state = st;
+        for (int i = 0; i < SPACE_SPEAKERS_MAX; i++)
+            if (s->speakers[i] && s->speakers[i]->ws)
+                speak_send_state(s->speakers[i]->ws, space_state_name(st));
     }
 }
 
@@ -421,6 +430,7 @@ int space_set_muted(struct space *s, const char *name, bool is_muted)
         return -ENOENT;
     }
     if (sp) {
+        if (sp->ws && sp->is_muted != is_muted) speak_send_muted(sp->ws, is_muted);
         sp->is_muted = is_muted;
         if (sp->in) mixer_set_muted(sp->in, is_muted);
     }
@@ -442,6 +452,7 @@ int space_remove_speaker(struct space *s, const char *name)
     snprintf(s->removed[s->nremoved++ % SPACE_SPEAKERS_MAX], SPEAKER_NAME_MAX + 1, "%s", name);
     struct speaker *sp = space_speaker(s, name);
     if (sp && sp->pub) publisher_close(sp->pub);
+    if (sp && sp->ws) speak_close(sp->ws, 1008, "removed by the host");
     log_info("space %s: speaker %s removed", s->rec.id, name);
     return 0;
 }
@@ -518,4 +529,72 @@ int space_publish(struct space *s, const char *name, int fd, const void *rest, s
         announce(s);
     }
     return 0;
+}
+
+/* ---- browser speakers (WebSocket) ---- */
+
+static void on_speak_gone(struct speak *ws, void *arg)
+{
+    struct speaker *sp = arg;
+    sp->ws = NULL;
+    slot_free(sp);
+}
+
+/* The same as a publisher's, with the WebSocket speaker's own jitter target (speak.h):
+ * its packets come one per 20 ms over TCP, so a small buffer, grown by underruns. */
+static void on_speak_attach(struct speak *ws, struct program_source *src, void *arg)
+{
+    struct speaker *sp = arg;
+    on_publisher_attach(NULL, src, sp);
+    int cfg_ms = sp->space->owner->cfg->jitter_ms;
+    int max_ms = cfg_ms < SPEAK_JITTER_MAX_MS ? cfg_ms : SPEAK_JITTER_MAX_MS;
+    if (sp->in)
+        mixer_set_jitter(sp->in, SPEAK_JITTER_MS < max_ms ? SPEAK_JITTER_MS : max_ms, max_ms);
+}
+
+/* The speaker slot `nm` for a new connection: a drained publisher gives way. NULL with
+ * *err set when it is taken or none is left. */
+static struct speaker *slot_claim(struct space *s, const char *nm, int *err)
+{
+    struct speaker *sp = space_speaker(s, nm);
+    if (sp && sp->pub && publisher_is_draining(sp->pub)) {
+        publisher_close(sp->pub); /* frees the slot */
+        sp = NULL;
+    }
+    *err = sp ? -EBUSY : -ENOSPC;
+    return sp ? NULL : slot_new(s, nm);
+}
+
+/* A speaker connected: scheduled turns green; the host in a space without a start time
+ * goes live at once. */
+static int speaker_connected(struct space *s, const char *name)
+{
+    if (!name && s->rec.starts_at == 0) return space_go_live(s);
+    if (s->rec.state == SPACE_SCHEDULED) {
+        space_set_state(s, SPACE_GREEN);
+        announce(s);
+    }
+    return 0;
+}
+
+int space_speak(struct space *s, const char *name, int fd, const char accept[29], const char *peer)
+{
+    if (s->rec.state == SPACE_ENDED) return -EPIPE;
+    const char *nm = name ? name : "host";
+    int err;
+    struct speaker *sp = slot_claim(s, nm, &err);
+    if (!sp) return err;
+    struct speaker_record r;
+    if (name && registry_speaker_get(s->owner->reg, s->rec.id, name, &r) == 0)
+        sp->is_muted = r.is_muted;
+    struct speak_events ev = {.on_gone = on_speak_gone, .on_attach = on_speak_attach, .arg = sp};
+    struct speak_hello hello = {s->rec.id, nm, space_state_name(s->rec.state), sp->is_muted};
+    sp->ws = speak_start(s->owner->loop, fd, accept, &hello,
+                         (uint64_t)s->owner->cfg->publisher_timeout_ms, &ev, peer);
+    if (!sp->ws) {
+        slot_free(sp); /* speak_start closed fd */
+        return 0;
+    }
+    log_info("space %s: speaker %s connected from %s (WebSocket)", s->rec.id, nm, peer);
+    return speaker_connected(s, name);
 }

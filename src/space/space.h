@@ -32,6 +32,7 @@
 #include "space/registry.h"
 
 struct publisher;
+struct speak;
 struct recorder;
 struct recording;
 struct mixer;
@@ -42,7 +43,8 @@ struct mixer_input;
 struct speaker {
     struct space *space;             /* read-only */
     char name[SPEAKER_NAME_MAX + 1]; /* read-only */
-    struct publisher *pub;           /* read-only: NULL for the built-in speaker */
+    struct publisher *pub;           /* read-only: its PUT/SOURCE stream, or NULL */
+    struct speak *ws;                /* read-only: its browser WebSocket session, or NULL */
     struct mixer_input *in;          /* read-only: while its stream is being mixed */
     bool is_muted;                   /* read-only */
 };
@@ -52,7 +54,9 @@ enum { SPACE_SPEAKERS_MAX = 64 };
 /* The mixer's figures of a space: frames since the space was loaded, and the
  * speakers' jitter-buffer counters over every speaker it ever had. */
 struct space_mix_stats {
-    unsigned speakers; /* connected now */
+    unsigned speakers;      /* connected now */
+    unsigned speakers_ws;   /* of which from a browser (WebSocket, GET /spaces/{id}/speak) */
+    unsigned speakers_http; /* of which PUT/SOURCE publishers (the demo's built-in is neither) */
     uint64_t frames_encoded, frames_passed, frames_limited;
     uint64_t underruns, drift_drops, drift_fills;
 };
@@ -110,6 +114,11 @@ int space_add_builtin_speaker(struct space *s);
  * time goes live at once (a one-speaker space needs nothing else). */
 int space_publish(struct space *s, const char *name, int fd, const void *rest, size_t rest_len,
                   int expect_continue, int is_legacy, const char *peer);
+/* Hands `fd` (an authenticated, checked WebSocket handshake on GET
+ * /spaces/{id}/speak) to a new browser speaker session (media/speak.h): the
+ * host (`name` NULL) or speaker `name`. The same results and state changes
+ * as space_publish. */
+int space_speak(struct space *s, const char *name, int fd, const char accept[29], const char *peer);
 /* The connected speaker `name` ("host" for the host's publisher), or NULL. */
 struct speaker *space_speaker(struct space *s, const char *name);
 /* Mutes or unmutes speaker `name` (invited: kept in the registry; "host"
