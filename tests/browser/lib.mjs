@@ -310,6 +310,9 @@ export async function newPage(browser, tag, { width = 1280, height = 800, contex
         if (m.type() === 'error' || m.type() === 'warning' || process.env.BROWSER_CONSOLE === '1')
             log(`${tag} console.${m.type()}: ${m.text()}`);
     });
+    page.on('response', (r) => {
+        if (r.status() >= 400) log(`${tag} ${r.request().method()} ${r.url()} -> ${r.status()}`);
+    });
     page.on('pageerror', (e) => {
         page.errors.push(String(e));
         log(`${tag} page error: ${e}`);
@@ -479,7 +482,9 @@ export async function runTest(name, fn, { timeoutMs = 60000 } = {}) {
     let failure = null;
     try {
         await Promise.race([fn(), deadline]);
-        // A server still running must stop cleanly.
+        // The browsers go first (their connections close), then a server still running must
+        // stop cleanly.
+        for (const b of browsers.splice(0)) await Promise.race([b.close().catch(() => {}), sleep(5000)]);
         for (const s of servers) if (s.alive()) await s.stop();
     } catch (e) {
         failure = e;

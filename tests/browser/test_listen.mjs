@@ -50,6 +50,8 @@ runTest('test_listen', async () => {
     await waitUntil(async () => (await page.getAttribute('#status', 'data-state')) === 'playing', 5000, '#status data-state=playing');
 
     // currentTime advances with the wall clock
+    await waitUntil(async () => (await page.evaluate(() => window.tribune.player.audio.currentTime)) > 0.5, 8000,
+        'the <audio> element to start (currentTime > 0.5 s)');
     const t0 = await page.evaluate(() => [window.tribune.player.audio.currentTime, performance.now()]);
     await waitUntil(async () => (await page.evaluate(() => window.tribune.player.audio.currentTime)) > t0[0] + 3, 8000,
         'the <audio> element\'s currentTime to advance by 3 s');

@@ -3,11 +3,11 @@
 // The fake microphone is a 48 kHz WAV of a steady 700 Hz tone. The speaker page
 // (/speak/{id}?name=alice&key=KEY) joins: getUserMedia -> WebCodecs AudioEncoder (Opus, 20 ms)
 // -> WebSocket /spaces/{id}/speak -> the mixer. The space goes live; ffmpeg reads
-// /spaces/{id}/live.opus and decodes 4 s to s16le. Asserts: the speaker page says speaking and
+// /spaces/{id}/live.opus and decodes 5 s to s16le. Asserts: the speaker page says speaking and
 // its counters advance (speaker.stats.sent, seq) with a level on #level; ffmpeg decodes without
-// error; the audio is loud (RMS) and 700 Hz dominates its neighbours (Goertzel, 500 ... 900 Hz
-// and the octave) by 20 dB in every 250 ms window after the first second (the burst a new listener gets may hold
-// audio from before the space went live).
+// error; from the first audible 250 ms window on (a new listener's burst may hold silence from
+// before the space went live), 700 Hz dominates its neighbours (Goertzel, 500 ... 900 Hz and the
+// octave) by 20 dB in every window, with no gap, and the audio is well above silence.
 import path from 'node:path';
 
 import { Server, check, ffmpegCapture, goertzel, launchBrowser, log, newPage, rooms, runTest, tmpdir, toneWav, waitUntil } from './lib.mjs';
@@ -49,27 +49,33 @@ runTest('test_speak_ffmpeg', async () => {
     }
 
     await rooms.live(srv, sp);
-    const { samples } = await ffmpegCapture(`${srv.url}/spaces/${sp.id}/live.opus`, { seconds: 4 });
-    check(samples.length >= 3.5 * 48000, `ffmpeg decoded only ${samples.length} samples`);
+    const { samples } = await ffmpegCapture(`${srv.url}/spaces/${sp.id}/live.opus`, { seconds: 5 });
+    check(samples.length >= 4.5 * 48000, `ffmpeg decoded only ${samples.length} samples`);
     const x = Float64Array.from(samples, (v) => v / 32768);
+    // 250 ms windows; the first ones may be silence from before the space went live (a new
+    // listener's burst): the analysis starts after the first audible window and must then find the
+    // tone in every window (no gap) for at least 2.5 s.
     const win = 12000;
-    let good = 0;
-    let windows = 0;
-    let worst = Infinity;
-    for (let off = 48000; off + win <= x.length; off += win) {
+    const windows = [];
+    for (let off = 0; off + win <= x.length; off += win) {
         const seg = x.subarray(off, off + win);
+        let r = 0;
+        for (const v of seg) r += v * v;
         const p = goertzel(seg, 48000, TONE);
         const n = Math.max(...NEIGHBOURS.map((f) => goertzel(seg, 48000, f)));
-        const db = 10 * Math.log10(p / Math.max(n, 1e-20));
-        worst = Math.min(worst, db);
-        windows++;
-        if (db >= 20) good++;
+        windows.push({ at: off / 48000, rms: Math.sqrt(r / seg.length), db: 10 * Math.log10(p / Math.max(n, 1e-20)) });
     }
-    let rms = 0;
-    for (let i = 48000; i < x.length; i++) rms += x[i] * x[i];
-    rms = Math.sqrt(rms / (x.length - 48000));
-    log(`ffmpeg: ${samples.length} samples, rms ${rms.toFixed(3)}, ${TONE} Hz over its neighbours by >= 20 dB in ${good}/${windows} windows (worst ${worst.toFixed(1)} dB)`);
-    check(rms > 0.05, `the live audio is too quiet: rms ${rms.toFixed(4)} (the tone is at 0.4 of full scale)`);
-    check(good === windows, `${TONE} Hz does not dominate in ${windows - good} of ${windows} windows (worst ${worst.toFixed(1)} dB)`);
+    log(`windows: ${windows.map((w) => `${w.at.toFixed(2)}s rms ${w.rms.toFixed(3)} ${w.db.toFixed(0)} dB`).join('; ')}`);
+    const first = windows.findIndex((w) => w.rms > 0.003);
+    check(first >= 0 && first <= 8, `no audible window in the first 2 s of ffmpeg's capture (first: ${first})`);
+    const heard = windows.slice(first + 1); // the first audible window holds the start
+    check(heard.length >= 10, `only ${heard.length} audible windows`);
+    const bad = heard.filter((w) => !(w.db >= 20 && w.rms > 0.003));
+    const rms = Math.sqrt(heard.reduce((a, w) => a + w.rms * w.rms, 0) / heard.length);
+    log(`ffmpeg: ${samples.length} samples; from ${heard[0].at.toFixed(2)} s: rms ${rms.toFixed(3)}, ${TONE} Hz over its neighbours by >= 20 dB in ${heard.length - bad.length}/${heard.length} windows`);
+    // the speak page asks for the browser's speech processing (noise suppression, AGC), which
+    // turns a steady tone down: -40 dBFS is the floor here, silence is far below
+    check(rms > 0.01, `the live audio is too quiet: rms ${rms.toFixed(4)} (the tone is at 0.4 of full scale)`);
+    check(bad.length === 0, `${TONE} Hz does not dominate (or a gap) in ${bad.length} of ${heard.length} windows: ${bad.map((w) => w.at.toFixed(2) + 's').join(' ')}`);
     check(page.errors.length === 0, `page errors: ${page.errors.join('; ')}`);
 }, { timeoutMs: 60000 });
