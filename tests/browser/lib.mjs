@@ -302,6 +302,9 @@ export async function launchBrowser({ micWav = null, args = [] } = {}) {
 }
 
 // A new page whose console and errors are logged with `tag`; errors are kept in page.errors.
+// Each page gets its own browser context unless `context` is given: Chromium allows 6 HTTP/1.1
+// connections per host in a profile, and every Tribune page holds an SSE stream (a listener also
+// its audio), so a few pages of one profile starve each other; people are separate profiles.
 export async function newPage(browser, tag, { width = 1280, height = 800, context = null } = {}) {
     const ctx = context || (await browser.newContext({ viewport: { width, height } }));
     const page = await ctx.newPage();

@@ -14,7 +14,8 @@
 //     queue (#requests li); approve: the listener page shows a#speak-link to the speak page, and
 //     carol joins through it;
 //   - #hearing on the host page equals the API's hearing count; canvas#chart is drawn;
-//   - end (#end): the listener page says ended and offers the replay (#replay).
+//   - end (#end): the listener page says ended and offers the replay (#replay); the speak pages
+//     still on stage say ended.
 import path from 'node:path';
 
 import { Server, check, launchBrowser, log, newPage, rooms, runTest, tmpdir, toneWav, waitUntil } from './lib.mjs';
@@ -24,15 +25,14 @@ runTest('test_host', async () => {
     const srv = await new Server().start();
     const sp = await rooms.create(srv, 'host console');
     const browser = await launchBrowser({ micWav: wav });
-    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
 
-    const host = await newPage(browser, 'host', { context: ctx });
+    const host = await newPage(browser, 'host');
     host.on('dialog', (d) => d.accept());
     await host.goto(`${srv.url}/host/${sp.id}?key=${sp.host_key}`);
     await host.waitForSelector('form#invite', { timeout: 10000 });
     await waitUntil(() => !host.url().includes(sp.host_key), 5000, 'the host key to leave the address bar');
 
-    const listener = await newPage(browser, 'listener', { context: ctx });
+    const listener = await newPage(browser, 'listener');
     await listener.goto(`${srv.url}/s/${sp.id}`);
     await listener.waitForSelector('button#play', { timeout: 10000 });
 
@@ -48,7 +48,7 @@ runTest('test_host', async () => {
         check(link.startsWith(srv.url) && link.includes(`/speak/${sp.id}`) && /[?&]key=[0-9a-f]+/.test(link),
             `${name}'s link is not an absolute speak URL with a key: ${link}`);
         check(await host.locator(`#invites li[data-name="${name}"] button.copy`).count() === 1, `${name}'s invite has no copy button`);
-        const p = await newPage(browser, name, { context: ctx });
+        const p = await newPage(browser, name);
         p.on('dialog', (d) => d.accept());
         await p.goto(link);
         await p.click('button#join');
@@ -111,9 +111,14 @@ runTest('test_host', async () => {
     }, 8000, 'a#speak-link on the requester\'s page');
     const speakUrl = new URL(href, srv.url);
     check(speakUrl.pathname === `/speak/${sp.id}` && speakUrl.searchParams.get('key'), `speak link ${href}`);
-    const carol = await newPage(browser, 'carol', { context: ctx });
+    log(`carol's speak link: ${href.replace(/key=[0-9a-f]+/, 'key=...')}`);
+    const carol = await newPage(browser, 'carol');
     await carol.goto(speakUrl.href);
     await carol.click('button#join');
+    await waitUntil(async () => (await carol.getAttribute('#status', 'data-state')) === 'speaking', 10000,
+        'carol\'s page to say speaking', 100).catch(async (e) => {
+        throw new Error(`${e.message}; her page says: ${await carol.textContent('#status')}`);
+    });
     await waitUntil(async () => (await rooms.get(srv, sp.id)).speakers.some((s) => s.name === 'carol' && s.connected), 10000,
         'carol connected through the approved link');
     await listener.waitForSelector('#speakers li[data-name="carol"]', { timeout: 5000 });
@@ -137,6 +142,13 @@ runTest('test_host', async () => {
     await waitUntil(async () => ((await listener.textContent('#state')) || '').toLowerCase().includes('ended'), 5000,
         'the listener page\'s #state to say ended');
     await waitUntil(() => listener.isVisible('#replay'), 5000, '#replay visible once ended');
+    // the speakers still on stage are told, and stop (no retries against an ended space)
+    for (const [name, p] of [['bob', speakers.bob], ['carol', carol]]) {
+        await waitUntil(async () => (await p.getAttribute('#status', 'data-state')) === 'ended', 5000,
+            `${name}'s page to say ended`).catch(async (e) => {
+            throw new Error(`${e.message}; it says: ${await p.getAttribute('#status', 'data-state')}: ${await p.textContent('#status')}`);
+        });
+    }
     for (const p of [host, listener, ...Object.values(speakers), carol]) check(p.errors.length === 0, `page errors: ${p.errors.join('; ')}`);
     log('host console: invite, go live, mute, unmute, remove, approve, end: each seen by the listener');
 }, { timeoutMs: 60000 });

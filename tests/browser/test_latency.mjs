@@ -65,8 +65,7 @@ runTest('test_latency', async () => {
     await rooms.live(srv, sp);
 
     const browser = await launchBrowser({ micWav: wav });
-    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const speaker = await newPage(browser, 'speaker', { context: ctx });
+    const speaker = await newPage(browser, 'speaker');
     await speaker.addInitScript(tapMicrophone);
     await speaker.goto(`${srv.url}/speak/${sp.id}?name=alice&key=${alice.key}`);
     await speaker.click('button#join');
@@ -78,7 +77,7 @@ runTest('test_latency', async () => {
 
     const listeners = {};
     for (const mode of ['ws', 'progressive']) {
-        const p = await newPage(browser, `listen-${mode}`, { context: ctx });
+        const p = await newPage(browser, `listen-${mode}`);
         await p.goto(`${srv.url}/s/${sp.id}`);
         if (mode === 'ws') await p.locator('input#lowlatency').check();
         await p.click('button#play');

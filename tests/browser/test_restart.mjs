@@ -28,22 +28,21 @@ runTest('test_restart', async () => {
     await rooms.live(srv, sp);
 
     const browser = await launchBrowser({ micWav: wav });
-    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const speaker = await newPage(browser, 'speaker', { context: ctx });
+    const speaker = await newPage(browser, 'speaker');
     await speaker.goto(`${srv.url}/speak/${sp.id}?name=alice&key=${alice.key}`);
     await speaker.click('button#join');
     await waitUntil(async () => (await speaker.getAttribute('#status', 'data-state')) === 'speaking', 10000, 'alice speaking');
 
     const players = {};
     for (const name of ['prog1', 'ws', 'prog2']) {
-        const p = await newPage(browser, name, { context: ctx });
+        const p = await newPage(browser, name);
         await p.goto(`${srv.url}/s/${sp.id}`);
         if (name === 'ws') await p.locator('input#lowlatency').check();
         await p.click('button#play');
         await waitUntil(() => p.evaluate(() => window.tribune.player.playing), 10000, `${name} playing`);
         players[name] = p;
     }
-    const host = await newPage(browser, 'host', { context: ctx });
+    const host = await newPage(browser, 'host');
     await host.goto(`${srv.url}/host/${sp.id}?key=${sp.host_key}`);
     await waitUntil(async () => ((await host.textContent('#state')) || '').toLowerCase().includes('live'), 5000, 'the host page to say live');
     await waitUntil(async () => {

@@ -52,17 +52,16 @@ runTest('test_screenshots', async () => {
     const speakUrl = `${srv.url}/speak/${sp.id}?name=alice&key=${alice.key}`;
     let shots = 0;
     for (const [size, viewport] of Object.entries(SIZES)) {
-        const ctx = await browser.newContext({ viewport });
         const pages = {};
         // the speaker first: the others show her
-        const speak = await newPage(browser, `speak-${size}`, { context: ctx });
+        const speak = await newPage(browser, `speak-${size}`, viewport);
         await speak.goto(speakUrl);
         await speak.click('button#join');
         await waitUntil(async () => (await speak.getAttribute('#status', 'data-state')) === 'speaking', 10000, 'alice speaking');
         await waitUntil(() => speak.evaluate(() => Number(document.querySelector('#level').value) > 0.05), 5000, 'a level on #level');
         pages.speak = speak;
 
-        const listen = await newPage(browser, `listen-${size}`, { context: ctx });
+        const listen = await newPage(browser, `listen-${size}`, viewport);
         await listen.goto(`${srv.url}/s/${sp.id}`);
         await listen.click('button#play');
         await waitUntil(async () => (await listen.getAttribute('#status', 'data-state')) === 'playing', 10000, 'the listen page playing');
@@ -70,14 +69,14 @@ runTest('test_screenshots', async () => {
         await waitUntil(async () => /^[1-9]\d*$/.test(((await listen.textContent('#count')) || '').trim()), 5000, 'a hearing count');
         pages.listen = listen;
 
-        const host = await newPage(browser, `host-${size}`, { context: ctx });
+        const host = await newPage(browser, `host-${size}`, viewport);
         await host.goto(`${srv.url}/host/${sp.id}?key=${sp.host_key}`);
         await host.waitForSelector('#speakers li[data-name="alice"]', { timeout: 5000 });
         await host.waitForSelector('#requests li[data-id]', { timeout: 5000 });
         await waitUntil(async () => /^[1-9]\d*$/.test(((await host.textContent('#hearing')) || '').trim()), 5000, 'the host page\'s hearing count');
         pages.host = host;
 
-        const index = await newPage(browser, `index-${size}`, { context: ctx });
+        const index = await newPage(browser, `index-${size}`, viewport);
         await index.goto(`${srv.url}/`);
         await index.waitForSelector(`#live li[data-id="${sp.id}"]`, { timeout: 5000 });
         await index.waitForSelector('#live li[data-id="demo"]', { timeout: 5000 });
@@ -96,7 +95,7 @@ runTest('test_screenshots', async () => {
             shots++;
             check(p.errors.length === 0, `${name}: page errors: ${p.errors.join('; ')}`);
         }
-        await ctx.close();
+        for (const p of Object.values(pages)) await p.context().close();
     }
     check(shots === 8, `${shots} screenshots`);
 }, { timeoutMs: 60000 });
