@@ -447,13 +447,13 @@ export function parseLog(text) {
     return out;
 }
 
-// Saves a full-page screenshot under build/artifacts/screenshots/NAME.png; with
+// Saves a full-page screenshot (the viewport's width, the page's whole height) under build/artifacts/screenshots/NAME.png; with
 // UPDATE_SCREENSHOTS=1 also copies it to docs/screenshots/NAME.png. Returns the artifact path.
 export async function screenshot(page, name) {
     const dir = path.join(ARTIFACTS, 'screenshots');
     fs.mkdirSync(dir, { recursive: true });
     const file = path.join(dir, `${name}.png`);
-    await page.screenshot({ path: file, fullPage: false });
+    await page.screenshot({ path: file, fullPage: true });
     if (process.env.UPDATE_SCREENSHOTS === '1') {
         const docs = path.join(ROOT, 'docs', 'screenshots');
         fs.mkdirSync(docs, { recursive: true });

@@ -3,7 +3,7 @@
 // `tribune demo` (the demo space is live) plus a space "Tribune weekly" that is live with a
 // browser speaker (alice, a tone on the fake microphone) and a pending request to speak (carol),
 // and a scheduled space an hour ahead. For each size, the pages are opened in their working
-// state (the listen page playing, the host console with its speaker and request, the speak page
+// state (the listen page playing on the low-latency path, the host console with its speaker and request, the speak page
 // speaking) and saved to build/artifacts/screenshots/{index,listen,host,speak}-{desktop,phone}.png;
 // with UPDATE_SCREENSHOTS=1 they are copied to docs/screenshots/ (linked from the README).
 // Asserts on each page and size: <html lang="en"> and a viewport meta; every visible control
@@ -63,8 +63,11 @@ runTest('test_screenshots', async () => {
 
         const listen = await newPage(browser, `listen-${size}`, viewport);
         await listen.goto(`${srv.url}/s/${sp.id}`);
+        // the low-latency path: it starts at once (see test_latency for the progressive one)
+        await listen.locator('input#lowlatency').check();
         await listen.click('button#play');
-        await waitUntil(async () => (await listen.getAttribute('#status', 'data-state')) === 'playing', 10000, 'the listen page playing');
+        await waitUntil(async () => (await listen.getAttribute('#status', 'data-state')) === 'playing' &&
+            (await listen.evaluate(() => window.tribune.player.stats.packets)) > 50, 10000, 'the listen page playing (50 packets)');
         await listen.waitForSelector('#speakers li[data-name="alice"]', { timeout: 5000 });
         await waitUntil(async () => /^[1-9]\d*$/.test(((await listen.textContent('#count')) || '').trim()), 5000, 'a hearing count');
         pages.listen = listen;
