@@ -53,8 +53,13 @@ static double value(const struct metrics_space *s, const struct metrics_node *no
         return (double)s->st.left;
     case F_SKIPS:
         return (double)s->st.skips;
-    case F_SKIPPED_S:
-        return (double)s->st.skipped_chunks * (node->chunk_ms > 0 ? node->chunk_ms : 100) / 1000.0;
+    case F_SKIPPED_S: {
+        /* the WebSocket feed's chunks are FEED_WS_CHUNK_MS long, the Ogg feed's chunk_ms */
+        uint64_t ws = s->ws.skipped_chunks, all = s->st.skipped_chunks;
+        double ogg =
+            (double)(all >= ws ? all - ws : 0) * (node->chunk_ms > 0 ? node->chunk_ms : 100);
+        return (ogg + (double)ws * FEED_WS_CHUNK_MS) / 1000.0;
+    }
     case F_BYTES:
         return (double)s->st.bytes;
     case F_PEAK:
@@ -86,15 +91,50 @@ static int render_dropped(struct prom_buf *b, const struct metrics_space *sp, si
 {
     int err = prom_family_begin(b, "tribune_dropped_total", PROM_COUNTER,
                                 "Listeners dropped by the server: stalled (no progress for the "
-                                "stall timeout) or lagging (fell behind again within 60 s of a "
-                                "skip to live)." ACROSS);
+                                "stall timeout), lagging (fell behind again within 60 s of a "
+                                "skip to live) or protocol (a WebSocket listener's client broke "
+                                "RFC 6455: closed 1002 or 1009)." ACROSS);
     for (size_t i = 0; err == 0 && i < n; i++) {
-        uint64_t lag = sp[i].st.dropped_lagging;
-        uint64_t stalled = sp[i].st.dropped >= lag ? sp[i].st.dropped - lag : 0;
+        uint64_t lag = sp[i].st.dropped_lagging, proto = sp[i].st.dropped_protocol;
+        uint64_t stalled = sp[i].st.dropped >= lag + proto ? sp[i].st.dropped - lag - proto : 0;
         struct prom_label l1[] = {{"space", sp[i].id}, {"reason", "stalled"}, {NULL, NULL}};
         struct prom_label l2[] = {{"space", sp[i].id}, {"reason", "lagging"}, {NULL, NULL}};
+        struct prom_label l3[] = {{"space", sp[i].id}, {"reason", "protocol"}, {NULL, NULL}};
         err = prom_sample(b, NULL, l1, (double)stalled);
         if (err == 0) err = prom_sample(b, NULL, l2, (double)lag);
+        if (err == 0) err = prom_sample(b, NULL, l3, (double)proto);
+    }
+    return err;
+}
+
+/* The WebSocket listeners' share (format="ws"): already in every total above. */
+static int render_ws(struct prom_buf *b, const struct metrics_space *sp, size_t n)
+{
+    int err = prom_family_begin(b, "tribune_format_listeners", PROM_GAUGE,
+                                "Listeners by delivery format and state: format ogg "
+                                "(live.opus) or ws (GET /spaces/{id}/ws); the two add up to "
+                                "tribune_listeners." ACROSS);
+    for (size_t i = 0; err == 0 && i < n; i++) {
+        const char *names[] = {"waiting", "hearing", "lagging"};
+        const struct feed_stats *t = &sp[i].st, *w = &sp[i].ws;
+        uint64_t wv[] = {w->waiting, w->hearing, w->lagging};
+        uint64_t tv[] = {t->waiting, t->hearing, t->lagging};
+        for (int k = 0; err == 0 && k < 3; k++) {
+            struct prom_label lo[] = {
+                {"space", sp[i].id}, {"format", "ogg"}, {"state", names[k]}, {NULL, NULL}};
+            struct prom_label lw[] = {
+                {"space", sp[i].id}, {"format", "ws"}, {"state", names[k]}, {NULL, NULL}};
+            err = prom_sample(b, NULL, lo, (double)(tv[k] >= wv[k] ? tv[k] - wv[k] : 0));
+            if (err == 0) err = prom_sample(b, NULL, lw, (double)wv[k]);
+        }
+    }
+    if (err == 0)
+        err = prom_family_begin(b, "tribune_ws_client_closes_total", PROM_COUNTER,
+                                "WebSocket listeners whose client sent a close frame (answered "
+                                "with a close frame, then the connection ends)." ACROSS);
+    for (size_t i = 0; err == 0 && i < n; i++) {
+        struct prom_label l[] = {{"space", sp[i].id}, {NULL, NULL}};
+        err = prom_sample(b, NULL, l, (double)sp[i].ws.ws_closes);
     }
     return err;
 }
@@ -243,6 +283,7 @@ int metrics_render(struct prom_buf *b, const struct metrics_node *node,
             }
         }
         if (err == 0) err = render_dropped(b, sp, n);
+        if (err == 0) err = render_ws(b, sp, n);
         if (err == 0) err = render_refused(b, sp, n);
         if (err == 0) err = render_rooms(b, sp, n);
         if (err == 0) err = render_recordings(b, sp, n);
@@ -306,6 +347,7 @@ void api_metrics(struct node *n, struct conn *c)
         if (i == count) break;
         sp[i].id = s->rec.id;
         space_stats(s, &sp[i].st);
+        space_stats_ws(s, &sp[i].ws);
         sp[i].peak_hearing = s->peak_hearing;
         sp[i].state = space_state_name(s->rec.state);
         struct space_mix_stats mx;

@@ -27,6 +27,7 @@ struct conn;
 struct metrics_space {
     const char *id;       /* borrowed */
     struct feed_stats st; /* summed over the master and the workers */
+    struct feed_stats ws; /* of which WebSocket listeners (space_stats_ws) */
     uint64_t peak_hearing;
     const char *state;         /* "scheduled", "green", "live", "ended" (NULL: not shown) */
     unsigned speakers;         /* connected now */

@@ -135,14 +135,15 @@ static void handle_listen(struct node *n, struct conn *c, const struct route_mat
     size_t rest_len;
     int is_head = c->method == ROUTE_HEAD;
     int fd = conn_detach(c, rest, 0, &rest_len);
-    if (is_ws && ws_send_head(fd, accept) < 0) {
+    if (n->has_fleet) {
+        /* a WebSocket listener's 101 is sent by the worker, after its admission */
+        if (fleet_give_listener(&n->fleet, c->tag, s->rec.id, fd, is_head, is_ws ? accept : NULL) <
+            0)
+            log_limited(LOG_WARN, 1, "no worker to serve a listener of %s", s->rec.id);
         close(fd);
         return;
     }
-    if (n->has_fleet) {
-        if (fleet_give_listener(&n->fleet, c->tag, s->rec.id, is_ws ? CHAN_FMT_WS : CHAN_FMT_OGG,
-                                fd, is_head) < 0)
-            log_limited(LOG_WARN, 1, "no worker to serve a listener of %s", s->rec.id);
+    if (is_ws && ws_send_head(fd, accept) < 0) {
         close(fd);
         return;
     }

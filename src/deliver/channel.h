@@ -23,7 +23,8 @@ enum chan_type {
     CHAN_HEADER,     /* m->w: the space's format header (Ogg header pages) */
     CHAN_CHUNK,      /* m->w: one chunk; a = granule, b = duration in samples */
     CHAN_LISTENER,   /* m->w: fd is a listener of `space`; a = 1 for HEAD; flags CHAN_FMT_WS:
-                        a WebSocket listener whose 101 head was sent */
+                        a WebSocket listener, payload its Sec-WebSocket-Accept value (the
+                        worker sends the 101 head once it admits it) */
     CHAN_HANDOFF,    /* w->m: fd with the bytes already read (payload) */
     CHAN_STATS,      /* w->m: payload is struct feed_stats for `space` */
     CHAN_TICKET_KEY, /* m->w: payload is the node's join-ticket secret (guard/ticket.h),

@@ -52,9 +52,16 @@ enum { FEED_HEAR_WINDOW_MS = 10000, FEED_LAG_MS = 2000 };
 
 enum { FEED_LISTEN_MS = 60000 };
 
-/* A WebSocket listener's burst on join: the newest chunk only (low latency:
- * the browser keeps its own small buffer). */
-enum { FEED_WS_BURST_CHUNKS = 1 };
+/* The WebSocket feed's chunks are one 20 ms packet each, whatever chunk_ms
+ * (the Ogg feed's): a packet then waits for no other in the packager. Measured
+ * on the demo (docs/internals/websocket.md): the server-side wait of a packet
+ * is 11 ms on average (p95 22 ms) with 20 ms chunks against 55 ms (p95 102 ms)
+ * with 100 ms ones, for five times the writes per listener while each chunk is
+ * written (under load the write buckets still coalesce, as for Ogg). A joining
+ * WebSocket listener's burst is the newest FEED_WS_BURST_MS of audio, not
+ * burst_ms: the browser keeps its own small buffer and wants the newest audio. */
+enum { FEED_WS_CHUNK_MS = 20, FEED_WS_BURST_MS = 100 };
+enum { FEED_WS_BURST_CHUNKS = FEED_WS_BURST_MS / FEED_WS_CHUNK_MS };
 
 /* A histogram's numbers without its bucket set: plain values, so that a
  * worker can send them to the master (the bounds pointer of struct hist means

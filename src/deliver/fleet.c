@@ -398,7 +398,8 @@ bool fleet_is_up(const struct fleet *f)
     return false;
 }
 
-int fleet_give_listener(struct fleet *f, int w, const char *id, unsigned fmt, int fd, int is_head)
+int fleet_give_listener(struct fleet *f, int w, const char *id, int fd, int is_head,
+                        const char *ws_accept)
 {
     if (w < 0 || w >= f->n || !f->w[w].is_up) {
         w = -1;
@@ -407,8 +408,9 @@ int fleet_give_listener(struct fleet *f, int w, const char *id, unsigned fmt, in
         if (w < 0) return -EAGAIN;
     }
     struct chan_msg m;
-    chan_msg_init(&m, CHAN_LISTENER, id, 0);
+    size_t alen = ws_accept ? strlen(ws_accept) : 0;
+    chan_msg_init(&m, CHAN_LISTENER, id, (uint32_t)alen);
     m.a = is_head ? 1 : 0;
-    m.flags = (uint16_t)fmt;
-    return fleet_send(f, w, &m, NULL, fd);
+    m.flags = ws_accept ? CHAN_FMT_WS : CHAN_FMT_OGG;
+    return fleet_send(f, w, &m, ws_accept, fd);
 }

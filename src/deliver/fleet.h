@@ -114,8 +114,11 @@ void fleet_sync_feed(struct fleet *f, int w, const char *id, const struct feed *
 /* Tells every worker that space `id`'s CHAN_SPACE_* flags changed. */
 void fleet_broadcast_space(struct fleet *f, const char *id, uint64_t flags);
 /* Hands listener `fd` of space `id` to worker w (or the first running one
- * when w is not running). The caller closes its fd afterwards. 0 or negative
+ * when w is not running). With `ws_accept` (28 characters) it is a
+ * WebSocket listener whose handshake was checked: the worker admits it, then
+ * sends the 101 head with that accept value. The caller closes its fd afterwards. 0 or negative
  * errno (-EAGAIN: no worker is running). */
-int fleet_give_listener(struct fleet *f, int w, const char *id, unsigned fmt, int fd, int is_head);
+int fleet_give_listener(struct fleet *f, int w, const char *id, int fd, int is_head,
+                        const char *ws_accept);
 
 #endif

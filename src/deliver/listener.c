@@ -49,6 +49,7 @@ struct ws_state {
     uint8_t out[2 + 2 + 123 + 2]; /* a pong or a close frame */
     uint8_t out_len, out_off;
     bool is_closing;    /* `out` is a close frame: no audio after it, then drop */
+    bool is_close_owed; /* a close is owed after the pong in `out`: no audio either */
     bool is_close_sent; /* ... it was written */
     bool is_violation;  /* the close answers a protocol violation */
 };
@@ -300,8 +301,8 @@ static int gather(struct listener *l, struct iovec *iov, struct piece *pc)
     if (owes) { /* at a frame boundary: after the header or a whole chunk */
         iov[n] = (struct iovec){ws->out + ws->out_off, (size_t)(ws->out_len - ws->out_off)};
         pc[n++] = (struct piece){NULL, PHASE_CTRL};
-        if (ws->is_closing) return n;
-    } else if (ws && ws->is_closing) {
+        if (ws->is_closing || ws->is_close_owed) return n;
+    } else if (ws && (ws->is_closing || ws->is_close_owed)) {
         return n; /* the close was written: no audio after it */
     }
     for (uint64_t s = l->next_seq; n < IOV_BATCH; s++) {
@@ -328,7 +329,14 @@ static bool advance(struct listener *l, const struct iovec *iov, const struct pi
             }
             written -= iov[i].iov_len;
             ws->out_off = ws->out_len = 0;
-            if (ws->is_closing) ws->is_close_sent = true;
+            if (ws->is_closing) {
+                ws->is_close_sent = true;
+            } else if (ws->is_close_owed) { /* the pong went out: now the close */
+                ws->out_len = (uint8_t)ws_close_frame(ws->out, ws->rd.code, ws->rd.reason);
+                ws->is_closing = true;
+                ws->is_close_owed = false;
+                return has_audio; /* gather again: the close is the next piece */
+            }
             continue;
         }
         if (written > 0 && pc[i].phase == PHASE_AUDIO) has_audio = true;
@@ -426,8 +434,8 @@ static void ws_answer(struct listener *l, enum ws_event ev)
 {
     struct ws_state *ws = l->ws;
     if (ws->out_off > 0 && ev == WS_EV_PING) return; /* a pong is half written: enough */
-    if (ws->out_off > 0) {                           /* close owed mid-pong: finish it first */
-        ws->is_closing = true;
+    if (ws->out_off > 0) { /* close owed mid-pong: the pong first (advance builds the close) */
+        ws->is_close_owed = true;
         ws->is_violation = ev == WS_EV_VIOLATION;
         return;
     }

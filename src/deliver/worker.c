@@ -103,7 +103,7 @@ static struct wfeed *add_feed(struct worker *w, const char *id)
         free(wf);
         return NULL;
     }
-    if (feed_init(&wf->ws, w->loop, (size_t)cfg->ring_ms / chunk_ms, FEED_WS_BURST_CHUNKS,
+    if (feed_init(&wf->ws, w->loop, (size_t)cfg->ring_ms / FEED_WS_CHUNK_MS, FEED_WS_BURST_CHUNKS,
                   feed_ws_response_head) < 0) {
         feed_fini(&wf->feed);
         free(wf);
@@ -114,9 +114,10 @@ static struct wfeed *add_feed(struct worker *w, const char *id)
     for (int i = 0; i < 2; i++) {
         both[i]->stall_timeout_ms = (uint64_t)cfg->stall_timeout_ms;
         both[i]->sndbuf = cfg->sndbuf_bytes;
-        both[i]->lag_chunks = (unsigned)(FEED_LAG_MS / chunk_ms);
         both[i]->nbuckets = w->nbuckets;
     }
+    wf->feed.lag_chunks = (unsigned)(FEED_LAG_MS / chunk_ms);
+    wf->ws.lag_chunks = FEED_LAG_MS / FEED_WS_CHUNK_MS;
     snprintf(wf->id, sizeof(wf->id), "%s", id);
     list_push_back(&w->feeds, &wf->node);
     return wf;
@@ -326,6 +327,13 @@ static void on_message(struct worker *w, const struct chan_msg *m, const void *p
         break;
     case CHAN_LISTENER:
         if (fd >= 0 && !admit_listener(w, fd, wf)) break;
+        if (m->flags == CHAN_FMT_WS) { /* the master checked the handshake; the 101 is ours */
+            char accept[29];
+            if (fd < 0 || !wf || m->len != 28) break;
+            memcpy(accept, p, 28);
+            accept[28] = '\0';
+            if (ws_send_head(fd, accept) < 0) break;
+        }
         if (fd >= 0 && wf &&
             listener_start(m->flags == CHAN_FMT_WS ? &wf->ws : &wf->feed, fd, m->a != 0) == 0) {
             w->listeners++;

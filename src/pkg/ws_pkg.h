@@ -8,7 +8,7 @@
  * counts packets from 0. The header chunk is the hello text frame.
  *
  *   program --packet--> ogg_pkg --> ogg feed
- *                  +--> ws_pkg  --> ws feed (chunks of `chunk_ms`)
+ *                  +--> ws_pkg  --> ws feed (chunks of FEED_WS_CHUNK_MS: one packet)
  * Thread: the media loop.
  */
 #ifndef TRIBUNE_PKG_WS_PKG_H

@@ -106,6 +106,8 @@ static void add_counters(struct feed_stats *dst, const struct feed_stats *src)
     dst->skipped_chunks += src->skipped_chunks;
     dst->dropped += src->dropped;
     dst->dropped_lagging += src->dropped_lagging;
+    dst->dropped_protocol += src->dropped_protocol;
+    dst->ws_closes += src->ws_closes;
     dst->bytes += src->bytes;
     dst->listens += src->listens;
     for (int r = 0; r < REFUSE_N; r++)
@@ -253,13 +255,14 @@ static struct space *space_new(struct spaces *ss, const struct space_record *rec
         free(s);
         return NULL;
     }
-    if (feed_init(&s->ws, ss->loop, ring, FEED_WS_BURST_CHUNKS, feed_ws_response_head) < 0) {
+    if (feed_init(&s->ws, ss->loop, (size_t)cfg->ring_ms / FEED_WS_CHUNK_MS, FEED_WS_BURST_CHUNKS,
+                  feed_ws_response_head) < 0) {
         feed_fini(&s->ogg);
         free(s);
         return NULL;
     }
     s->ws.is_ws = true;
-    ws_pkg_init(&s->wspkg, &s->ws, rec->id, (int)chunk_ms);
+    ws_pkg_init(&s->wspkg, &s->ws, rec->id, FEED_WS_CHUNK_MS);
     if (feed_init(&s->monitor, ss->loop, ring, burst, feed_ogg_response_head) < 0 ||
         program_init(&s->program, ss->loop, &s->ogg, (int)chunk_ms) < 0 ||
         program_set_monitor(&s->program, &s->monitor, (int)chunk_ms) < 0 ||
@@ -291,7 +294,7 @@ static struct space *space_new(struct spaces *ss, const struct space_record *rec
     s->ogg.lag_chunks = (unsigned)(FEED_LAG_MS / chunk_ms);
     s->ws.stall_timeout_ms = s->ogg.stall_timeout_ms;
     s->ws.sndbuf = s->ogg.sndbuf;
-    s->ws.lag_chunks = s->ogg.lag_chunks;
+    s->ws.lag_chunks = FEED_LAG_MS / FEED_WS_CHUNK_MS;
     list_push_back(&ss->all, &s->node);
     if (ss->fleet) {
         s->ogg.on_chunk = s->ws.on_chunk = forward_chunk;

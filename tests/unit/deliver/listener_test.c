@@ -604,6 +604,176 @@ START_TEST(histograms_count_first_audio_and_sessions)
 }
 END_TEST
 
+/* ---- WebSocket feeds (feed.is_ws): client frames -------------------------------------------- */
+
+/* Re-creates the fixture's feed as a WebSocket feed (empty response head,
+ * burst of one chunk) with a small send buffer, so that a paused reader
+ * leaves the listener blocked in the middle of a chunk. */
+static void make_ws_feed(void)
+{
+    feed_fini(&feed);
+    ck_assert_int_eq(feed_init(&feed, loop, 16, 1, feed_ws_response_head), 0);
+    feed.is_ws = true;
+    feed.sndbuf = 4096;
+    feed_set_header(&feed, make_header());
+}
+
+/* Writes one client frame (masked unless told) to `fd`. */
+static void client_send(int fd, unsigned op, const void *p, size_t len, bool masked)
+{
+    unsigned char f[200];
+    ck_assert_uint_lt(len, 126);
+    static const unsigned char key[4] = {1, 2, 3, 4};
+    size_t n = 0;
+    f[n++] = (unsigned char)(0x80 | op);
+    f[n++] = (unsigned char)((masked ? 0x80 : 0) | len);
+    if (masked) memcpy(f + n, key, 4), n += 4;
+    for (size_t i = 0; i < len; i++)
+        f[n++] = ((const unsigned char *)p)[i] ^ (masked ? key[i & 3] : 0);
+    ck_assert_int_eq(send(fd, f, n, MSG_NOSIGNAL), (ssize_t)n);
+}
+
+struct ws_seen {
+    uint32_t tags[64];
+    size_t nchunks;
+    int pongs, closes;
+    size_t pong_at, close_at; /* chunks before it */
+    unsigned char pong[125];
+    size_t pong_len;
+    unsigned close_code;
+    bool is_close_last;
+};
+
+/* Splits what a WebSocket listener got after the header into whole chunks and
+ * server control frames (pong 0x8A, close 0x88); fails on a cut chunk or
+ * frame, or a chunk's byte out of place. */
+static void parse_ws(const unsigned char *p, size_t len, struct ws_seen *w)
+{
+    memset(w, 0, sizeof(*w));
+    unsigned char *want = malloc(2048);
+    size_t o = 0;
+    while (o < len) {
+        w->is_close_last = false;
+        if (p[o] == 0x8A || p[o] == 0x88) {
+            ck_assert_uint_ge(len - o, 2);
+            size_t pl = p[o + 1];
+            ck_assert_uint_le(pl, 125);
+            ck_assert_uint_ge(len - o, 2 + pl);
+            if (p[o] == 0x8A) {
+                w->pongs++;
+                w->pong_at = w->nchunks;
+                w->pong_len = pl;
+                memcpy(w->pong, p + o + 2, pl);
+            } else {
+                ck_assert_uint_ge(pl, 2);
+                w->closes++;
+                w->close_at = w->nchunks;
+                w->close_code = (unsigned)p[o + 2] << 8 | p[o + 3];
+                w->is_close_last = true;
+            }
+            o += 2 + pl;
+            continue;
+        }
+        ck_assert_msg(len - o >= CHUNK_HEAD && memcmp(p + o, "CHNK", 4) == 0,
+                      "neither a chunk nor a control frame at audio byte %zu", o);
+        uint32_t tag;
+        memcpy(&tag, p + o + 4, 4);
+        size_t cl = len_of(tag);
+        ck_assert_uint_ge(len - o, cl);
+        fill(want, tag, cl);
+        ck_assert_msg(memcmp(p + o, want, cl) == 0, "chunk %u corrupted", tag);
+        ck_assert_uint_lt(w->nchunks, 64);
+        w->tags[w->nchunks++] = tag;
+        o += cl;
+    }
+    free(want);
+}
+
+static bool ws_has_blocked(void *arg)
+{
+    return !list_is_empty(&feed.blocked);
+}
+
+START_TEST(ws_control_frames_wait_for_a_chunk_boundary)
+{
+    make_ws_feed();
+    struct sink a;
+    join(&a, 0);
+    sink_wait_bytes(&a, HEADER_LEN, 2000); /* no response head: the caller sent the 101 */
+    unsigned char hdr[HEADER_LEN];
+    fill_header(hdr);
+    ck_assert_int_eq(memcmp(a.buf, hdr, HEADER_LEN), 0);
+    /* the reader stops: the listener blocks, most likely in the middle of a chunk */
+    sink_pause(&a);
+    publish(0, 12);
+    ck_assert(run_until(loop, ws_has_blocked, NULL, 2000));
+    /* a ping now: its pong must wait for the end of the chunk being written */
+    client_send(a.io.fd, 0x9, "abc", 3, true);
+    run_for(loop, 30);
+    sink_resume(&a);
+    publish(12, 14);
+    sink_wait_bytes(&a, HEADER_LEN + audio_len(0, 14) + 5, 3000);
+    struct ws_seen w;
+    parse_ws(a.buf + HEADER_LEN, a.len - HEADER_LEN, &w);
+    ck_assert_uint_eq(w.nchunks, 14);
+    for (size_t i = 0; i < w.nchunks; i++)
+        ck_assert_uint_eq(w.tags[i], i);
+    ck_assert_int_eq(w.pongs, 1);
+    ck_assert_uint_eq(w.pong_len, 3);
+    ck_assert_int_eq(memcmp(w.pong, "abc", 3), 0);
+    ck_assert_uint_gt(w.pong_at, 0); /* after the chunk it was in the middle of */
+    /* the client closes: a close frame echoing 1001, then the end, no audio after it */
+    unsigned char code[2] = {0x03, 0xe9};
+    client_send(a.io.fd, 0x8, code, 2, true);
+    sink_wait_eof(&a, 2000);
+    publish(14, 16);
+    parse_ws(a.buf + HEADER_LEN, a.len - HEADER_LEN, &w);
+    ck_assert_int_eq(w.closes, 1);
+    ck_assert_uint_eq(w.close_code, 1001);
+    ck_assert(w.is_close_last);
+    ck_assert_uint_eq(feed.stats.ws_closes, 1);
+    ck_assert_uint_eq(feed.stats.dropped, 0);
+    ck_assert_uint_eq(feed.stats.listeners, 0);
+    sink_fini(&a);
+    finish();
+}
+END_TEST
+
+START_TEST(ws_violation_closes_only_that_listener)
+{
+    make_ws_feed();
+    struct sink a, b;
+    join(&a, 0);
+    join(&b, 0);
+    publish(0, 2);
+    /* joined on an empty ring: both start at chunk 0 */
+    sink_wait_bytes(&a, HEADER_LEN + audio_len(0, 2), 2000);
+    sink_wait_bytes(&b, HEADER_LEN + audio_len(0, 2), 2000);
+    /* a client frame without a mask: close 1002 and drop */
+    client_send(a.io.fd, 0x1, "hi", 2, false);
+    sink_wait_eof(&a, 2000);
+    struct ws_seen w;
+    parse_ws(a.buf + HEADER_LEN, a.len - HEADER_LEN, &w);
+    ck_assert_int_eq(w.closes, 1);
+    ck_assert_uint_eq(w.close_code, 1002);
+    ck_assert(w.is_close_last);
+    ck_assert_uint_eq(feed.stats.dropped_protocol, 1);
+    ck_assert_uint_eq(feed.stats.dropped, 1);
+    ck_assert_uint_eq(feed.stats.listeners, 1);
+    /* the other listener goes on, every chunk whole and in order */
+    publish(2, 6);
+    sink_wait_bytes(&b, HEADER_LEN + audio_len(0, 6), 2000);
+    parse_ws(b.buf + HEADER_LEN, b.len - HEADER_LEN, &w);
+    ck_assert_uint_eq(w.nchunks, 6);
+    ck_assert_int_eq(w.closes + w.pongs, 0);
+    for (size_t i = 0; i < w.nchunks; i++)
+        ck_assert_uint_eq(w.tags[i], i);
+    sink_fini(&a);
+    sink_fini(&b);
+    finish();
+}
+END_TEST
+
 static Suite *listener_suite(void)
 {
     Suite *s = suite_create("listener");
@@ -623,6 +793,8 @@ static Suite *listener_suite(void)
     tcase_add_test(tc, changing_nbuckets_strands_nobody);
     tcase_add_test(tc, states_follow_the_listener);
     tcase_add_test(tc, histograms_count_first_audio_and_sessions);
+    tcase_add_test(tc, ws_control_frames_wait_for_a_chunk_boundary);
+    tcase_add_test(tc, ws_violation_closes_only_that_listener);
     suite_add_tcase(s, tc);
     return s;
 }
