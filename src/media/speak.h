@@ -11,11 +11,11 @@
  *   {"type":"state","state":STATE}     when the space's state changes
  *   {"type":"muted","muted":BOOL}      when the host mutes or unmutes this speaker
  * The session ends with a close frame: a violation's code (speak_msg.h), 1008 "removed by
- * the host", 1001 when the space ends or the speaker sent nothing for its timeout, 1011
- * when the server cannot take the audio.
+ * the host", 1001 when the space ends or the speaker sent nothing for its timeout.
  *
  * Reading stops while about a second of audio waits (TCP then paces a speaker that sends
- * faster than real time). The speaker leaves the mix (on_attach NULL, then on_gone) as soon
+ * faster than real time); packets of a burst beyond that (what wslay had already read) are
+ * dropped. The speaker leaves the mix (on_attach NULL, then on_gone) as soon
  * as the session stops carrying audio: the close handshake then finishes on its own, for
  * at most SPEAK_LINGER_MS, and the session frees itself.
  * Thread: the media loop. Errors: NULL or nothing; logged here.
@@ -63,8 +63,6 @@ void speak_send_muted(struct speak *sp, bool is_muted);
 /* Starts the close handshake with `code` and `reason` (<= 123 bytes); on_gone is called
  * before this returns. */
 void speak_close(struct speak *sp, unsigned code, const char *reason);
-/* Sessions open or closing now (for the metrics). */
-unsigned speak_count(void);
 /* Ends every session at once, closing handshakes included (shutdown). */
 void speak_close_all(void);
 

@@ -454,8 +454,10 @@ int space_remove_speaker(struct space *s, const char *name)
     if (err < 0) return err;
     snprintf(s->removed[s->nremoved++ % SPACE_SPEAKERS_MAX], SPEAKER_NAME_MAX + 1, "%s", name);
     struct speaker *sp = space_speaker(s, name);
-    if (sp && sp->pub) publisher_close(sp->pub);
-    if (sp && sp->ws) speak_close(sp->ws, 1008, "removed by the host");
+    if (sp && sp->pub)
+        publisher_close(sp->pub); /* frees sp */
+    else if (sp && sp->ws)
+        speak_close(sp->ws, 1008, "removed by the host"); /* frees sp */
     log_info("space %s: speaker %s removed", s->rec.id, name);
     return 0;
 }

@@ -16,7 +16,7 @@
 #include "../harness.h"
 #include "core/log.h"
 
-enum { FRAME = 960, MAXCH = 2 };
+enum { FRAME = 960, MAXCH = 2, LEVEL_FRAMES_TEST = 15 };
 
 struct fake {
     struct program_source src;
@@ -28,6 +28,7 @@ struct fake {
     double pace;        /* credit added per program frame, in frames (1.01: 1 % fast) */
     bool is_gated;      /* nothing arrives, nothing can be pulled */
     bool is_ended;      /* the stream ended: buffered() says UINT64_MAX */
+    bool is_losing;     /* the next pull is a lost packet (length 0), as speak.c queues */
     int pulls;
     uint8_t pkt[1500];
     int len;
@@ -50,7 +51,8 @@ static int fake_pull(struct program_source *s, const uint8_t **data, size_t *len
     if (f->is_metered) f->credit -= n;
     f->pulls++;
     *data = f->pkt;
-    *len = (size_t)f->len;
+    *len = f->is_losing ? 0 : (size_t)f->len;
+    f->is_losing = false;
     *samples = n;
     return 1;
 }
@@ -617,6 +619,93 @@ START_TEST(priming_waits_for_jitter)
 }
 END_TEST
 
+/* A WebSocket speaker's own target (speak.c): primed at 80 ms, not at the mixer's 300, and
+ * one frame more after each underrun, up to its ceiling. */
+START_TEST(own_jitter_target_grows_on_underrun)
+{
+    start(1, 300);
+    struct fake *f = fake_new(1, 440, AMP, FRAME);
+    fake_meter(f, 1.0, 0);
+    struct mixer_input *in = add(f);
+    mixer_set_jitter(in, 80, 120);
+    steps(3);
+    ck_assert_int_eq(f->pulls, 0);
+    step();
+    ck_assert_int_eq(f->pulls, 1);
+    struct mixer_input_stats st;
+    mixer_input_get_stats(in, &st);
+    ck_assert(st.is_primed);
+    ck_assert_uint_eq(st.jitter_ms, 80);
+    for (int k = 0; k < 3; k++) { /* three underruns: 100, 120, then the ceiling holds */
+        steps(10);
+        f->is_gated = true;
+        f->credit = 0;
+        step();
+        f->is_gated = false;
+        f->credit += 3 * FRAME;
+    }
+    mixer_input_get_stats(in, &st);
+    ck_assert_uint_eq(st.underruns, 3);
+    ck_assert_uint_eq(st.jitter_ms, 120);
+    finish();
+}
+END_TEST
+
+/* A packet of length 0 is a lost one: concealed in place (no underrun, no gap in the tone). */
+START_TEST(lost_packet_is_concealed)
+{
+    start(1, 0);
+    struct fake *f = fake_new(1, 440, AMP, FRAME);
+    fake_meter(f, 1.0, 0);
+    struct mixer_input *in = add(f);
+    steps(10);
+    for (int k = 0; k < 5; k++) {
+        f->is_losing = true;
+        for (int i = 0; i < 4; i++) {
+            step();
+            ck_assert_double_gt(tone_db(440), AMP_DB - 10);
+        }
+    }
+    struct mixer_input_stats st;
+    mixer_input_get_stats(in, &st);
+    ck_assert_uint_eq(st.underruns, 0);
+    ck_assert(st.is_primed);
+    finish();
+}
+END_TEST
+
+/* Who is talking: the level follows the input's own audio (before mute), talking does not
+ * survive a mute, and both fall once the input is silent. */
+START_TEST(level_and_talking)
+{
+    start(1, 0);
+    struct fake *f = fake_new(1, 440, AMP, FRAME);
+    fake_meter(f, 1.0, 0);
+    struct mixer_input *in = add(f);
+    struct mixer_input_stats st;
+    mixer_input_get_stats(in, &st);
+    ck_assert(!st.is_talking);
+    ck_assert_double_eq(st.level_dbfs, -120.0);
+    steps(20);
+    mixer_input_get_stats(in, &st);
+    ck_assert(st.is_talking);
+    ck_assert_double_gt(st.level_dbfs, AMP_DB - 3 - 2); /* a sine's RMS is 3 dB under its peak */
+    ck_assert_double_lt(st.level_dbfs, AMP_DB - 3 + 2);
+    mixer_set_muted(in, true);
+    step();
+    mixer_input_get_stats(in, &st);
+    ck_assert(!st.is_talking);
+    ck_assert_double_gt(st.level_dbfs, AMP_DB - 6);
+    mixer_set_muted(in, false);
+    f->amp = 0;
+    steps(LEVEL_FRAMES_TEST + 20);
+    mixer_input_get_stats(in, &st);
+    ck_assert(!st.is_talking);
+    ck_assert_double_lt(st.level_dbfs, -60);
+    finish();
+}
+END_TEST
+
 START_TEST(ended_stream_plays_out_then_fades)
 {
     start(1, 200);
@@ -830,6 +919,9 @@ static Suite *mixer_suite(void)
     tcase_add_test(tc, removal_from_source_callbacks);
     tcase_add_test(tc, bad_config_and_limits);
     tcase_add_test(tc, idle_mixer_costs_no_encode);
+    tcase_add_test(tc, own_jitter_target_grows_on_underrun);
+    tcase_add_test(tc, lost_packet_is_concealed);
+    tcase_add_test(tc, level_and_talking);
     suite_add_tcase(s, tc);
     return s;
 }
