@@ -31,7 +31,7 @@ export class Chart {
     const fg = css.color, line = css.getPropertyValue('--line') || '#ccc';
     const pad = { l: 36, r: 8, t: 8, b: 20 };
     const now = Date.now(), t0 = now - WINDOW_S * 1000;
-    let max = 1;
+    let max = 4; // at least 0, 2, 4 on the axis
     for (const p of this.points) for (const s of this.series) max = Math.max(max, p.values[s.key] || 0);
     max = niceCeil(max);
     const x = (t) => pad.l + ((t - t0) / (WINDOW_S * 1000)) * (w - pad.l - pad.r);
@@ -66,9 +66,9 @@ export class Chart {
   }
 }
 
-// 1, 2, 5, 10, 20, 50...: a round top for the axis.
+// 4, 6, 8, 10, 20, 40...: a round, even top for the axis (its half is a whole number).
 function niceCeil(v) {
   const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 5, 10]) if (v <= m * p) return m * p;
+  for (const m of [2, 4, 6, 8, 10]) if (v <= m * p) return m * p;
   return 10 * p;
 }

@@ -15,7 +15,9 @@ window.tribune = { player };
 // What the player does, shown in #status (data-state is the machine word).
 function onPlayerState(state, arg) {
   if (space && space.state === 'ended' && state !== 'idle') state = 'ended';
-  else if (state === 'playing' && space && space.state !== 'live') state = 'waiting';
+  // not live yet: the server holds us (silent) until the host goes live
+  else if ((state === 'playing' || state === 'connecting') && space && space.state !== 'live' &&
+    player.playing) state = 'waiting';
   switch (state) {
     case 'connecting': return setStatus(status, 'connecting', 'Connecting…');
     case 'playing': return setStatus(status, 'playing', player.mode === 'ws'
@@ -41,6 +43,7 @@ function ended() {
   const replay = $('#replay');
   if (replay.getAttribute('src') !== url) replay.src = url;
   $('#replay-box').hidden = false;
+  $('#request-box').hidden = true; // requests to an ended space are refused
 }
 
 function setPlayButton(on) {
@@ -69,6 +72,7 @@ ll.addEventListener('change', () => player.setLowLatency(ll.checked));
 
 function render(s) {
   space = s;
+  player.setSpaceState(s.state);
   $('#title').textContent = s.title;
   document.title = s.title + ' · Tribune';
   const st = $('#state');
@@ -80,9 +84,9 @@ function render(s) {
   tick();
   if (s.state === 'ended') ended();
   else if (player.playing && status.dataset.state === 'waiting' && s.state === 'live')
-    onPlayerState('playing');
-  else if (player.playing && s.state !== 'live' && status.dataset.state === 'playing')
-    onPlayerState('waiting');
+    onPlayerState(player.impl && player.impl.isAudible === false ? 'connecting' : 'playing');
+  else if (player.playing && s.state !== 'live' &&
+    ['playing', 'connecting'].includes(status.dataset.state)) onPlayerState('waiting');
 }
 
 function renderSpeakers(list) {

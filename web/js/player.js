@@ -24,6 +24,17 @@ export class Player {
       : { bufferMs: 0, packets: 0, lost: 0, reconnects: 0, lastSeq: 0, lastTimestamp: 0 };
   }
 
+  // The space's state word, from its event stream: a space that is not live
+  // yet is silent on purpose (no stall, no reconnection).
+  setSpaceState(state) {
+    const live = state === 'live';
+    for (const p of Object.values(this.paths || {})) {
+      if (live && !p.spaceLive) p.lastProgress = p.lastNet = performance.now();
+      p.spaceLive = live;
+    }
+    this.spaceState = state;
+  }
+
   // The context is created on the first play (a user gesture lets it run).
   ensureContext() {
     if (this.ctx) return;
@@ -41,6 +52,7 @@ export class Player {
     if (!this.paths[key])
       this.paths[key] = ws ? new LowLatencyPlayer(this.id, this.ctx, this.analyser, this.onState)
         : new ProgressivePlayer(this.id, this.ctx, this.analyser, this.onState);
+    this.paths[key].spaceLive = this.spaceState === undefined || this.spaceState === 'live';
     return this.paths[key];
   }
 

@@ -5,7 +5,15 @@
 import { Retrier, probe } from './backoff.js';
 import { api, spacePath } from './api.js';
 
-const STALL_MS = 6000; // no progress while playing for this long: reconnect
+const STALL_MS = 2500; // audible, then no progress for this long: reconnect
+const START_MS = 10000; // connected but never audible for this long: reconnect
+// The element would first play the seconds it holds (Chromium: ~2 s decoded, more
+// undecoded), so a dead stream is seen from the network side: 'progress' fires
+// every ~350 ms while bytes arrive (the server writes every 100-250 ms), and
+// 'suspend' as soon as the download stops, which for a live stream means the
+// connection is gone.
+const NET_MS = 3000; // audible, and no 'progress' for this long: the stream is dead
+const SUSPEND_MS = 1000; // 'suspend' with no 'progress' after it for this long: dead too
 
 export class ProgressivePlayer {
   // ctx, out: the shared AudioContext and the node to connect to (the analyser).
@@ -28,11 +36,15 @@ export class ProgressivePlayer {
     const fail = () => this.fail();
     this.audio.addEventListener('error', fail);
     this.audio.addEventListener('ended', fail);
-    this.audio.addEventListener('playing', () => {
-      this.retrier.connected();
-      this.onState('playing');
+    this.spaceLive = true; // set by Player.setSpaceState
+    this.lastNet = 0; // the last 'progress' (bytes arrived)
+    this.suspendedAt = 0; // the last 'suspend' not followed by a 'progress'
+    this.audio.addEventListener('progress', () => {
+      this.lastNet = performance.now();
+      this.suspendedAt = 0;
     });
-    this.audio.addEventListener('waiting', () => this.playing && this.onState('waiting'));
+    this.audio.addEventListener('suspend', () => (this.suspendedAt = performance.now()));
+    this.isAudible = false; // currentTime moves: set by watch(), not by the 'playing' event
   }
 
   get url() {
@@ -42,7 +54,7 @@ export class ProgressivePlayer {
   start() {
     this.playing = true;
     this.retrier.reset();
-    this.poll = setInterval(() => this.watch(), 500);
+    this.poll = setInterval(() => this.watch(), 250);
     this.connect();
   }
 
@@ -71,6 +83,10 @@ export class ProgressivePlayer {
     if (!this.playing) return;
     this.lastProgress = performance.now();
     this.lastTime = 0;
+    this.lastNet = performance.now();
+    this.suspendedAt = 0;
+    this.baseline = null; // currentTime where this stream starts (Chromium: its first granule)
+    this.isAudible = false;
     this.audio.src = url;
     this.audio.play().catch(() => {}); // failures arrive as 'error'
   }
@@ -92,17 +108,32 @@ export class ProgressivePlayer {
     this.retrier.failed(p.retryAfterMs);
   }
 
-  // Twice a second: the buffer ahead of the play position, and stall detection.
+  // Four times a second: the buffer ahead of the play position, and stall and
+  // cut detection. The element is audible once currentTime has moved 200 ms past
+  // where the stream started (Chromium jumps to the start position first and
+  // only then buffers for a few seconds).
   watch() {
-    const a = this.audio;
-    if (a.buffered.length) this.stats.bufferMs = Math.max(0,
-      Math.round((a.buffered.end(a.buffered.length - 1) - a.currentTime) * 1000));
-    const now = performance.now();
-    if (a.currentTime !== this.lastTime) {
-      this.lastTime = a.currentTime;
+    const a = this.audio, t = a.currentTime, now = performance.now();
+    const end = a.buffered.length ? a.buffered.end(a.buffered.length - 1) : t;
+    this.stats.bufferMs = Math.max(0, Math.round((end - t) * 1000));
+    if (this.baseline === null && t > 0) this.baseline = this.lastTime = t;
+    if (t !== this.lastTime) {
+      this.lastTime = t;
       this.lastProgress = now;
-    } else if (a.src && !this.retrier.pending && now - this.lastProgress > STALL_MS) {
-      this.lastProgress = now;
+      if (!this.isAudible && t - this.baseline >= 0.2) {
+        this.isAudible = true;
+        this.retrier.connected();
+        this.onState('playing');
+      }
+    }
+    // a space that is not live yet holds its listeners silent: no stall then
+    if (!this.spaceLive || !a.src || this.retrier.pending) return;
+    const isStalled = now - this.lastProgress > (this.isAudible ? STALL_MS : START_MS);
+    const isCut = this.isAudible && (now - this.lastNet > NET_MS ||
+      (this.suspendedAt && now - this.suspendedAt > SUSPEND_MS));
+    if (isStalled || isCut) {
+      this.lastProgress = this.lastNet = now;
+      this.suspendedAt = 0;
       this.fail();
     }
   }

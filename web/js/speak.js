@@ -1,7 +1,7 @@
 // /speak/{id}?name=NAME&key=KEY (an invited speaker) or ?key=HOSTKEY (the
 // host): join from the browser microphone, with a level meter and mute. The
 // key moves to sessionStorage and leaves the address bar.
-import { api, spacePath, SpaceWatch } from './api.js';
+import { api, spacePath } from './api.js';
 import { Speaker } from './speaker.js';
 import { $, inSeconds, setStatus, spaceIdFromPath } from './util.js';
 
@@ -87,8 +87,12 @@ function showState(word) {
   st.className = 'badge ' + word;
 }
 
+// The space's title and state once; then the speak socket's hello and state
+// messages keep the badge current. (No event stream here: a browser allows 6
+// connections per server, and a host often has this page, the console and a
+// listen page open at once.)
 api('GET', spacePath(id)).then((s) => {
   $('#title').textContent = s.title;
   document.title = 'Speak: ' + s.title + ' · Tribune';
+  showState(s.state);
 }).catch((e) => ($('#title').textContent = e.status === 404 ? 'No such space' : 'Tribune'));
-new SpaceWatch(id, (s) => showState(s.state)).start();

@@ -135,7 +135,8 @@ export class Speaker {
     }
   }
 
-  // 409 is "ended" or "already connected" (our previous socket, not yet gone).
+  // Asks the API whether the space has ended (a refusal such as 409 may mean
+  // "ended" or "already connected": our previous socket, not yet gone).
   async hasEnded() {
     try {
       const r = await fetch(`/api/spaces/${encodeURIComponent(this.id)}`, { cache: 'no-store' });
@@ -161,14 +162,15 @@ export class Speaker {
       this.stop();
       return this.on('state', 'removed', e.reason);
     }
-    // why did it fail? 401 (key refused or removed), 409/410 (ended) end the session
-    const p = await probe(this.path);
+    // why did it fail? 401 (key refused or removed) or an ended space end
+    // the session (the server may close without a state message first)
+    const p = await probe(`/spaces/${encodeURIComponent(this.id)}/speak`); // no key in a plain GET
     if (!this.active) return;
     if (p.status === 401 || p.status === 403) {
       this.stop();
       return this.on('state', 'removed', 'the key was refused');
     }
-    if (p.status === 410 || (p.status === 409 && (await this.hasEnded()))) {
+    if (p.status === 410 || (p.status !== 0 && (await this.hasEnded()))) {
       this.stop();
       return this.on('state', 'ended');
     }
