@@ -1,13 +1,14 @@
 // The listen page plays the demo space, on both paths (issue 8).
 //
-// `tribune demo`; Chromium opens /s/demo and presses #play:
+// `tribune demo`; Chromium opens /s/demo and, with the keyboard only (Tab, Enter, Space),
+// starts the player:
 //   - progressive (the default): window.tribune.player.mode is 'progressive', the <audio>
 //     element's currentTime advances about as fast as the wall clock, and the player's
 //     AnalyserNode hears the demo's notes (src/media/demo.c: C4 E4 G4 C5 G4 E4, half a second
 //     each): in most snapshots one of the four notes dominates the off-note frequencies by
 //     10 dB or more, and at least three different notes are heard;
 //   - #count shows the API's listeners.hearing (the page itself is one of them);
-//   - the low-latency switch (#lowlatency): mode becomes 'ws', packets arrive in sequence with
+//   - the low-latency switch (#lowlatency, Space): mode becomes 'ws', packets arrive in sequence with
 //     few losses, and the analyser hears the same notes.
 import { Server, analyserSnapshots, check, launchBrowser, log, newPage, rooms, runTest, waitUntil } from './lib.mjs';
 
@@ -41,9 +42,14 @@ runTest('test_listen', async () => {
     await page.goto(`${srv.url}/s/demo`);
     await page.waitForSelector('button#play', { timeout: 10000 });
     check((await page.getAttribute('html', 'lang')) === 'en', '<html lang="en"> missing');
-    await page.click('button#play');
+    // keyboard only: Tab to the play button, Enter
+    await waitUntil(async () => {
+        await page.keyboard.press('Tab');
+        return page.evaluate(() => document.activeElement && document.activeElement.id === 'play');
+    }, 5000, 'Tab to reach button#play', 10);
+    await page.keyboard.press('Enter');
     await waitUntil(() => page.evaluate(() => window.tribune && window.tribune.player && window.tribune.player.playing), 10000,
-        'window.tribune.player.playing after pressing #play');
+        'window.tribune.player.playing after pressing Enter on #play');
     check((await page.getAttribute('button#play', 'aria-pressed')) === 'true', '#play aria-pressed is not "true" while playing');
     const mode = await page.evaluate(() => window.tribune.player.mode);
     check(mode === 'progressive', `default mode is ${mode}, not progressive`);
@@ -76,7 +82,9 @@ runTest('test_listen', async () => {
     const sw = page.locator('input#lowlatency');
     check((await sw.getAttribute('role')) === 'switch', '#lowlatency lacks role=switch');
     check(!(await sw.isChecked()), '#lowlatency is on by default');
-    await sw.check();
+    await sw.focus();
+    await page.keyboard.press('Space');
+    check(await sw.isChecked(), 'Space on #lowlatency does not switch it on');
     await waitUntil(() => page.evaluate(() => window.tribune.player.mode === 'ws' && window.tribune.player.playing), 10000,
         'mode ws and playing after the low-latency switch');
     const s0 = await page.evaluate(() => ({ ...window.tribune.player.stats }));
@@ -96,8 +104,9 @@ runTest('test_listen', async () => {
     }, 8000, '#count to equal the API\'s hearing count on the WebSocket path');
 
     // stop
-    await page.click('button#play');
-    await waitUntil(() => page.evaluate(() => !window.tribune.player.playing), 5000, 'playing false after pressing #play again');
+    await page.focus('button#play');
+    await page.keyboard.press('Space');
+    await waitUntil(() => page.evaluate(() => !window.tribune.player.playing), 5000, 'playing false after Space on #play');
     check((await page.getAttribute('button#play', 'aria-pressed')) === 'false', '#play aria-pressed is not "false" once stopped');
     check(page.errors.length === 0, `page errors: ${page.errors.join('; ')}`);
 }, { timeoutMs: 60000 });
