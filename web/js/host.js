@@ -7,6 +7,7 @@ import { Chart } from './chart.js';
 import { $, el, counts, spaceIdFromPath } from './util.js';
 
 const REQUESTS_MS = 3000;
+const BUILTIN = new Set(['host', 'demo']);
 const id = spaceIdFromPath();
 const base = spacePath(id);
 const keyName = 'tribune.host.' + id, invitesName = 'tribune.invites.' + id;
@@ -90,13 +91,14 @@ function renderSpeakers(list) {
       li = el('li', { dataset: { name: p.name } },
         el('span', { class: 'name grow' }, p.name), el('span', { class: 'meta state' }),
         el('button', { type: 'button', class: 'mute secondary', 'aria-pressed': 'false' }, 'Mute'),
-        el('button', { type: 'button', class: 'remove secondary' }, 'Remove'));
+        // the host's own microphone and the demo's built-in speaker are not invited: no remove
+        BUILTIN.has(p.name) ? null : el('button', { type: 'button', class: 'remove secondary' }, 'Remove'));
       li.querySelector('.mute').addEventListener('click', () => {
         const muted = li.querySelector('.mute').getAttribute('aria-pressed') === 'true';
         setMuteButton(li, !muted); // at once; the next event confirms
         act('POST', `/speakers/${encodeURIComponent(p.name)}/${muted ? 'unmute' : 'mute'}`);
       });
-      li.querySelector('.remove').addEventListener('click', async () => {
+      li.querySelector('.remove')?.addEventListener('click', async () => {
         if (await act('DELETE', `/speakers/${encodeURIComponent(p.name)}`)) li.remove();
       });
       ul.append(li);
@@ -115,7 +117,7 @@ function setMuteButton(li, muted) {
   b.setAttribute('aria-pressed', String(muted));
   b.textContent = muted ? 'Unmute' : 'Mute';
   b.setAttribute('aria-label', `${muted ? 'Unmute' : 'Mute'} ${li.dataset.name}`);
-  li.querySelector('.remove').setAttribute('aria-label', `Remove ${li.dataset.name}`);
+  li.querySelector('.remove')?.setAttribute('aria-label', `Remove ${li.dataset.name}`);
 }
 
 new SpaceWatch(id, render, (state) => {

@@ -3,7 +3,7 @@
 // ended, the low-latency switch, and a request to speak.
 import { api, spacePath, SpaceWatch } from './api.js';
 import { Player } from './player.js';
-import { $, el, countdownText, counts, inSeconds, setStatus, spaceIdFromPath } from './util.js';
+import { $, el, countdownText, counts, setStatus, setWaitStatus, spaceIdFromPath } from './util.js';
 
 const id = spaceIdFromPath();
 const status = $('#status'), play = $('#play'), ll = $('#lowlatency');
@@ -23,7 +23,7 @@ function onPlayerState(state, arg) {
     case 'playing': return setStatus(status, 'playing', player.mode === 'ws'
       ? 'Playing (low latency)' : 'Playing');
     case 'waiting': return setStatus(status, 'waiting', 'Starting soon: you will hear it when it goes live.');
-    case 'reconnecting': return setStatus(status, 'reconnecting', `Connection lost: reconnecting ${inSeconds(arg)}`);
+    case 'reconnecting': return setWaitStatus(status, 'reconnecting', 'Connection lost: reconnecting', arg);
     case 'ended': return ended();
     case 'unavailable':
       ll.checked = false;

@@ -90,6 +90,7 @@ export class LowLatencyPlayer {
     let h = {};
     try { h = JSON.parse(text); } catch { /* ignored: not a hello */ }
     if (h.codec && h.codec !== 'opus') console.warn('unexpected codec', h.codec);
+    if (this.decoder && this.decoder.state !== 'closed') this.decoder.close();
     this.decoder = new AudioDecoder({
       output: (data) => this.play(data),
       error: (e) => console.warn('decoder', e),
@@ -119,8 +120,13 @@ export class LowLatencyPlayer {
     this.stats.packets++;
     this.stats.lastSeq = seq;
     this.stats.lastTimestamp = ts;
-    this.decoder.decode(new EncodedAudioChunk({ type: 'key',
-      timestamp: Math.round((ts * 1e6) / 48000), data: new Uint8Array(buf, HDR) }));
+    if (this.decoder.state === 'closed') this.hello('{}'); // a decode error closed it: start over
+    try {
+      this.decoder.decode(new EncodedAudioChunk({ type: 'key',
+        timestamp: Math.round((ts * 1e6) / 48000), data: new Uint8Array(buf, HDR) }));
+    } catch (e) {
+      console.warn('decode', e);
+    }
   }
 
   // Decoded PCM (mono; a second channel, if any, is ignored) to the worklet.

@@ -3,7 +3,7 @@
 // key moves to sessionStorage and leaves the address bar.
 import { api, spacePath } from './api.js';
 import { Speaker } from './speaker.js';
-import { $, inSeconds, setStatus, spaceIdFromPath } from './util.js';
+import { $, setStatus, setWaitStatus, spaceIdFromPath } from './util.js';
 
 const id = spaceIdFromPath();
 const params = new URLSearchParams(location.search);
@@ -31,7 +31,8 @@ const speaker = new Speaker(id, key, name, (what, value, arg) => {
   switch (value) {
     case 'connecting': return setStatus(status, 'connecting', 'Connecting…');
     case 'speaking': return setStatus(status, 'speaking', speaker.muted ? 'On stage, muted' : 'On stage: you are heard');
-    case 'reconnecting': return setStatus(status, 'reconnecting', `Connection lost: reconnecting ${inSeconds(arg)}`);
+    case 'reconnecting': return setWaitStatus(status, 'reconnecting', speaker.busy
+      ? 'This speaker is connected elsewhere (another tab?): trying again' : 'Connection lost: reconnecting', arg);
     case 'removed': leave(); return setStatus(status, 'removed', 'The host removed you from the stage' + (arg ? ` (${arg})` : '') + '.');
     case 'ended': leave(); return setStatus(status, 'ended', 'The space has ended. Thank you!');
   }

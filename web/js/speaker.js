@@ -135,14 +135,14 @@ export class Speaker {
     }
   }
 
-  // Asks the API whether the space has ended (a refusal such as 409 may mean
-  // "ended" or "already connected": our previous socket, not yet gone).
-  async hasEnded() {
+  // The space's public view, or null (the API tells what a refused handshake
+  // cannot: the space ended, or this speaker is connected elsewhere).
+  async space() {
     try {
       const r = await fetch(`/api/spaces/${encodeURIComponent(this.id)}`, { cache: 'no-store' });
-      return r.ok && (await r.json()).state === 'ended';
+      return r.ok ? await r.json() : null;
     } catch {
-      return false;
+      return null;
     }
   }
 
@@ -170,11 +170,15 @@ export class Speaker {
       this.stop();
       return this.on('state', 'removed', 'the key was refused');
     }
-    if (p.status === 410 || (p.status !== 0 && (await this.hasEnded()))) {
+    const sp = p.status === 0 ? null : await this.space();
+    if (!this.active) return;
+    if (p.status === 410 || (sp && sp.state === 'ended')) {
       this.stop();
       return this.on('state', 'ended');
     }
     this.stats.reconnects++;
+    const me = this.name || 'host';
+    this.busy = !!(sp && (sp.speakers || []).some((x) => x.name === me && x.connected));
     this.retrier.failed(p.retryAfterMs);
   }
 }

@@ -36,13 +36,32 @@ export function countdownText(seconds) {
 
 // Sets a status element: its machine word (data-state) and its human text.
 export function setStatus(elem, state, text) {
+  delete elem.dataset.wait;
   elem.dataset.state = state;
   elem.textContent = text;
 }
 
-// "reconnecting in 3 s" for a delay in milliseconds.
+// "in 3 s" for a delay in milliseconds.
 export function inSeconds(ms) {
   return ms < 1000 ? 'in less than a second' : `in ${Math.round(ms / 1000)} s`;
+}
+
+// Shows "<prefix> in N s" on a status element and counts down once a second
+// until the status changes (setStatus by anyone else ends it).
+let countdownTimer = null;
+export function setWaitStatus(elem, state, prefix, ms) {
+  clearInterval(countdownTimer);
+  const until = performance.now() + ms;
+  const show = () => {
+    const left = until - performance.now();
+    if (elem.dataset.state !== state || elem.dataset.wait !== prefix || left <= 0)
+      return clearInterval(countdownTimer);
+    elem.textContent = `${prefix} ${inSeconds(left)}`;
+  };
+  elem.dataset.state = state;
+  elem.dataset.wait = prefix;
+  elem.textContent = `${prefix} ${inSeconds(ms)}`;
+  countdownTimer = setInterval(show, 1000);
 }
 
 // The speakers' counts shape: the API calls them "listeners" (the issue's contract says "counts").
