@@ -81,11 +81,12 @@ static int run_server(int argc, char **argv, bool demo)
                 "\n"
                 "  Tribune demo is live.\n"
                 "  Open in a browser:   http://%s/\n"
+                "  Host console:        http://%s/host/demo?key=%s\n"
                 "  Or in any player:    ffplay http://%s/spaces/demo/live.opus\n"
                 "  Publish over it:     ffmpeg -re -i FILE -c:a libopus -b:a 48k -f ogg \\\n"
                 "                         icecast://source:%s@%s/spaces/demo/live.opus\n"
                 "  Stop with Ctrl-C.\n\n",
-                cfg.listen, cfg.listen, n.demo_key, cfg.listen);
+                cfg.listen, cfg.listen, n.demo_key, cfg.listen, n.demo_key, cfg.listen);
     }
     if (rc == 0) rc = node_run(&n);
     node_close(&n);
