@@ -10,7 +10,13 @@
     405 for POST; the server is unharmed afterwards.
   - Every web/js module parses (`node --check`), and pages load nothing from outside (no http(s)://
     URL in web/ besides the SVG namespace).
+  - The reconnection policy (web/js/backoff.js, run in Node): each attempt's delays lie in
+    [0, min(10 s, 0.5 s x 2^attempt)) and spread over that window (full jitter), Retry-After is read
+    (seconds and HTTP dates) and honoured as a floor, a client never holds two pending attempts,
+    and the attempt counter starts over after 10 s connected. The SSE parser (web/js/api.js) splits
+    events across chunk and CRLF boundaries.
 """
+import json
 import os
 import re
 import shutil
@@ -110,11 +116,65 @@ def check_sources(files):
         check(not ext, "web/%s loads from outside: %r" % (f, ext))
 
 
+POLICY_JS = r"""
+import { jitteredDelay, retryAfterMs, Retrier, BASE_MS, CAP_MS, RESET_MS } from '%(web)s/js/backoff.js';
+import { sseParser } from '%(web)s/js/api.js';
+const out = { windows: [] };
+for (let a = 0; a <= 8; a++) {
+  const d = Array.from({ length: 4000 }, () => jitteredDelay(a));
+  out.windows.push({ a, min: Math.min(...d), max: Math.max(...d), mean: d.reduce((x, y) => x + y) / d.length });
+}
+out.base = BASE_MS; out.cap = CAP_MS; out.reset = RESET_MS;
+out.ra = [retryAfterMs('7'), retryAfterMs(''), retryAfterMs('soon'),
+  retryAfterMs(new Date(Date.now() + 4000).toUTCString())];
+let calls = 0;
+const r = new Retrier(() => calls++);
+const first = r.failed(), second = r.failed();
+r.stop();
+const r2 = new Retrier(() => calls++);
+const floor = r2.failed(5000);
+r2.stop();
+const r3 = new Retrier(() => {});
+for (let i = 0; i < 6; i++) { r3.failed(); r3.stop(); r3.stopped = false; }
+const before = r3.failures;
+r3.connected(); r3.upSince = performance.now() - RESET_MS - 1; r3.failed(); r3.stop();
+out.retrier = { first, second, floor, before, after: r3.failures };
+const events = [];
+const push = sseParser((d) => events.push(d));
+for (const piece of ['id: 1\r\ndata: {"a"', ':1}\r\n\r\nda', 'ta: x\ndata: y\n', '\n']) push(piece);
+out.events = events;
+setTimeout(() => { out.calls = calls; console.log(JSON.stringify(out)); }, 50);
+"""
+
+
+def check_policy(node):
+    r = subprocess.run([node, "--input-type=module", "-e", POLICY_JS % {"web": os.path.abspath(WEB)}],
+                       capture_output=True, timeout=30)
+    check(r.returncode == 0, "the policy check failed in Node: %s" % r.stderr.decode(errors="replace")[-2000:])
+    o = json.loads(r.stdout.decode())
+    check(o["base"] == 500 and o["cap"] == 10000 and o["reset"] == 10000, "policy constants %r" % o)
+    for w in o["windows"]:
+        ceiling = min(10000, 500 * 2 ** w["a"])
+        check(w["min"] >= 0 and w["max"] < ceiling, "attempt %d: delays %r outside [0, %d)" % (w["a"], w, ceiling))
+        check(w["min"] < 0.05 * ceiling and w["max"] > 0.95 * ceiling and abs(w["mean"] - ceiling / 2) < 0.06 * ceiling,
+              "attempt %d: delays %r do not spread over [0, %d) (full jitter)" % (w["a"], w, ceiling))
+    check(o["ra"][:3] == [7000, 0, 0] and 2000 < o["ra"][3] <= 4000, "Retry-After readings %r" % o["ra"])
+    t = o["retrier"]
+    check(0 <= t["first"] < 500 and t["second"] == -1, "a second failure while one attempt is pending: %r" % t)
+    check(t["floor"] >= 5000, "Retry-After 5 s not honoured: delay %r" % t["floor"])
+    check(t["before"] == 6 and t["after"] == 1, "the counter after 10 s connected: %r" % t)
+    check(o["calls"] == 0, "a stopped Retrier still called its attempt (%d)" % o["calls"])
+    check(o["events"] == ['{"a":1}', "x\ny"], "SSE events %r" % o["events"])
+    log("backoff: delays within and spread over [0, min(10 s, 0.5 s x 2^n)) for n = 0..8, Retry-After honoured, "
+        "one pending attempt, reset after 10 s; SSE parser ok")
+
+
 def main():
     files = web_files()
     check({"index.html", "listen.html", "host.html", "speak.html", "css/tribune.css"} <= set(files),
           "web/ lacks a page: %r" % files)
     check_sources(files)
+    check_policy(shutil.which("node"))
     srv = Server(cmd="demo").start()
     check_pages(srv)
     for rel in files:
