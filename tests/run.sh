@@ -7,6 +7,7 @@
 #   - every fuzz replayer build{,/asan}/tests/fuzz/*_fuzz over tests/fuzz/corpus/<name>/ (if present)
 #   - every libFuzzer build build/fuzz/*_fuzz (make fuzz-build), fuzzing for FUZZ_SHORT seconds
 #   - every tests/e2e/test_*.py twice: TRIBUNE_BIN=build/tribune and TRIBUNE_BIN=build/asan/tribune
+#   - every tests/browser/test_*.mjs once, with node, TRIBUNE_BIN=build/tribune (real Chromium)
 #
 # Usage: tests/run.sh [PATTERN]     PATTERN (a grep -E regex) selects entries by name.
 # Environment: E2E_JOBS (default 2) e2e tests run at once; TRIBUNE_E2E_KEEP=1 keeps temp dirs;
@@ -184,6 +185,28 @@ while [ "$done_upto" -lt "$n" ]; do
 			"$(elapsed "${starts[$done_upto]}" "${ends[$done_upto]}")" "${logs[$done_upto]}"
 		done_upto=$((done_upto + 1))
 	done
+done
+
+# ---- browser tests --------------------------------------------------------------------------------
+# Each tests/browser/test_*.mjs drives Debian's chromium through playwright-core (scripts/deps.sh
+# runs npm ci in tests/browser), against build/tribune only. One at a time, after the e2e pool:
+# Chromium and the latency figures need the cores.
+BROWSER_TIMEOUT=120
+for t in tests/browser/test_*.mjs; do
+	[ -f "$t" ] || continue
+	name="browser:$(basename "$t" .mjs)"
+	selected "$name" || continue
+	if [ ! -x build/tribune ]; then
+		logf="$OUT/$(printf '%s' "$name" | tr -c 'A-Za-z0-9._-' '_').log"
+		echo "build/tribune is missing: build it first (make)" >"$logf"
+		report "$name" 127 0.0s "$logf"
+	elif [ ! -f tests/browser/node_modules/playwright-core/package.json ]; then
+		logf="$OUT/$(printf '%s' "$name" | tr -c 'A-Za-z0-9._-' '_').log"
+		echo "tests/browser/node_modules is missing: run scripts/deps.sh (npm ci in tests/browser)" >"$logf"
+		report "$name" 127 0.0s "$logf"
+	else
+		run_one "$name" "$BROWSER_TIMEOUT" env TRIBUNE_BIN="$ROOT/build/tribune" node "$t"
+	fi
 done
 
 echo "$PASSED passed, $FAILED failed"

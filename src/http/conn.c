@@ -559,6 +559,15 @@ static void read_request(struct conn *c)
         int r = parse_more(c, dst, (size_t)n);
         if (r < 0) return;
         if (r > 0) {
+            /* One access line per request: here, where the head came from the
+             * socket, not again in the master for a worker's hand-off. */
+            if (log_threshold >= LOG_DEBUG) {
+                char path[256];
+                log_escape(path, sizeof(path), c->buf + c->url.off, c->url.len);
+                path[strcspn(path, "?")] = '\0'; /* no keys in the log */
+                log_debug("access: %s %s from %s", http_method_str(c->parser.method), path,
+                          c->peer);
+            }
             finish_head(c);
             return;
         }
