@@ -43,6 +43,10 @@ struct speak {
     uint64_t qsamples;
     enum speak_state state;
     bool is_attached, is_paused, is_pumping, wants_out;
+    bool is_close_pending; /* a close waits for the text messages queued before it */
+    uint16_t close_code;
+    uint8_t close_reason_len;
+    char close_reason[123];
     uint64_t last_msg_ms, timeout_ms, closing_ms;
     uint64_t overflow;  /* packets dropped because the queue was full */
     const uint8_t *mem; /* speak_feed_test(): the client's bytes, instead of the socket */
@@ -152,6 +156,13 @@ static void pump(struct speak *sp)
     int err = 0;
     if (wslay_event_want_read(sp->ctx)) err = wslay_event_recv(sp->ctx);
     if (err == 0 && wslay_event_want_write(sp->ctx)) err = wslay_event_send(sp->ctx);
+    if (err == 0 && sp->is_close_pending && wslay_event_get_queued_msg_count(sp->ctx) == 0) {
+        /* the messages queued before the close are out: now the close itself */
+        sp->is_close_pending = false;
+        wslay_event_queue_close(sp->ctx, sp->close_code, (const uint8_t *)sp->close_reason,
+                                sp->close_reason_len);
+        err = wslay_event_send(sp->ctx);
+    }
     sp->is_pumping = false;
     if (err < 0) { /* the connection is lost (or wslay is out of memory) */
         finish(sp);
@@ -178,11 +189,21 @@ static void want_out(struct speak *sp)
     loop_mod(sp->loop, &sp->io, EPOLLIN | EPOLLRDHUP | EPOLLET | EPOLLOUT);
 }
 
+/* wslay sends control frames before queued messages, so a close queued at once
+ * would overtake a state message queued just before it (the "ended" a page
+ * shows): the close waits in the session until the messages are out. */
 void speak_close(struct speak *sp, unsigned code, const char *reason)
 {
     if (sp->state != SPEAK_OPEN) return;
-    size_t rlen = reason ? strnlen(reason, 123) : 0;
-    wslay_event_queue_close(sp->ctx, (uint16_t)code, (const uint8_t *)reason, rlen);
+    size_t rlen = reason ? strnlen(reason, sizeof(sp->close_reason)) : 0;
+    if (wslay_event_get_queued_msg_count(sp->ctx) > 0) {
+        sp->is_close_pending = true;
+        sp->close_code = (uint16_t)code;
+        sp->close_reason_len = (uint8_t)rlen;
+        if (rlen) memcpy(sp->close_reason, reason, rlen);
+    } else {
+        wslay_event_queue_close(sp->ctx, (uint16_t)code, (const uint8_t *)reason, rlen);
+    }
     leave(sp);
     want_out(sp);
 }

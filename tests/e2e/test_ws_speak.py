@@ -17,7 +17,7 @@ mixer, and "who is talking now" (level_dbfs, talking in GET /api/spaces/{id}).
  6. Host mute and unmute: the WebSocket speaker gets {"type":"muted","muted":true} then false.
  7. DELETE the speaker: its WebSocket gets close 1008 "removed by the host"; its key then answers 401.
  9. A speaker that stops sending (a dead tab) is closed with 1001 after publisher_timeout_ms (2 s here);
-    ending the space closes a speaker with 1001; a session still open at shutdown costs nothing (the
+    ending the space sends the state message "ended" and then closes a speaker with 1001; a session still open at shutdown costs nothing (the
     server exits 0 with a clean sanitizer log).
  8. Violations (as the host, without a name): a text message 1003, an oversized message 1009, a
     message shorter than its header 1002, an unknown type 1003, a packet that is not Opus 1003, an
@@ -253,6 +253,10 @@ def test():
     hello(ws, "host")
     st, _, _ = http(srv, "POST", "/api/spaces/%s/end" % sid, headers=bearer(hkey))
     check(st == 200, "end -> %d" % st)
+    # the state message comes before the close (wslay would send a close queued at once first)
+    op, payload = ws.recv_data(timeout=5)
+    check(op == wslib.TEXT and json.loads(payload.decode()) == {"type": "state", "state": "ended"},
+          "ending the space: %r (expected the state message: ended, then the close)" % payload)
     expect_close(ws, 1001, "the space ended")
     sid2, hkey2 = create_space(srv, "left open")
     ws2 = wslib.connect(srv, speak_path(sid2, hkey2))
