@@ -11,10 +11,16 @@
 //   SHRINK_MS (down to MIN_MS): slowly, so a jittery network does not
 //   oscillate;
 // - more than target + DROP_OVER_MS queued (we fell far behind live): whole
-//   frames are dropped from the old end down to the target.
+//   frames are dropped from the old end down to the target;
+// - the queue's low-water mark over each TRIM_WINDOW_S: when even its lowest
+//   point stayed more than TRIM_OVER_MS above the target, audio arrived in a
+//   bunch once and the surplus would otherwise stay as latency for good
+//   (input and output run at the same rate): whole frames worth the surplus
+//   are dropped from the old end.
 const RATE = 48000;
 const MIN_MS = 60, START_MS = 100, MAX_MS = 400, GROW_MS = 20, SHRINK_MS = 10;
 const SHRINK_EVERY_S = 10, DROP_OVER_MS = 200, REPORT_EVERY = 40; // quanta (~107 ms)
+const TRIM_WINDOW_S = 2, TRIM_OVER_MS = 40;
 
 class TribunePlayer extends AudioWorkletProcessor {
   constructor() {
@@ -28,6 +34,8 @@ class TribunePlayer extends AudioWorkletProcessor {
     this.dropped = 0;
     this.cleanQuanta = 0; // render quanta since the last underrun or shrink
     this.quanta = 0;
+    this.lowWater = Infinity; // fewest samples queued in this trim window, while playing
+    this.windowQuanta = 0;
     this.port.onmessage = (e) => this.push(e.data);
   }
 
@@ -42,6 +50,28 @@ class TribunePlayer extends AudioWorkletProcessor {
     this.queued += msg.pcm.length;
     const over = this.queued - ((this.targetMs + DROP_OVER_MS) * RATE) / 1000;
     if (over > 0) this.dropTo((this.targetMs * RATE) / 1000);
+  }
+
+  // Drops whole frames from the old end, at most `samples` in all.
+  dropSome(samples) {
+    while (this.queue.length > 1 && this.queue[0].length - this.head <= samples) {
+      const n = this.queue[0].length - this.head;
+      samples -= n;
+      this.queued -= n;
+      this.queue.shift();
+      this.head = 0;
+      this.dropped++;
+    }
+  }
+
+  // At the end of each trim window: a surplus that never drained goes.
+  trim() {
+    const target = (this.targetMs * RATE) / 1000;
+    const over = (TRIM_OVER_MS * RATE) / 1000;
+    if (this.isPlaying && this.lowWater !== Infinity && this.lowWater > target + over)
+      this.dropSome(this.lowWater - target);
+    this.lowWater = Infinity;
+    this.windowQuanta = 0;
   }
 
   dropTo(samples) {
@@ -79,6 +109,8 @@ class TribunePlayer extends AudioWorkletProcessor {
       }
     }
     for (let c = 1; c < outputs[0].length; c++) outputs[0][c].set(out);
+    if (this.isPlaying) this.lowWater = Math.min(this.lowWater, this.queued);
+    if (++this.windowQuanta >= (TRIM_WINDOW_S * RATE) / need) this.trim();
     if (++this.cleanQuanta >= (SHRINK_EVERY_S * RATE) / need) {
       this.cleanQuanta = 0;
       this.targetMs = Math.max(MIN_MS, this.targetMs - SHRINK_MS);
