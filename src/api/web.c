@@ -80,18 +80,11 @@ static bool tag_equals(const char *t, size_t tlen, const char *etag)
 
 bool web_etag_matches(const char *v, size_t len, const char *etag)
 {
-    size_t i = 0;
-    while (i < len) {
-        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-            i++;
-        size_t start = i;
-        while (i < len && v[i] != ',')
-            i++;
-        size_t end = i;
-        while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
-            end--;
-        if (end - start == 1 && v[start] == '*') return true;
-        if (end > start && tag_equals(v + start, end - start, etag)) return true;
+    size_t pos = 0, il;
+    const char *item;
+    while (http_list_next(v, len, &pos, &item, &il)) {
+        if (il == 1 && item[0] == '*') return true;
+        if (tag_equals(item, il, etag)) return true;
     }
     return false;
 }

@@ -458,6 +458,31 @@ unsigned conn_evict_oldest(unsigned max)
     return n;
 }
 
+bool http_list_next(const char *v, size_t len, size_t *pos, const char **item, size_t *ilen)
+{
+    size_t i = *pos;
+    for (;;) {
+        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        if (i >= len) {
+            *pos = i;
+            return false;
+        }
+        size_t start = i;
+        while (i < len && v[i] != ',')
+            i++;
+        size_t end = i;
+        while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
+            end--;
+        if (end > start) {
+            *pos = i;
+            *item = v + start;
+            *ilen = end - start;
+            return true;
+        }
+    }
+}
+
 const char *conn_header(const struct conn *c, const char *name, size_t *len)
 {
     size_t nlen = strlen(name);

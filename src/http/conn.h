@@ -128,6 +128,11 @@ size_t conn_count(void);
  * counted as refused (evicted). Returns how many were closed. */
 unsigned conn_evict_oldest(unsigned max);
 
+/* Walks the comma-separated elements of a header value (RFC 9110 5.6.1):
+ * each call stores the next non-empty element, trimmed of spaces and tabs, in
+ * *item and *ilen and returns true; false at the end. *pos starts at 0. Pure. */
+bool http_list_next(const char *v, size_t len, size_t *pos, const char **item, size_t *ilen);
+
 /* Finds header `name` (case-insensitive). Returns its value or NULL; *len set. */
 const char *conn_header(const struct conn *c, const char *name, size_t *len);
 static inline const char *conn_str(const struct conn *c, struct span s)

@@ -29,19 +29,10 @@ void ws_accept_key(const char *key, size_t len, char out[29])
 /* Does the comma-separated header value `v` hold `token` (case-insensitive)? */
 static int has_token(const char *v, size_t len, const char *token)
 {
-    size_t tl = strlen(token);
-    size_t i = 0;
-    while (i < len) {
-        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-            i++;
-        size_t start = i;
-        while (i < len && v[i] != ',')
-            i++;
-        size_t end = i;
-        while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
-            end--;
-        if (end - start == tl && strncasecmp(v + start, token, tl) == 0) return 1;
-    }
+    size_t tl = strlen(token), pos = 0, il;
+    const char *item;
+    while (http_list_next(v, len, &pos, &item, &il))
+        if (il == tl && strncasecmp(item, token, tl) == 0) return 1;
     return 0;
 }
 

@@ -164,36 +164,34 @@ static void on_body(struct player *p, const uint8_t *buf, size_t len, int64_t no
     }
 }
 
-/* Reads the head; returns the bytes it used, or -1 with c->reason set. A
- * status outside [lo, hi] is a refusal. */
-static ssize_t read_head(struct load_conn *c, struct player *p, const uint8_t *buf, size_t len,
-                         int lo, int hi)
+/* Reads the response head while it is not complete, and moves *buf and *len
+ * past it. Returns CLOSE_NONE, or the reason to close (c->reason set too): a
+ * malformed head, or a status outside [lo, hi] (a refusal). */
+static int read_head(struct load_conn *c, struct player *p, uint8_t **buf, size_t *len, int lo,
+                     int hi)
 {
-    ssize_t n = http_head_parse(&p->head, buf, len);
+    if (c->status != 0) return CLOSE_NONE;
+    ssize_t n = http_head_parse(&p->head, *buf, *len);
 
-    if (n == -2) return (ssize_t)len;
-    if (n < 0) {
-        c->reason = CLOSE_PROTO;
-        return -1;
+    if (n == -2) {
+        n = (ssize_t)*len; /* all of it is head so far */
+    } else if (n < 0) {
+        return c->reason = CLOSE_PROTO;
+    } else {
+        c->status = p->head.status;
+        if (c->status < lo || c->status > hi) return c->reason = CLOSE_REFUSED;
     }
-    c->status = p->head.status;
-    if (c->status < lo || c->status > hi) {
-        c->reason = CLOSE_REFUSED;
-        return -1;
-    }
-    return n;
+    *buf += n;
+    *len -= (size_t)n;
+    return CLOSE_NONE;
 }
 
 static int on_data(struct load_conn *c, uint8_t *buf, size_t len, int64_t now_us)
 {
     struct player *p = player_of(c);
+    int r = read_head(c, p, &buf, &len, 200, 299);
 
-    if (c->status == 0) {
-        ssize_t n = read_head(c, p, buf, len, 200, 299);
-        if (n < 0) return c->reason;
-        buf += n;
-        len -= (size_t)n;
-    }
+    if (r != CLOSE_NONE) return r;
     if (p->head.is_chunked && len > 0) {
         ssize_t n = http_chunked_decode(&p->u.ogg.chunked, buf, len);
         if (n < 0) return CLOSE_PROTO;
@@ -415,14 +413,9 @@ static int ws_body(struct player *p, const uint8_t *buf, size_t len, int64_t now
 static int ws_on_data(struct load_conn *c, uint8_t *buf, size_t len, int64_t now_us)
 {
     struct player *p = player_of(c);
+    int r = read_head(c, p, &buf, &len, 101, 101);
 
-    if (c->status == 0) {
-        ssize_t n = read_head(c, p, buf, len, 101, 101);
-        if (n < 0) return c->reason;
-        buf += n;
-        len -= (size_t)n;
-    }
-    return ws_body(p, buf, len, now_us);
+    return r != CLOSE_NONE ? r : ws_body(p, buf, len, now_us);
 }
 
 const struct client_ops ws_player_ops = {
