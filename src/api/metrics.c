@@ -269,6 +269,30 @@ static int render_hist(struct prom_buf *b, const char *name, const char *help,
     return err;
 }
 
+/* The HLS files the master answered (every space): requests by kind (any
+ * status: 200, 304, 404 gone, 503 not ready) and body bytes sent. */
+static int render_hls(struct prom_buf *b, const struct hls_stats *h)
+{
+    int err = prom_family_begin(b, "tribune_hls_requests_total", PROM_COUNTER,
+                                "HLS requests answered by the master, by kind (playlist, init, "
+                                "segment), whatever the status; a cache in front absorbs the "
+                                "players' requests.");
+    for (int k = 0; err == 0 && k < HLS_KIND_N; k++)
+        err = prom_sample(
+            b, NULL,
+            (struct prom_label[]){{"kind", api_hls_kind_name((enum hls_kind)k)}, {NULL, NULL}},
+            (double)h->requests[k]);
+    if (err == 0)
+        err = prom_family_begin(b, "tribune_hls_bytes_total", PROM_COUNTER,
+                                "Body bytes of the HLS files the master sent, by kind.");
+    for (int k = 0; err == 0 && k < HLS_KIND_N; k++)
+        err = prom_sample(
+            b, NULL,
+            (struct prom_label[]){{"kind", api_hls_kind_name((enum hls_kind)k)}, {NULL, NULL}},
+            (double)h->bytes[k]);
+    return err;
+}
+
 int metrics_render(struct prom_buf *b, const struct metrics_node *node,
                    const struct metrics_space *sp, size_t n)
 {
@@ -323,6 +347,7 @@ int metrics_render(struct prom_buf *b, const struct metrics_node *node,
         err = prom_gauge(b, "tribune_recordings_failing",
                          "Recordings that cannot be written now (the node's recording alarm).",
                          NULL, node->recordings_failing);
+    if (err == 0) err = render_hls(b, &node->hls);
     if (err == 0)
         err = prom_counter(b, "tribune_worker_restarts_total",
                            "Delivery workers restarted after dying.", NULL,
@@ -372,6 +397,7 @@ void api_metrics(struct node *n, struct conn *c)
         i++;
     }
     struct metrics_node node = {.chunk_ms = n->cfg.chunk_ms, .refusals = refusals};
+    api_hls_stats(&node.hls);
     if (n->recorder) {
         node.recorder = 1;
         node.recordings_failing = recorder_failing(n->recorder);

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "api/hls.h"
 #include "deliver/feed.h"
 #include "metrics/prom.h"
 #include "metrics/refusals.h"
@@ -55,6 +56,7 @@ struct metrics_node {
     struct refusals refusals; /* the master's and every running worker's */
     int recorder;             /* 1 recording on, 0 off */
     unsigned recordings_failing;
+    struct hls_stats hls; /* HLS files answered by the master (api/hls.h) */
 };
 
 /* The content type of the body. */

@@ -75,6 +75,7 @@ static void space_free(struct space *s)
     feed_fini(&s->ogg);
     feed_fini(&s->ws);
     ws_pkg_fini(&s->wspkg);
+    hls_pkg_fini(&s->hls);
     feed_fini(&s->monitor);
     demo_source_free(s->builtin);
     list_remove(&s->node);
@@ -263,6 +264,7 @@ static struct space *space_new(struct spaces *ss, const struct space_record *rec
     }
     s->ws.is_ws = true;
     ws_pkg_init(&s->wspkg, &s->ws, rec->id, FEED_WS_CHUNK_MS);
+    hls_pkg_init(&s->hls, HLS_PART_MS, HLS_SEGMENT_MS);
     if (feed_init(&s->monitor, ss->loop, ring, burst, feed_ogg_response_head) < 0 ||
         program_init(&s->program, ss->loop, &s->ogg, (int)chunk_ms) < 0 ||
         program_set_monitor(&s->program, &s->monitor, (int)chunk_ms) < 0 ||
@@ -278,6 +280,7 @@ static struct space *space_new(struct spaces *ss, const struct space_record *rec
     bool is_live = rec->state == SPACE_LIVE;
     program_set_on_air(&s->program, is_live);
     s->program.ws = &s->wspkg; /* before the program starts (program_attach) */
+    s->program.hls = &s->hls;
     feed_set_live(&s->ogg, is_live);
     feed_set_live(&s->ws, is_live);
     feed_set_live(&s->monitor, true);
@@ -415,6 +418,7 @@ void space_end(struct space *s)
     close_speakers(s);
     program_set_on_air(&s->program, false);
     program_stop(&s->program);
+    hls_pkg_end(&s->hls); /* the playlist ends (EXT-X-ENDLIST) */
     record_stop(s);
     feed_end(&s->ogg);
     feed_end(&s->ws);

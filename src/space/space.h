@@ -70,6 +70,7 @@ struct space {
     struct feed monitor;                          /* the host's monitor: the mix in any state */
     struct feed ws;                               /* WebSocket listeners (GET /spaces/{id}/ws) */
     struct ws_pkg wspkg;                          /* private: the program into `ws` */
+    struct hls_pkg hls;                           /* read-only: the program as HLS */
     struct recording *recording;                  /* read-only: while live and recorded */
     struct mixer *mixer;                          /* private */
     struct speaker *speakers[SPACE_SPEAKERS_MAX]; /* read-only: connected, NULL = free slot */
