@@ -160,19 +160,24 @@ def main():
     st, _, _ = http(srv, "GET", "/spaces/nosuchspace/hls/live.m3u8")
     check(st == 404, "an unknown space's playlist -> %d" % st)
 
-    pub_wall = time.time()
     pub = ffmpeg_publish(srv, sid, key, 40)
-    wait_until(lambda: http(srv, "GET", base + "live.m3u8")[0] == 200, 10, "the first segment")
+
+    def is_live():
+        st, _, obj = http_json(srv, "GET", "/api/spaces/%s" % sid)
+        return st == 200 and obj.get("state") == "live" and obj.get("has_publisher")
+    wait_until(is_live, 15, "the space live with its publisher")
+    live_wall = time.time()
+    wait_until(lambda: http(srv, "GET", base + "live.m3u8")[0] == 200, 10, "the first segment", interval=0.1)
     hd, pl, _ = get_playlist(srv, base)
     check("application/vnd.apple.mpegurl" in hd.get("content-type", ""), "playlist type %r" % hd)
     check_cache_headers(hd, "playlist", False)
     first_seq = pl["seq"] + len(pl["segments"])
 
-    # Wait until a player starting three segments back hears only the publisher's tone (its
-    # jitter buffer fills 0.5 s after it connects): PDT of that segment >= publish time + 1.5 s.
+    # Wait until a player starting three segments back hears only the publisher's tone (on the
+    # air once its jitter buffer holds 0.5 s): PDT of that segment >= the time it went live + 1 s.
     def tone_window():
         _, p, _ = get_playlist(srv, base)
-        return len(p["segments"]) >= 3 and p["segments"][-3]["pdt"] >= pub_wall + 1.5
+        return len(p["segments"]) >= 3 and p["segments"][-3]["pdt"] >= live_wall + 1.0
     wait_until(tone_window, 20, "three segments of the publisher's tone", interval=0.2)
     hd, pl, now = get_playlist(srv, base)
     check(pl["seq"] + len(pl["segments"]) > first_seq, "media sequence did not grow: %d then %r" % (first_seq, pl))
