@@ -1,6 +1,8 @@
 /* HLS files of a space: see hls.h. */
 #include "api/hls.h"
 
+#include <cJSON.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -11,6 +13,7 @@
 #include "http/conn.h"
 #include "http/route.h"
 #include "metrics/refusals.h"
+#include "space/beacons.h"
 #include "space/space.h"
 
 static struct hls_stats stats;
@@ -105,4 +108,65 @@ void api_hls(struct node *n, struct conn *c, const char *id, size_t idlen, const
     }
     snprintf(etag, sizeof(etag), "\"%s-%" PRIu64 "\"", p->run, msn);
     respond(c, HLS_KIND_SEGMENT, media_type, immutable, etag, seg->data, seg->len);
+}
+
+/* The beacon's fields, checked: 0, or -EINVAL with *why set. */
+static int parse_beacon(const cJSON *j, const char **session, bool *is_playing, double *buffered,
+                        uint32_t *stalls, const char **why)
+{
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "session");
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "playing");
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(j, "buffered_s");
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(j, "stalls");
+    *why = "session must be 8 to 64 characters of A-Z a-z 0-9 _ -";
+    if (!cJSON_IsString(s) || !beacons_session_is_valid(s->valuestring, strlen(s->valuestring)))
+        return -EINVAL;
+    *why = "playing must be true or false";
+    if (!cJSON_IsBool(p)) return -EINVAL;
+    *why = "buffered_s must be a number from 0 to 3600";
+    if (b && (!cJSON_IsNumber(b) || !(b->valuedouble >= 0 && b->valuedouble <= 3600)))
+        return -EINVAL;
+    *why = "stalls must be a whole number from 0";
+    if (st && (!cJSON_IsNumber(st) || !(st->valuedouble >= 0 && st->valuedouble <= 4e9) ||
+               st->valuedouble != (double)(uint32_t)st->valuedouble))
+        return -EINVAL;
+    *session = s->valuestring;
+    *is_playing = cJSON_IsTrue(p);
+    *buffered = b ? b->valuedouble : 0;
+    *stalls = st ? (uint32_t)st->valuedouble : 0;
+    return 0;
+}
+
+void api_beacon(struct node *n, struct conn *c, const char *id, size_t idlen)
+{
+    struct space *s = spaces_get(&n->spaces, id, idlen);
+    if (!s) {
+        conn_respond_error(c, 404, "no such space");
+        return;
+    }
+    if (s->rec.state == SPACE_ENDED) {
+        conn_respond_error(c, 410, "this space has ended");
+        return;
+    }
+    cJSON *j = c->body ? cJSON_ParseWithLength(c->body, c->body_len) : NULL;
+    const char *session = NULL, *why = "the body must be a JSON object";
+    bool is_playing = false;
+    double buffered = 0;
+    uint32_t stalls = 0;
+    int err = cJSON_IsObject(j) ? parse_beacon(j, &session, &is_playing, &buffered, &stalls, &why)
+                                : -EINVAL;
+    if (err == 0)
+        err = beacons_note(&s->beacons, session, strlen(session), loop_now_ms(n->loop), is_playing,
+                           buffered, stalls);
+    cJSON_Delete(j);
+    if (err == -EINVAL) {
+        conn_respond_error(c, 400, why);
+    } else if (err < 0) {
+        static const char body[] = "{\"error\": \"too many HLS sessions in this space\"}\n";
+        conn_respond(c, 503, "application/json", "Retry-After: 10\r\n", body, sizeof(body) - 1);
+    } else {
+        static const char body[] = "{\"interval_s\": 10, \"expires_s\": 30}\n";
+        conn_respond(c, 200, "application/json", "Access-Control-Allow-Origin: *\r\n", body,
+                     sizeof(body) - 1);
+    }
 }

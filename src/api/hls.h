@@ -37,6 +37,12 @@ struct hls_stats {
 /* Answers `name` (len bytes) of space `id` (idlen bytes) on `c`. */
 void api_hls(struct node *n, struct conn *c, const char *id, size_t idlen, const char *name,
              size_t len);
+/* POST /api/spaces/{id}/beacon {"session": S, "playing": B, "buffered_s": N,
+ * "stalls": N}: an HLS player says it plays (space/beacons.h), every 10 s.
+ * 200 {"interval_s", "expires_s"}; 400 for a bad body, 404, 410 once ended,
+ * 503 when the space holds BEACONS_MAX sessions. No key: a beacon only
+ * counts, and a session that stops beaconing is forgotten in 30 s. */
+void api_beacon(struct node *n, struct conn *c, const char *id, size_t idlen);
 /* This process's counters. */
 void api_hls_stats(struct hls_stats *out);
 /* "playlist", "init", "segment". */

@@ -54,7 +54,8 @@ enum route_id {
     R_RECORDING_INFO,
     R_RECORDINGS,
     R_WS_SPEAK,
-    R_HLS
+    R_HLS,
+    R_BEACON
 };
 
 static const struct route routes[] = {
@@ -91,6 +92,7 @@ static const struct route routes[] = {
     {"/api/recordings", ROUTE_GET | ROUTE_HEAD, R_RECORDINGS},
     {"/spaces/{}/speak", ROUTE_GET, R_WS_SPEAK},
     {"/spaces/{}/hls/{}", ROUTE_GET | ROUTE_HEAD, R_HLS},
+    {"/api/spaces/{}/beacon", ROUTE_POST, R_BEACON},
 };
 
 static void handle_listen(struct node *n, struct conn *c, const struct route_match *m)
@@ -475,6 +477,9 @@ void node_on_request(struct conn *c)
         break;
     case R_HLS:
         api_hls(n, c, m.captures[0].s, m.captures[0].len, m.captures[1].s, m.captures[1].len);
+        break;
+    case R_BEACON:
+        api_beacon(n, c, m.captures[0].s, m.captures[0].len);
         break;
     case R_LIVE:
         api_live(n, c, m.captures[0].s, m.captures[0].len);

@@ -150,6 +150,44 @@ def play_and_check_tone(srv, base):
     check(good >= 0.95 * total, "the tone is missing: 440 Hz dominant in only %d of %d windows" % (good, total))
 
 
+def format_listeners(srv, sid, fmt):
+    st, _, body = http(srv, "GET", "/metrics")
+    check(st == 200, "GET /metrics -> %d" % st)
+    out = {}
+    for m in re.finditer(r'^tribune_format_listeners\{space="%s",format="%s",state="(\w+)"\} (\d+)' % (sid, fmt),
+                         body.decode(), re.M):
+        out[m.group(1)] = int(m.group(2))
+    return out
+
+
+def check_beacons(srv, sid):
+    """20 players beacon (twice each: deduplicated); one stalls, one pauses."""
+    path = "/api/spaces/%s/beacon" % sid
+    for rnd in range(2):
+        for i in range(20):
+            b = {"session": "player-%04d" % i, "playing": i != 1, "buffered_s": 4.5,
+                 "stalls": 1 if (i == 0 and rnd == 1) else 0}
+            st, hd, obj = http_json(srv, "POST", path, b)
+            check(st == 200 and obj.get("interval_s") == 10, "beacon %r -> %d %r" % (b, st, obj))
+    st, _, obj = http_json(srv, "GET", "/api/spaces/%s" % sid)
+    lis = obj["listeners"]
+    check(lis["hearing"] == 18 and lis["lagging"] == 1 and lis["waiting"] == 1,
+          "20 beaconing players (one stalled, one paused) in the space's listeners: %r" % lis)
+    f = format_listeners(srv, sid, "hls")
+    check(f == {"waiting": 1, "hearing": 18, "lagging": 1}, "tribune_format_listeners format=hls %r" % f)
+    check(format_listeners(srv, sid, "ogg").get("hearing") == 0, "HLS players counted as ogg listeners")
+    bad = [None, "[]", {"playing": True}, {"session": "short", "playing": True},
+           {"session": "player/../x", "playing": True}, {"session": "player-0001", "playing": "yes"},
+           {"session": "player-0001", "playing": True, "buffered_s": -1},
+           {"session": "player-0001", "playing": True, "stalls": 1.5}]
+    for b in bad:
+        st, _, _ = http(srv, "POST", path, b.encode() if isinstance(b, str) else b)
+        check(st == 400, "beacon %r -> %d (want 400)" % (b, st))
+    st, _, _ = http_json(srv, "POST", "/api/spaces/nosuchspace/beacon", {"session": "player-0000", "playing": True})
+    check(st == 404, "a beacon to an unknown space -> %d" % st)
+    log("beacons: 20 sessions x 2 beacons -> %r in the space's listeners" % f)
+
+
 def main():
     srv = Server(extra=["--workers", "1"]).start()
     sid, key = create_space(srv, "HLS test")
@@ -241,12 +279,17 @@ def main():
     log("metrics: %d segment requests (%d bytes), %d playlist requests" % (n_seg, b_seg, n_pl))
     check(n_seg >= 5 and b_seg >= 4 * len(sbody) and n_pl >= 5, "HLS metrics too low")
 
+    check_beacons(srv, sid)
+
     st, _, _ = http_json(srv, "POST", "/api/spaces/%s/end" % sid, headers=bearer(key))
     check(st == 200, "end -> %d" % st)
     hd, pl, _ = get_playlist(srv, base)
     check(pl["ended"], "the ended space's playlist lacks #EXT-X-ENDLIST")
     st, _, b = http(srv, "GET", base + pl["segments"][-1]["uri"])
     check(st == 200 and b[4:8] == b"moof", "the ended space's last segment -> %d" % st)
+    st, _, _ = http_json(srv, "POST", "/api/spaces/%s/beacon" % sid,
+                         {"session": "player-0000", "playing": True})
+    check(st == 410, "a beacon to an ended space -> %d" % st)
     pub.wait(10)
     srv.stop()
 
