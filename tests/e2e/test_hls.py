@@ -16,6 +16,9 @@ HLS request is handed from a worker to the master):
   - a segment of another run, one far ahead, malformed names and traversal spellings: 404 or 400,
     and no file's bytes;
   - tribune_hls_requests_total and tribune_hls_bytes_total in /metrics count what was served;
+  - beacons (POST /api/spaces/{id}/beacon): 20 sessions, each twice (deduplicated), one stalled and
+    one paused: 18 hearing, 1 lagging, 1 waiting in GET /api/spaces/{id} and in
+    tribune_format_listeners{format="hls"}; bad bodies 400, an unknown space 404, 410 once ended;
   - the space ended: the playlist ends with #EXT-X-ENDLIST and its segments are still served.
 The HLS latency is reported from program date-times (PDT vs the wall clock when the playlist was
 fetched): how old the live edge is, and how far behind the live edge a player that starts three
