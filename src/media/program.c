@@ -85,10 +85,13 @@ static void emit(struct program *p, const uint8_t *data, size_t len, int samples
     int err = ogg_pkg_packet(&p->pkg, out, out_len, samples);
     if (err == 0 && p->ws)
         err = ws_pkg_packet(p->ws, out, out_len, samples, (uint64_t)p->pkg.granule);
-    if (err == 0 && p->hls) err = hls_pkg_packet(p->hls, out, out_len, samples);
     if (err == 0 && p->has_monitor) err = ogg_pkg_packet(&p->monitor, data, len, samples);
+    /* HLS apart: a packet it cannot take (out of memory, or over its size
+     * bound) costs HLS players that packet, never the other formats */
+    int hls_err = p->hls ? hls_pkg_packet(p->hls, out, out_len, samples) : 0;
     if (p->is_on_air && p->on_air) p->on_air(p, data, len, samples);
     if (err < 0) log_limited(LOG_ERROR, 1, "program: out of memory");
+    if (hls_err < 0) log_limited(LOG_WARN, 1, "program: HLS lost a packet: %s", strerror(-hls_err));
 }
 
 /* True when the attached source may be read: its jitter buffer filled since

@@ -9,7 +9,9 @@
 
 #include "pkg/fmp4.h"
 
-enum { SAMPLES_PER_MS = 48, MAX_PACKET = 4000 };
+/* The largest Opus packet: 48 frames (120 ms) of at most 1275 bytes each,
+ * with its framing (RFC 6716, 3.2.5). */
+enum { SAMPLES_PER_MS = 48, MAX_PACKET = 48 * 1275 + 100 };
 
 void hls_pkg_init(struct hls_pkg *p, int part_ms, int segment_ms)
 {
