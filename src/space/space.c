@@ -51,6 +51,7 @@ int spaces_init(struct spaces *ss, struct loop *loop, struct registry *reg,
     ss->cfg = cfg;
     ss->fleet = NULL;
     ss->recorder = NULL;
+    ss->sweeps = 0;
     timer_init(&ss->sweep, on_sweep);
     timer_start(loop, &ss->sweep, loop_now_ms(loop) + SWEEP_MS);
     return 0;
@@ -156,11 +157,11 @@ void space_stats(const struct space *s, struct feed_stats *out)
     add_counters(out, &s->retired);
     for (int w = 0; w < FLEET_MAX; w++)
         add_all(out, &s->wstats[w]);
-    struct feed_stats ws;
-    space_stats_ws(s, &ws);
-    add_all(out, &ws);
-    space_stats_hls(s, &ws);
-    add_all(out, &ws);
+    struct feed_stats part;
+    space_stats_ws(s, &part);
+    add_all(out, &part);
+    space_stats_hls(s, &part);
+    add_all(out, &part);
 }
 
 void space_mix_stats(const struct space *s, struct space_mix_stats *out)
