@@ -107,25 +107,32 @@ static int render_dropped(struct prom_buf *b, const struct metrics_space *sp, si
     return err;
 }
 
-/* The WebSocket listeners' share (format="ws"): already in every total above. */
+/* The WebSocket listeners' share (format="ws") and the HLS players'
+ * (format="hls", from beacons): already in every total above. */
 static int render_ws(struct prom_buf *b, const struct metrics_space *sp, size_t n)
 {
-    int err = prom_family_begin(b, "tribune_format_listeners", PROM_GAUGE,
-                                "Listeners by delivery format and state: format ogg "
-                                "(live.opus) or ws (GET /spaces/{id}/ws); the two add up to "
-                                "tribune_listeners." ACROSS);
+    int err =
+        prom_family_begin(b, "tribune_format_listeners", PROM_GAUGE,
+                          "Listeners by delivery format and state: format ogg "
+                          "(live.opus), ws (GET /spaces/{id}/ws) or hls (players counted "
+                          "from their beacons); the three add up to tribune_listeners." ACROSS);
     for (size_t i = 0; err == 0 && i < n; i++) {
         const char *names[] = {"waiting", "hearing", "lagging"};
-        const struct feed_stats *t = &sp[i].st, *w = &sp[i].ws;
+        const struct feed_stats *t = &sp[i].st, *w = &sp[i].ws, *h = &sp[i].hls;
         uint64_t wv[] = {w->waiting, w->hearing, w->lagging};
+        uint64_t hv[] = {h->waiting, h->hearing, h->lagging};
         uint64_t tv[] = {t->waiting, t->hearing, t->lagging};
         for (int k = 0; err == 0 && k < 3; k++) {
             struct prom_label lo[] = {
                 {"space", sp[i].id}, {"format", "ogg"}, {"state", names[k]}, {NULL, NULL}};
             struct prom_label lw[] = {
                 {"space", sp[i].id}, {"format", "ws"}, {"state", names[k]}, {NULL, NULL}};
-            err = prom_sample(b, NULL, lo, (double)(tv[k] >= wv[k] ? tv[k] - wv[k] : 0));
+            struct prom_label lh[] = {
+                {"space", sp[i].id}, {"format", "hls"}, {"state", names[k]}, {NULL, NULL}};
+            uint64_t other = wv[k] + hv[k];
+            err = prom_sample(b, NULL, lo, (double)(tv[k] >= other ? tv[k] - other : 0));
             if (err == 0) err = prom_sample(b, NULL, lw, (double)wv[k]);
+            if (err == 0) err = prom_sample(b, NULL, lh, (double)hv[k]);
         }
     }
     if (err == 0)
@@ -269,6 +276,30 @@ static int render_hist(struct prom_buf *b, const char *name, const char *help,
     return err;
 }
 
+/* The HLS files the master answered (every space): requests by kind (any
+ * status: 200, 304, 404 gone, 503 not ready) and body bytes sent. */
+static int render_hls(struct prom_buf *b, const struct hls_stats *h)
+{
+    int err = prom_family_begin(b, "tribune_hls_requests_total", PROM_COUNTER,
+                                "HLS requests answered by the master, by kind (playlist, init, "
+                                "segment), whatever the status; a cache in front absorbs the "
+                                "players' requests.");
+    for (int k = 0; err == 0 && k < HLS_KIND_N; k++)
+        err = prom_sample(
+            b, NULL,
+            (struct prom_label[]){{"kind", api_hls_kind_name((enum hls_kind)k)}, {NULL, NULL}},
+            (double)h->requests[k]);
+    if (err == 0)
+        err = prom_family_begin(b, "tribune_hls_bytes_total", PROM_COUNTER,
+                                "Body bytes of the HLS files the master sent, by kind.");
+    for (int k = 0; err == 0 && k < HLS_KIND_N; k++)
+        err = prom_sample(
+            b, NULL,
+            (struct prom_label[]){{"kind", api_hls_kind_name((enum hls_kind)k)}, {NULL, NULL}},
+            (double)h->bytes[k]);
+    return err;
+}
+
 int metrics_render(struct prom_buf *b, const struct metrics_node *node,
                    const struct metrics_space *sp, size_t n)
 {
@@ -323,6 +354,7 @@ int metrics_render(struct prom_buf *b, const struct metrics_node *node,
         err = prom_gauge(b, "tribune_recordings_failing",
                          "Recordings that cannot be written now (the node's recording alarm).",
                          NULL, node->recordings_failing);
+    if (err == 0) err = render_hls(b, &node->hls);
     if (err == 0)
         err = prom_counter(b, "tribune_worker_restarts_total",
                            "Delivery workers restarted after dying.", NULL,
@@ -348,6 +380,7 @@ void api_metrics(struct node *n, struct conn *c)
         sp[i].id = s->rec.id;
         space_stats(s, &sp[i].st);
         space_stats_ws(s, &sp[i].ws);
+        space_stats_hls(s, &sp[i].hls);
         sp[i].peak_hearing = s->peak_hearing;
         sp[i].state = space_state_name(s->rec.state);
         struct space_mix_stats mx;
@@ -372,6 +405,7 @@ void api_metrics(struct node *n, struct conn *c)
         i++;
     }
     struct metrics_node node = {.chunk_ms = n->cfg.chunk_ms, .refusals = refusals};
+    api_hls_stats(&node.hls);
     if (n->recorder) {
         node.recorder = 1;
         node.recordings_failing = recorder_failing(n->recorder);

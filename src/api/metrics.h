@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "api/hls.h"
 #include "deliver/feed.h"
 #include "metrics/prom.h"
 #include "metrics/refusals.h"
@@ -25,9 +26,10 @@ struct conn;
 
 /* One space's numbers, collected before rendering. */
 struct metrics_space {
-    const char *id;       /* borrowed */
-    struct feed_stats st; /* summed over the master and the workers */
-    struct feed_stats ws; /* of which WebSocket listeners (space_stats_ws) */
+    const char *id;        /* borrowed */
+    struct feed_stats st;  /* summed over the master and the workers */
+    struct feed_stats ws;  /* of which WebSocket listeners (space_stats_ws) */
+    struct feed_stats hls; /* of which HLS players, from their beacons (space_stats_hls) */
     uint64_t peak_hearing;
     const char *state;         /* "scheduled", "green", "live", "ended" (NULL: not shown) */
     unsigned speakers;         /* connected now */
@@ -55,6 +57,7 @@ struct metrics_node {
     struct refusals refusals; /* the master's and every running worker's */
     int recorder;             /* 1 recording on, 0 off */
     unsigned recordings_failing;
+    struct hls_stats hls; /* HLS files answered by the master (api/hls.h) */
 };
 
 /* The content type of the body. */

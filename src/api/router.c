@@ -11,6 +11,7 @@
 
 #include "api/api.h"
 #include "api/events.h"
+#include "api/hls.h"
 #include "api/metrics.h"
 #include "api/node.h"
 #include "api/web.h"
@@ -52,7 +53,9 @@ enum route_id {
     R_RECORDING,
     R_RECORDING_INFO,
     R_RECORDINGS,
-    R_WS_SPEAK
+    R_WS_SPEAK,
+    R_HLS,
+    R_BEACON
 };
 
 static const struct route routes[] = {
@@ -88,6 +91,8 @@ static const struct route routes[] = {
     {"/api/spaces/{}/recording", ROUTE_GET | ROUTE_HEAD, R_RECORDING_INFO},
     {"/api/recordings", ROUTE_GET | ROUTE_HEAD, R_RECORDINGS},
     {"/spaces/{}/speak", ROUTE_GET, R_WS_SPEAK},
+    {"/spaces/{}/hls/{}", ROUTE_GET | ROUTE_HEAD, R_HLS},
+    {"/api/spaces/{}/beacon", ROUTE_POST, R_BEACON},
 };
 
 static void handle_listen(struct node *n, struct conn *c, const struct route_match *m)
@@ -469,6 +474,12 @@ void node_on_request(struct conn *c)
         break;
     case R_WS_SPEAK:
         handle_speak(n, c, &m);
+        break;
+    case R_HLS:
+        api_hls(n, c, m.captures[0].s, m.captures[0].len, m.captures[1].s, m.captures[1].len);
+        break;
+    case R_BEACON:
+        api_beacon(n, c, m.captures[0].s, m.captures[0].len);
         break;
     case R_LIVE:
         api_live(n, c, m.captures[0].s, m.captures[0].len);

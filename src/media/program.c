@@ -47,6 +47,14 @@ static int make_silence(struct program *p, int channels)
     return 0;
 }
 
+/* Milliseconds since the epoch (the HLS run's program date-time). */
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int program_start(struct program *p, int channels)
 {
     if (channels < 1 || channels > 2) channels = channels > 2 ? 2 : 1;
@@ -55,6 +63,8 @@ static int program_start(struct program *p, int channels)
     err = ogg_pkg_start(&p->pkg, channels, "Tribune");
     if (err < 0) return err;
     if (p->ws && (err = ws_pkg_start(p->ws, channels)) < 0) return err;
+    if (p->hls && (err = hls_pkg_start(p->hls, channels, OGG_PKG_PRE_SKIP, wall_ms())) < 0)
+        return err;
     if (p->has_monitor && (err = ogg_pkg_start(&p->monitor, channels, "Tribune monitor")) < 0)
         return err;
     p->channels = channels;
@@ -76,8 +86,12 @@ static void emit(struct program *p, const uint8_t *data, size_t len, int samples
     if (err == 0 && p->ws)
         err = ws_pkg_packet(p->ws, out, out_len, samples, (uint64_t)p->pkg.granule);
     if (err == 0 && p->has_monitor) err = ogg_pkg_packet(&p->monitor, data, len, samples);
+    /* HLS apart: a packet it cannot take (out of memory, or over its size
+     * bound) costs HLS players that packet, never the other formats */
+    int hls_err = p->hls ? hls_pkg_packet(p->hls, out, out_len, samples) : 0;
     if (p->is_on_air && p->on_air) p->on_air(p, data, len, samples);
     if (err < 0) log_limited(LOG_ERROR, 1, "program: out of memory");
+    if (hls_err < 0) log_limited(LOG_WARN, 1, "program: HLS lost a packet: %s", strerror(-hls_err));
 }
 
 /* True when the attached source may be read: its jitter buffer filled since

@@ -16,6 +16,7 @@
  * wall-clock pace, one jitter buffer behind the publisher.
  *
  *   source (publisher queue, demo generator) --pull--> program --> ogg_pkg --> feed
+ *                                                                 (+ ws_pkg, hls_pkg)
  *
  * The program starts (emits its header) when its first source attaches; its
  * channel count is that source's (1 or 2) for the program's whole life.
@@ -29,6 +30,7 @@
 #include <stdint.h>
 
 #include "core/loop.h"
+#include "pkg/hls_pkg.h"
 #include "pkg/ogg_pkg.h"
 #include "pkg/ws_pkg.h"
 
@@ -76,6 +78,9 @@ struct program {
     /* public, optional (set before the program starts): the WebSocket
      * packager, fed the same packets as the Ogg one, stamped with its granule */
     struct ws_pkg *ws;
+    /* public, optional (set before the program starts): the HLS packager, fed
+     * the same packets; its run starts with the program, at wall-clock now */
+    struct hls_pkg *hls;
 };
 
 int program_init(struct program *p, struct loop *loop, struct feed *feed, int chunk_ms);

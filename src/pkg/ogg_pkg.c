@@ -8,7 +8,7 @@
 #include "deliver/chunk.h"
 #include "deliver/feed.h"
 
-enum { PRE_SKIP = 312, SAMPLE_RATE = 48000 };
+enum { PRE_SKIP = OGG_PKG_PRE_SKIP, SAMPLE_RATE = 48000 };
 
 size_t opus_head_emit(uint8_t out[19], int channels, uint16_t pre_skip)
 {

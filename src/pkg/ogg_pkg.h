@@ -17,6 +17,9 @@
 
 struct feed;
 
+/* The pre-skip every program stream announces in its OpusHead (samples). */
+enum { OGG_PKG_PRE_SKIP = 312 };
+
 struct ogg_pkg {
     ogg_stream_state os;    /* private */
     struct feed *feed;      /* private: where chunks go */

@@ -29,6 +29,7 @@ static void on_sweep(struct timer *t)
         feed_sweep(&s->ogg);
         feed_sweep(&s->ws);
         feed_sweep(&s->monitor);
+        if (ss->sweeps % 10 == 0) beacons_sweep(&s->beacons, loop_now_ms(ss->loop));
         struct feed_stats st;
         space_stats(s, &st);
         if (st.hearing > s->peak_hearing) s->peak_hearing = st.hearing;
@@ -37,6 +38,7 @@ static void on_sweep(struct timer *t)
             if (sp && sp->pub) publisher_sweep(sp->pub);
         }
     }
+    ss->sweeps++;
     timer_start(ss->loop, t, loop_now_ms(ss->loop) + SWEEP_MS);
 }
 
@@ -49,6 +51,7 @@ int spaces_init(struct spaces *ss, struct loop *loop, struct registry *reg,
     ss->cfg = cfg;
     ss->fleet = NULL;
     ss->recorder = NULL;
+    ss->sweeps = 0;
     timer_init(&ss->sweep, on_sweep);
     timer_start(loop, &ss->sweep, loop_now_ms(loop) + SWEEP_MS);
     return 0;
@@ -75,6 +78,8 @@ static void space_free(struct space *s)
     feed_fini(&s->ogg);
     feed_fini(&s->ws);
     ws_pkg_fini(&s->wspkg);
+    hls_pkg_fini(&s->hls);
+    beacons_fini(&s->beacons);
     feed_fini(&s->monitor);
     demo_source_free(s->builtin);
     list_remove(&s->node);
@@ -134,15 +139,29 @@ void space_stats_ws(const struct space *s, struct feed_stats *out)
         add_all(out, &s->ws_wstats[w]);
 }
 
+void space_stats_hls(const struct space *s, struct feed_stats *out)
+{
+    const struct beacons *b = &s->beacons;
+    memset(out, 0, sizeof(*out));
+    out->listeners = b->count;
+    out->waiting = b->by_state[BEACON_WAITING];
+    out->hearing = b->by_state[BEACON_HEARING];
+    out->lagging = b->by_state[BEACON_LAGGING];
+    out->joined = b->joined;
+    out->left = b->left;
+}
+
 void space_stats(const struct space *s, struct feed_stats *out)
 {
     *out = s->ogg.stats;
     add_counters(out, &s->retired);
     for (int w = 0; w < FLEET_MAX; w++)
         add_all(out, &s->wstats[w]);
-    struct feed_stats ws;
-    space_stats_ws(s, &ws);
-    add_all(out, &ws);
+    struct feed_stats part;
+    space_stats_ws(s, &part);
+    add_all(out, &part);
+    space_stats_hls(s, &part);
+    add_all(out, &part);
 }
 
 void space_mix_stats(const struct space *s, struct space_mix_stats *out)
@@ -263,6 +282,8 @@ static struct space *space_new(struct spaces *ss, const struct space_record *rec
     }
     s->ws.is_ws = true;
     ws_pkg_init(&s->wspkg, &s->ws, rec->id, FEED_WS_CHUNK_MS);
+    hls_pkg_init(&s->hls, HLS_PART_MS, HLS_SEGMENT_MS);
+    beacons_init(&s->beacons);
     if (feed_init(&s->monitor, ss->loop, ring, burst, feed_ogg_response_head) < 0 ||
         program_init(&s->program, ss->loop, &s->ogg, (int)chunk_ms) < 0 ||
         program_set_monitor(&s->program, &s->monitor, (int)chunk_ms) < 0 ||
@@ -278,6 +299,7 @@ static struct space *space_new(struct spaces *ss, const struct space_record *rec
     bool is_live = rec->state == SPACE_LIVE;
     program_set_on_air(&s->program, is_live);
     s->program.ws = &s->wspkg; /* before the program starts (program_attach) */
+    s->program.hls = &s->hls;
     feed_set_live(&s->ogg, is_live);
     feed_set_live(&s->ws, is_live);
     feed_set_live(&s->monitor, true);
@@ -415,6 +437,7 @@ void space_end(struct space *s)
     close_speakers(s);
     program_set_on_air(&s->program, false);
     program_stop(&s->program);
+    hls_pkg_end(&s->hls); /* the playlist ends (EXT-X-ENDLIST) */
     record_stop(s);
     feed_end(&s->ogg);
     feed_end(&s->ws);

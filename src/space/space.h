@@ -29,6 +29,7 @@
 #include "core/loop.h"
 #include "deliver/feed.h"
 #include "media/program.h"
+#include "space/beacons.h"
 #include "space/registry.h"
 
 struct publisher;
@@ -70,6 +71,8 @@ struct space {
     struct feed monitor;                          /* the host's monitor: the mix in any state */
     struct feed ws;                               /* WebSocket listeners (GET /spaces/{id}/ws) */
     struct ws_pkg wspkg;                          /* private: the program into `ws` */
+    struct hls_pkg hls;                           /* read-only: the program as HLS */
+    struct beacons beacons;                       /* HLS players, from their beacons */
     struct recording *recording;                  /* read-only: while live and recorded */
     struct mixer *mixer;                          /* private */
     struct speaker *speakers[SPACE_SPEAKERS_MAX]; /* read-only: connected, NULL = free slot */
@@ -91,6 +94,7 @@ struct spaces {
     struct registry *reg;      /* private */
     const struct config *cfg;  /* private */
     struct timer sweep;        /* private */
+    unsigned sweeps;           /* private: sweeps done (beacons expire every 10th) */
     struct fleet *fleet;       /* public: the workers to forward chunks to, or NULL */
     struct recorder *recorder; /* public: records live spaces, or NULL (record = 0) */
 };
@@ -144,6 +148,10 @@ void space_stats(const struct space *s, struct feed_stats *out);
 /* The same, of the WebSocket listeners only (they are included in
  * space_stats: the totals count every listener whatever its format). */
 void space_stats_ws(const struct space *s, struct feed_stats *out);
+/* The same, of the HLS players (counted from their beacons, space/beacons.h:
+ * sessions as listeners, their states, joins and expiries as leaves; no
+ * bytes). Included in space_stats too. */
+void space_stats_hls(const struct space *s, struct feed_stats *out);
 void space_mix_stats(const struct space *s, struct space_mix_stats *out);
 /* Worker `w` died: its counters move to `retired` (its listeners are gone:
  * they count as left) and its gauges drop to zero. */
