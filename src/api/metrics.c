@@ -110,22 +110,33 @@ static int render_dropped(struct prom_buf *b, const struct metrics_space *sp, si
 /* The WebSocket listeners' share (format="ws"): already in every total above. */
 static int render_ws(struct prom_buf *b, const struct metrics_space *sp, size_t n)
 {
-    int err = prom_family_begin(b, "tribune_format_listeners", PROM_GAUGE,
-                                "Listeners by delivery format and state: format ogg "
-                                "(live.opus) or ws (GET /spaces/{id}/ws); the two add up to "
-                                "tribune_listeners." ACROSS);
+    int err =
+        prom_family_begin(b, "tribune_format_listeners", PROM_GAUGE,
+                          "Listeners by delivery format and state: format ogg "
+                          "(live.opus), ws (GET /spaces/{id}/ws) or edge (served by edge "
+                          "relays, as they report); they add up to tribune_listeners." ACROSS);
     for (size_t i = 0; err == 0 && i < n; i++) {
         const char *names[] = {"waiting", "hearing", "lagging"};
         const struct feed_stats *t = &sp[i].st, *w = &sp[i].ws;
+        const struct space_edge_totals *e = &sp[i].edges;
         uint64_t wv[] = {w->waiting, w->hearing, w->lagging};
         uint64_t tv[] = {t->waiting, t->hearing, t->lagging};
+        uint64_t ev[] = {e->waiting, e->hearing, e->lagging};
+        /* the edges' upstream connections are WebSocket listeners here, not in the totals */
+        uint64_t from_hearing = wv[1] < e->upstreams ? wv[1] : e->upstreams;
+        wv[1] -= from_hearing;
+        wv[0] -= wv[0] < e->upstreams - from_hearing ? wv[0] : e->upstreams - from_hearing;
         for (int k = 0; err == 0 && k < 3; k++) {
             struct prom_label lo[] = {
                 {"space", sp[i].id}, {"format", "ogg"}, {"state", names[k]}, {NULL, NULL}};
             struct prom_label lw[] = {
                 {"space", sp[i].id}, {"format", "ws"}, {"state", names[k]}, {NULL, NULL}};
-            err = prom_sample(b, NULL, lo, (double)(tv[k] >= wv[k] ? tv[k] - wv[k] : 0));
+            struct prom_label le[] = {
+                {"space", sp[i].id}, {"format", "edge"}, {"state", names[k]}, {NULL, NULL}};
+            uint64_t local = tv[k] >= ev[k] ? tv[k] - ev[k] : 0;
+            err = prom_sample(b, NULL, lo, (double)(local >= wv[k] ? local - wv[k] : 0));
             if (err == 0) err = prom_sample(b, NULL, lw, (double)wv[k]);
+            if (err == 0 && e->edges) err = prom_sample(b, NULL, le, (double)ev[k]);
         }
     }
     if (err == 0)
@@ -348,6 +359,7 @@ void api_metrics(struct node *n, struct conn *c)
         sp[i].id = s->rec.id;
         space_stats(s, &sp[i].st);
         space_stats_ws(s, &sp[i].ws);
+        space_edge_totals(s, &sp[i].edges);
         sp[i].peak_hearing = s->peak_hearing;
         sp[i].state = space_state_name(s->rec.state);
         struct space_mix_stats mx;

@@ -56,7 +56,7 @@ enum { SPACE_SPEAKERS_MAX = 64 };
  * open (that connection is one of this node's listeners and must not count: each
  * listener of the tree is counted once, at the edge that serves it). A report older
  * than SPACE_EDGE_EXPIRE_MS no longer counts (the edge died or lost us). */
-enum { SPACE_EDGES_MAX = 64, SPACE_EDGE_ID_MAX = 64, SPACE_EDGE_EXPIRE_MS = 3000 };
+enum { SPACE_EDGES_MAX = 64, SPACE_EDGE_ID_MAX = 64, SPACE_EDGE_EXPIRE_MS = 2500 };
 
 struct space_edge {
     char id[SPACE_EDGE_ID_MAX + 1]; /* "" = free slot */

@@ -12,7 +12,7 @@
      its listeners hearing, none failed (connect, reset, closed early, bad data): while the origin is
      away the edges' programs play silence, so the streams go on without a gap.
   4. Kill an edge: with N_K Listener threads on B only, the origin counts N_K, then B is killed and
-     the origin's hearing drops to 0 within 5 s (A's report of B expires after 3 s, A reports every
+     the origin's hearing drops to 0 within 5 s (A's report of B expires after 2.5 s, A reports every
      second).
   5. Publishing to an edge is refused with 403 (publish to the origin).
 """
@@ -39,6 +39,17 @@ def listeners(srv):
     st, _, obj = http_json(srv, "GET", "/api/spaces/demo", timeout=5)
     check(st == 200, "GET /api/spaces/demo on %s -> %d %r" % (srv.name, st, obj))
     return obj["listeners"]
+
+
+def metric(srv, name, labels):
+    st, _, body = http(srv, "GET", "/metrics")
+    check(st == 200, "GET /metrics -> %d" % st)
+    for line in body.decode().splitlines():
+        if line.startswith(name + "{"):
+            lab = line[len(name) + 1:line.index("}")]
+            if all(('%s="%s"' % kv) in lab for kv in labels.items()):
+                return float(line.rsplit(" ", 1)[1])
+    return None
 
 
 def run_load(url, n, out):
@@ -108,6 +119,12 @@ def main():
         log("%.1f s after the loads started: origin counts %r" % (time.monotonic() - t_start, lo))
         check(lo["connected"] == total and lo["edges"]["edges"] == 1,
               "origin: connected %r, edges %r (expected %d, 1 edge)" % (lo["connected"], lo["edges"], total))
+        m = {k: metric(origin, "tribune_format_listeners", {"space": "demo", "format": k, "state": "hearing"})
+             for k in ("ogg", "ws", "edge")}
+        m["all"] = metric(origin, "tribune_listeners", {"space": "demo", "state": "hearing"})
+        log("origin /metrics, hearing: %r" % m)
+        check(m == {"ogg": 0, "ws": 0, "edge": total, "all": total},
+              "origin /metrics hearing %r, expected the edges' %d and no own listener" % (m, total))
 
         # 3. the origin goes away for ~5 s
         port = origin.port
