@@ -29,9 +29,44 @@ static enum space_state state_from_name(const char *name)
 /* spaces->on_unknown: GET /api/spaces/{id} at the origin (blocking, at most
  * RELAY_LOOKUP_TIMEOUT_S: once per space and edge, see relay.md), then the space
  * goes to the local registry, whose row is this edge's cache. */
+static bool is_known_miss(struct relay *r, const char *id, uint64_t now)
+{
+    for (int i = 0; i < RELAY_MISSES; i++)
+        if (r->misses[i].at_ms && now - r->misses[i].at_ms < RELAY_MISS_MS &&
+            strcmp(r->misses[i].id, id) == 0)
+            return true;
+    return false;
+}
+
+static void remember_miss(struct relay *r, const char *id, uint64_t now)
+{
+    unsigned i = r->nmisses++ % RELAY_MISSES;
+    snprintf(r->misses[i].id, sizeof(r->misses[i].id), "%s", id);
+    r->misses[i].at_ms = now;
+}
+
+/* Whether a lookup may block the loop now: not for an id the origin just denied, not
+ * while the origin is known down, and at most RELAY_LOOKUPS_PER_S a second. */
+static bool may_look_up(struct relay *r, const char *id)
+{
+    uint64_t now = loop_now_ms(r->loop);
+    if (now < r->down_until_ms || is_known_miss(r, id, now)) return false;
+    if (now - r->lookup_window_ms >= 1000) {
+        r->lookup_window_ms = now;
+        r->lookups = 0;
+    }
+    if (r->lookups >= RELAY_LOOKUPS_PER_S) {
+        log_limited(LOG_WARN, 1, "space %s: too many lookups at the origin this second", id);
+        return false;
+    }
+    r->lookups++;
+    return true;
+}
+
 static int on_unknown(struct spaces *ss, const char *id, struct space_record *rec)
 {
     struct relay *r = ss->arg;
+    if (!may_look_up(r, id)) return -ENOENT;
     char path[96], err[256];
     snprintf(path, sizeof(path), "/api/spaces/%s", id);
     int status = 0;
@@ -40,10 +75,12 @@ static int on_unknown(struct spaces *ss, const char *id, struct space_record *re
     if (client_request(r->cfg->origin, "GET", path, NULL, NULL, 0, RELAY_LOOKUP_TIMEOUT_S, &status,
                        &body, &len, err, sizeof(err)) < 0) {
         log_limited(LOG_WARN, 5, "space %s: the origin cannot be asked: %s", id, err);
+        r->down_until_ms = loop_now_ms(r->loop) + RELAY_DOWN_MS;
         return -ENOENT;
     }
     cJSON *o = status == 200 ? cJSON_ParseWithLength(body, len) : NULL;
     free(body);
+    if (status == 404) remember_miss(r, id, loop_now_ms(r->loop));
     const cJSON *title = cJSON_GetObjectItemCaseSensitive(o, "title");
     const cJSON *state = cJSON_GetObjectItemCaseSensitive(o, "state");
     const cJSON *starts = cJSON_GetObjectItemCaseSensitive(o, "starts_at");

@@ -9,7 +9,10 @@
  *
  * A space unknown here is looked up at the origin (GET /api/spaces/{id}) on its
  * first listener, then kept in the local registry as a cache (with a host key
- * nobody knows: publishing to an edge is refused). An upstream that fails is
+ * nobody knows: publishing to an edge is refused). The lookup blocks the loop
+ * (at most RELAY_LOOKUP_TIMEOUT_S), so it is bounded: RELAY_LOOKUPS_PER_S at
+ * most, none for RELAY_DOWN_MS after the origin failed to answer, and an id
+ * the origin did not know is answered 404 here for RELAY_MISS_MS. An upstream that fails is
  * retried with jittered backoff; meanwhile the program plays silence, so the
  * edge's listeners stay connected.
  *
@@ -29,7 +32,11 @@
 
 enum {
     RELAY_REPORT_MS = 1000, /* counts go upstream this often */
-    RELAY_LOOKUP_TIMEOUT_S = 2,
+    RELAY_LOOKUP_TIMEOUT_S = 1,
+    RELAY_LOOKUPS_PER_S = 10, /* lookups at the origin at most, per second */
+    RELAY_MISSES = 64,        /* ids the origin did not know, remembered... */
+    RELAY_MISS_MS = 10000,    /* ...this long */
+    RELAY_DOWN_MS = 2000,     /* no lookup this long after the origin could not be asked */
     RELAY_BACKOFF_MIN_MS = 250,
     RELAY_BACKOFF_MAX_MS = 4000,
     RELAY_SILENT_MS = 5000,   /* an upstream that sends nothing this long is reconnected */
@@ -49,6 +56,14 @@ struct relay {
     char *post_buf;                        /* private */
     size_t post_len, post_off;             /* private */
     uint64_t reports_sent, reports_failed; /* read-only */
+    uint64_t lookup_window_ms;             /* private: start of this second's lookups */
+    unsigned lookups;                      /* private: lookups in it */
+    uint64_t down_until_ms;                /* private: the origin failed to answer */
+    struct {
+        char id[SPACE_ID_MAX + 1];
+        uint64_t at_ms;
+    } misses[RELAY_MISSES]; /* private: a ring of ids unknown at the origin */
+    unsigned nmisses;       /* private: ring position */
 };
 
 /* Resolves cfg->origin and hooks the relay into `ss` (its on_unknown and
