@@ -434,6 +434,8 @@ void api_edges(struct node *n, struct conn *c)
         conn_respond_error(c, 400, "expected {\"edge\": ID, \"spaces\": [...]}");
         return;
     }
+    cJSON *ans = cJSON_CreateObject();
+    cJSON *states = ans ? cJSON_AddArrayToObject(ans, "spaces") : NULL;
     const cJSON *it;
     cJSON_ArrayForEach(it, arr)
     {
@@ -448,7 +450,16 @@ void api_edges(struct node *n, struct conn *c)
                                .upstream = gauge(it, "upstream") ? 1 : 0};
         if (space_edge_report(s, edge->valuestring, &r) < 0)
             log_limited(LOG_WARN, 1, "space %s: too many edges report", s->rec.id);
+        cJSON *st = states ? cJSON_CreateObject() : NULL;
+        if (st) { /* the edge follows the space's state (relay/relay.c) */
+            cJSON_AddStringToObject(st, "id", s->rec.id);
+            cJSON_AddStringToObject(st, "state", space_state_name(s->rec.state));
+            cJSON_AddItemToArray(states, st);
+        }
     }
     cJSON_Delete(body);
-    conn_respond(c, 204, NULL, NULL, NULL, 0);
+    if (ans)
+        api_respond_json(c, 200, ans);
+    else
+        conn_respond_error(c, 500, "out of memory");
 }

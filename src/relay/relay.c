@@ -94,7 +94,7 @@ static int on_unknown(struct spaces *ss, const char *id, struct space_record *re
     enum space_state st = state_from_name(state->valuestring);
     cJSON_Delete(o);
     if (rc < 0) return rc;
-    if (st == SPACE_ENDED && registry_set_state(ss->reg, id, st) == 0) rec->state = st;
+    if (st != SPACE_SCHEDULED && registry_set_state(ss->reg, id, st) == 0) rec->state = st;
     log_info("space %s: known at the origin (%s): served here", id, space_state_name(st));
     return 0;
 }
@@ -115,6 +115,51 @@ static void post_close(struct relay *r)
     }
     free(r->post_buf);
     r->post_buf = NULL;
+    free(r->post_ans);
+    r->post_ans = NULL;
+    r->post_ans_len = 0;
+}
+
+/* The origin's answer to a report: the reported spaces' states, which this edge's
+ * spaces follow (scheduled or green: listeners wait; live: they hear; ended: closed). */
+static void follow_states(struct relay *r, const char *body, size_t len)
+{
+    cJSON *o = cJSON_ParseWithLength(body, len);
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "spaces"), *it;
+    cJSON_ArrayForEach(it, arr)
+    {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(it, "state");
+        if (!cJSON_IsString(id) || !cJSON_IsString(st)) continue;
+        struct space *s = spaces_peek(r->spaces, id->valuestring, strlen(id->valuestring));
+        if (!s) continue;
+        enum space_state want = state_from_name(st->valuestring);
+        if (want == SPACE_LIVE && s->rec.state != SPACE_LIVE) {
+            log_info("space %s: live at the origin", s->rec.id);
+            space_go_live(s);
+        } else if (want == SPACE_ENDED) {
+            space_end(s);
+        } else if (want == SPACE_GREEN && s->rec.state == SPACE_SCHEDULED) {
+            space_set_state(s, SPACE_GREEN);
+        }
+    }
+    cJSON_Delete(o);
+}
+
+/* The whole answer has come (the origin closes: Connection: close). */
+static void on_answer(struct relay *r)
+{
+    int status = 0;
+    char *body = NULL;
+    size_t blen = 0;
+    if (client_parse_response(r->post_ans, r->post_ans_len, &status, &body, &blen) < 0 ||
+        status != 200) {
+        r->reports_failed++;
+        log_limited(LOG_WARN, 1, "the origin refuses this edge's counts (%d)", status);
+        return;
+    }
+    r->reports_sent++;
+    follow_states(r, body, blen);
 }
 
 static void on_post(struct io *io, uint32_t events)
@@ -131,21 +176,19 @@ static void on_post(struct io *io, uint32_t events)
         if (r->post_off == r->post_len) loop_mod(r->loop, io, EPOLLIN);
         return;
     }
-    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-        char buf[512];
-        ssize_t n = read(io->fd, buf, sizeof(buf));
+    if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR))) return;
+    for (int i = 0; i < 8; i++) {
+        if (r->post_ans_len == RELAY_ANSWER_MAX) break;
+        ssize_t n = read(io->fd, r->post_ans + r->post_ans_len, RELAY_ANSWER_MAX - r->post_ans_len);
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-        if (n > 0 && r->post_off == r->post_len) {
-            int status = 0;
-            buf[n < (ssize_t)sizeof(buf) ? n : (ssize_t)sizeof(buf) - 1] = '\0';
-            if (sscanf(buf, "HTTP/1.%*d %d", &status) == 1 && status >= 300)
-                log_limited(LOG_WARN, 1, "the origin refuses this edge's counts (%d)", status);
-            if (status >= 200 && status < 300) r->reports_sent++;
-        } else {
-            r->reports_failed++;
-        }
-        post_close(r); /* one read is enough: the answer's status line */
+        if (n <= 0) break;
+        r->post_ans_len += (size_t)n;
     }
+    if (r->post_ans_len && r->post_off == r->post_len)
+        on_answer(r);
+    else
+        r->reports_failed++;
+    post_close(r);
 }
 
 static cJSON *report_json(struct relay *r)
@@ -187,7 +230,9 @@ static void on_report(struct timer *t)
     if (!body) return;
     size_t blen = strlen(body), cap = blen + 512 + sizeof(r->cfg->edge_key);
     r->post_buf = malloc(cap);
-    if (!r->post_buf) {
+    r->post_ans = malloc(RELAY_ANSWER_MAX + 1);
+    if (!r->post_buf || !r->post_ans) {
+        post_close(r);
         free(body);
         return;
     }

@@ -6,6 +6,7 @@
  *   origin --GET /spaces/{id}/ws (X-Tribune-Edge)--> upstream (one per space)
  *          --program_source--> mixer (pass-through) --> program --> ogg, ws feeds
  *   origin <--POST /api/edges, once a second-- reporter: this node's gauges per space
+ *          --answer: each space's state------> the edge's spaces follow it
  *
  * A space unknown here is looked up at the origin (GET /api/spaces/{id}) on its
  * first listener, then kept in the local registry as a cache (with a host key
@@ -39,8 +40,9 @@ enum {
     RELAY_DOWN_MS = 2000,     /* no lookup this long after the origin could not be asked */
     RELAY_BACKOFF_MIN_MS = 250,
     RELAY_BACKOFF_MAX_MS = 4000,
-    RELAY_SILENT_MS = 5000,   /* an upstream that sends nothing this long is reconnected */
-    RELAY_QUEUE_PACKETS = 256 /* per space: about 5 s of 20 ms packets */
+    RELAY_SILENT_MS = 5000,      /* an upstream that sends nothing this long is reconnected */
+    RELAY_QUEUE_PACKETS = 256,   /* per space: about 5 s of 20 ms packets */
+    RELAY_ANSWER_MAX = 256 << 10 /* the origin's answer to a report (the spaces' states) */
 };
 
 struct relay {
@@ -54,6 +56,8 @@ struct relay {
     struct timer report;                   /* private */
     struct io post;                        /* private: the report in flight (fd -1: none) */
     char *post_buf;                        /* private */
+    char *post_ans;                        /* private: its answer (RELAY_ANSWER_MAX + 1) */
+    size_t post_ans_len;                   /* private */
     size_t post_len, post_off;             /* private */
     uint64_t reports_sent, reports_failed; /* read-only */
     uint64_t lookup_window_ms;             /* private: start of this second's lookups */

@@ -305,8 +305,8 @@ struct speaker *space_speaker(struct space *s, const char *name)
 }
 
 /* An edge relay's space: its program's one input is the pull from the origin (the
- * mixer passes its packets through; silence while the origin is away), and it is on the
- * air at once (the origin decides what its listeners hear). */
+ * mixer passes its packets through; silence while the origin is away). Its state
+ * follows the origin's (relay/relay.c). */
 static void attach_upstream(struct space *s)
 {
     struct spaces *ss = s->owner;
@@ -409,9 +409,7 @@ struct space *spaces_get(struct spaces *ss, const char *id, size_t len)
     if (registry_get(ss->reg, key, &rec) < 0 &&
         (!ss->on_unknown || ss->on_unknown(ss, key, &rec) < 0))
         return NULL;
-    struct space *s = space_new(ss, &rec);
-    if (s && s->upstream_in) space_go_live(s);
-    return s;
+    return space_new(ss, &rec);
 }
 
 int space_add_builtin_speaker(struct space *s)

@@ -15,6 +15,8 @@
      the origin's hearing drops to 0 within 5 s (A's report of B expires after 2.5 s, A reports every
      second).
   5. Publishing to an edge is refused with 403 (publish to the origin).
+  6. The edges follow the origin's state (the answer to their reports): a listener on B of a space
+     scheduled at the origin counts as waiting there, then hearing within 5 s of POST .../live.
 """
 import json
 import os
@@ -162,6 +164,29 @@ def main():
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+    # 6. the edges follow the origin's state: waiting in a scheduled space, hearing once it is live
+    st, _, obj = http_json(origin, "POST", "/api/spaces", {"title": "Later", "starts_at": int(time.time()) + 600})
+    check(st == 201, "POST /api/spaces -> %d %r" % (st, obj))
+    sid, hkey = obj["id"], obj["host_key"]
+    early = Listener(edge_b, sid, parse=False, keep=False, max_seconds=30)
+    early.start()
+    early.wait_head(5)
+    check(early.status == 200, "a listener of a scheduled space through two edges: %r" % early.status)
+
+    def space_listeners(srv):
+        st, _, o = http_json(srv, "GET", "/api/spaces/%s" % sid, timeout=5)
+        check(st == 200, "GET /api/spaces/%s on %s -> %d" % (sid, srv.name, st))
+        return o["listeners"]
+    wait_until(lambda: space_listeners(origin)["waiting"] == 1, 5, "the origin to count B's listener waiting", 0.1)
+    check(space_listeners(origin)["hearing"] == 0, "scheduled: origin %r" % space_listeners(origin))
+    st, _, obj = http_json(origin, "POST", "/api/spaces/%s/live" % sid, headers={"Authorization": "Bearer " + hkey})
+    check(st == 200, "POST live -> %d %r" % (st, obj))
+    t_live = time.monotonic()
+    wait_until(lambda: space_listeners(origin)["hearing"] == 1, 5, "the origin to count B's listener hearing", 0.1)
+    log("scheduled space: B's listener counted waiting at the origin, then hearing %.1f s after go-live"
+        % (time.monotonic() - t_live))
+    early.stop()
 
     # 4. an edge dies: its listeners leave the origin's count within 5 s
     lsts = [Listener(edge_b, "demo", parse=False, keep=False, max_seconds=30) for _ in range(N_K)]
