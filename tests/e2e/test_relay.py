@@ -17,6 +17,8 @@
   5. Publishing to an edge is refused with 403 (publish to the origin).
   6. The edges follow the origin's state (the answer to their reports): a listener on B of a space
      scheduled at the origin counts as waiting there, then hearing within 5 s of POST .../live.
+  7. With edge_key set, POST /api/edges without the key or with a wrong one is 403; with it, 200 and
+     the reported spaces' states, and the report counts.
 """
 import json
 import os
@@ -201,6 +203,16 @@ def main():
         lst.stop()
     edge_a.stop()
     origin.stop()
+
+    # 7. with edge_key set, a report needs it
+    keyed = Server(cmd="demo", extra=["--workers", "1", "--edge_key", "s3cret"], name="keyed").start()
+    report = {"edge": "e1", "spaces": [{"id": "demo", "connected": 3, "hearing": 3}]}
+    for hdrs, want in (({}, 403), ({"X-Tribune-Edge-Key": "wrong"}, 403), ({"X-Tribune-Edge-Key": "s3cret"}, 200)):
+        st, _, obj = http_json(keyed, "POST", "/api/edges", report, headers=hdrs)
+        check(st == want, "POST /api/edges with %r -> %d %r (expected %d)" % (hdrs, st, obj, want))
+    check(obj == {"spaces": [{"id": "demo", "state": "live"}]}, "the answer to a report: %r" % obj)
+    check(listeners(keyed)["edges"]["hearing"] == 3, "a keyed report not counted: %r" % listeners(keyed))
+    keyed.stop()
 
 
 if __name__ == "__main__":
