@@ -4,7 +4,7 @@
  *   tribune demo  [--listen ADDR:PORT] [flags]
  *   tribune space create --title T [--starts-at UNIX] [--server URL]
  *   tribune top [URL] [--once]
- *   tribune relay              (not yet implemented)
+ *   tribune relay --origin URL [--listen ADDR:PORT] [--data DIR] [flags]
  */
 #include <errno.h>
 #include <stdio.h>
@@ -38,6 +38,9 @@ static void usage(FILE *out)
           "  tribune top [URL] [--once]\n"
           "      A live view of a running node (default http://127.0.0.1:8000): spaces,\n"
           "      hearing, lagging, joins/s, refused/s, CPU, workers, refreshed every second.\n"
+          "  tribune relay --origin http://HOST:PORT [--listen ADDR:PORT] [--data DIR] [SETTINGS]\n"
+          "      Run an edge relay: it pulls each space from the origin once, on its first\n"
+          "      listener, serves its own listeners, and reports their counts upstream.\n"
           "  tribune --help | --version\n"
           "\n"
           "Publish (Icecast source protocol, works with ffmpeg, OBS, butt, liquidsoap):\n"
@@ -48,24 +51,32 @@ static void usage(FILE *out)
           out);
 }
 
-static int run_server(int argc, char **argv, bool demo)
+enum run_mode { RUN_SERVE, RUN_DEMO, RUN_RELAY };
+
+static int run_server(int argc, char **argv, enum run_mode mode)
 {
     struct config cfg;
     char err[256];
+    bool demo = mode == RUN_DEMO;
     config_defaults(&cfg);
+    if (mode == RUN_RELAY) cfg.record = 0; /* the origin records; an edge may with --record 1 */
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             printf("Usage: tribune %s [--config FILE] [--NAME VALUE]...\n\n"
                    "Every setting can be given as a flag (--name VALUE or --name=VALUE) or as\n"
                    "`name = value` in the [tribune] section of an INI file named by --config.\n"
                    "Flags win over the file, the file wins over the defaults.\n\n",
-                   demo ? "demo" : "serve");
+                   argv[1]);
             config_print_help(stdout);
             return 0;
         }
     }
     if (config_parse_args(&cfg, argc, argv, 2, err, sizeof(err)) < 0) {
         fprintf(stderr, "tribune %s: %s\n(try `tribune %s --help`)\n", argv[1], err, argv[1]);
+        return 2;
+    }
+    if (mode == RUN_RELAY && !cfg.origin[0]) {
+        fprintf(stderr, "tribune relay: --origin http://HOST:PORT is required\n");
         return 2;
     }
     if (log_set_level(cfg.log_level) < 0) {
@@ -196,14 +207,11 @@ int main(int argc, char **argv)
         exe[el] = '\0';
         node_worker_exe = exe;
     }
-    if (strcmp(argv[1], "serve") == 0) return run_server(argc, argv, false);
-    if (strcmp(argv[1], "demo") == 0) return run_server(argc, argv, true);
+    if (strcmp(argv[1], "serve") == 0) return run_server(argc, argv, RUN_SERVE);
+    if (strcmp(argv[1], "demo") == 0) return run_server(argc, argv, RUN_DEMO);
+    if (strcmp(argv[1], "relay") == 0) return run_server(argc, argv, RUN_RELAY);
     if (strcmp(argv[1], "space") == 0) return cmd_space(argc, argv);
     if (strcmp(argv[1], "top") == 0) return top_main(argc - 1, argv + 1);
-    if (strcmp(argv[1], "relay") == 0) {
-        fprintf(stderr, "tribune %s: not yet implemented\n", argv[1]);
-        return 2;
-    }
     fprintf(stderr, "tribune: unknown command %s\n\n", argv[1]);
     usage(stderr);
     return 2;

@@ -1,7 +1,9 @@
 #include "api/api.h"
 
 #include <cJSON.h>
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -72,6 +74,16 @@ cJSON *api_space_json(struct node *n, const struct space_record *r)
         cJSON_AddNumberToObject(l, "skips", (double)st.skips);
         cJSON_AddNumberToObject(l, "dropped", (double)st.dropped);
         cJSON_AddNumberToObject(l, "bytes", (double)st.bytes);
+        struct space_edge_totals et = {0};
+        if (s) space_edge_totals(s, &et);
+        cJSON *e = cJSON_AddObjectToObject(l, "edges");
+        if (e) { /* the edges' share, already in the numbers above */
+            cJSON_AddNumberToObject(e, "edges", et.edges);
+            cJSON_AddNumberToObject(e, "connected", (double)et.connected);
+            cJSON_AddNumberToObject(e, "waiting", (double)et.waiting);
+            cJSON_AddNumberToObject(e, "hearing", (double)et.hearing);
+            cJSON_AddNumberToObject(e, "lagging", (double)et.lagging);
+        }
         cJSON *rf = cJSON_AddObjectToObject(l, "refused");
         for (int k = 0; rf && k < REFUSE_N; k++)
             if (st.refused[k])
@@ -191,7 +203,13 @@ int api_find_space(struct node *n, struct conn *c, const char *id, size_t len,
 void api_space(struct node *n, struct conn *c, const char *id, size_t len)
 {
     struct space_record rec;
-    if (api_find_space(n, c, id, len, &rec) == 0) api_respond_json(c, 200, api_space_json(n, &rec));
+    /* an edge asked about a space loads it (from its origin): an edge below it is
+     * about to pull it from here */
+    struct space *s = n->is_relay ? spaces_get(&n->spaces, id, len) : NULL;
+    if (s)
+        api_respond_json(c, 200, api_space_json(n, &s->rec));
+    else if (api_find_space(n, c, id, len, &rec) == 0)
+        api_respond_json(c, 200, api_space_json(n, &rec));
 }
 
 void api_ticket(struct node *n, struct conn *c, const char *id, size_t len)
@@ -366,4 +384,82 @@ void api_node(struct node *n, struct conn *c)
     cJSON_AddNumberToObject(o, "refused_total", (double)total);
     cJSON_AddNumberToObject(o, "uptime_seconds", (double)(long long)(uptime * 10) / 10);
     api_respond_json(c, 200, o);
+}
+
+/* ---- POST /api/edges (relay/relay.h) ---- */
+
+static bool is_loopback(const struct conn *c)
+{
+    if (c->peer_addr.sa.sa_family == AF_INET)
+        return (ntohl(c->peer_addr.in.sin_addr.s_addr) >> 24) == 127;
+    if (c->peer_addr.sa.sa_family == AF_INET6) {
+        const struct in6_addr *a = &c->peer_addr.in6.sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(a)) return true;
+        return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+    }
+    return false;
+}
+
+static bool edge_is_allowed(struct node *n, struct conn *c)
+{
+    if (!n->cfg.edge_key[0]) return is_loopback(c);
+    size_t len, klen = strlen(n->cfg.edge_key);
+    const char *v = conn_header(c, "X-Tribune-Edge-Key", &len);
+    return v && len == klen && CRYPTO_memcmp(v, n->cfg.edge_key, klen) == 0;
+}
+
+static uint64_t gauge(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsNumber(v) && v->valuedouble > 0 && v->valuedouble < 1e12
+               ? (uint64_t)v->valuedouble
+               : 0;
+}
+
+void api_edges(struct node *n, struct conn *c)
+{
+    if (!edge_is_allowed(n, c)) {
+        conn_respond_error(c, 403,
+                           n->cfg.edge_key[0] ? "wrong or missing X-Tribune-Edge-Key"
+                                              : "edge reports come from loopback only "
+                                                "unless edge_key is set");
+        return;
+    }
+    cJSON *body = c->body ? cJSON_ParseWithLength(c->body, c->body_len) : NULL;
+    const cJSON *edge = cJSON_GetObjectItemCaseSensitive(body, "edge");
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(body, "spaces");
+    if (!cJSON_IsString(edge) || !edge->valuestring[0] ||
+        strlen(edge->valuestring) > SPACE_EDGE_ID_MAX || !cJSON_IsArray(arr)) {
+        cJSON_Delete(body);
+        conn_respond_error(c, 400, "expected {\"edge\": ID, \"spaces\": [...]}");
+        return;
+    }
+    cJSON *ans = cJSON_CreateObject();
+    cJSON *states = ans ? cJSON_AddArrayToObject(ans, "spaces") : NULL;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, arr)
+    {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
+        if (!cJSON_IsString(id)) continue;
+        struct space *s = spaces_get(&n->spaces, id->valuestring, strlen(id->valuestring));
+        if (!s) continue;
+        struct space_edge r = {.connected = gauge(it, "connected"),
+                               .waiting = gauge(it, "waiting"),
+                               .hearing = gauge(it, "hearing"),
+                               .lagging = gauge(it, "lagging"),
+                               .upstream = gauge(it, "upstream") ? 1 : 0};
+        if (space_edge_report(s, edge->valuestring, &r) < 0)
+            log_limited(LOG_WARN, 1, "space %s: too many edges report", s->rec.id);
+        cJSON *st = states ? cJSON_CreateObject() : NULL;
+        if (st) { /* the edge follows the space's state (relay/relay.c) */
+            cJSON_AddStringToObject(st, "id", s->rec.id);
+            cJSON_AddStringToObject(st, "state", space_state_name(s->rec.state));
+            cJSON_AddItemToArray(states, st);
+        }
+    }
+    cJSON_Delete(body);
+    if (ans)
+        api_respond_json(c, 200, ans);
+    else
+        conn_respond_error(c, 500, "out of memory");
 }

@@ -42,6 +42,10 @@ int api_request_key(struct conn *c, char *out, size_t cap, size_t *len);
 /* GET /api/node: workers, restarts, CPU seconds (master + running workers),
  * refusals by reason (master + workers' last reports), uptime. */
 void api_node(struct node *n, struct conn *c);
+/* POST /api/edges: an edge relay's gauges per space, once a second (relay/relay.h).
+ * Accepted with the X-Tribune-Edge-Key header equal to edge_key, or, when no
+ * edge_key is set, from loopback only (403 otherwise). 204, or 400. */
+void api_edges(struct node *n, struct conn *c);
 
 /* The public view of a space (what GET /api/spaces/{id} answers): never
  * holds a key. NULL when out of memory; the caller deletes it. */

@@ -107,21 +107,28 @@ static int render_dropped(struct prom_buf *b, const struct metrics_space *sp, si
     return err;
 }
 
-/* The WebSocket listeners' share (format="ws") and the HLS players'
- * (format="hls", from beacons): already in every total above. */
+/* The WebSocket listeners' share (format="ws"), the HLS players' (format="hls",
+ * from beacons) and the edges' (format="edge", as they report): already in
+ * every total above. */
 static int render_ws(struct prom_buf *b, const struct metrics_space *sp, size_t n)
 {
-    int err =
-        prom_family_begin(b, "tribune_format_listeners", PROM_GAUGE,
-                          "Listeners by delivery format and state: format ogg "
-                          "(live.opus), ws (GET /spaces/{id}/ws) or hls (players counted "
-                          "from their beacons); the three add up to tribune_listeners." ACROSS);
+    int err = prom_family_begin(b, "tribune_format_listeners", PROM_GAUGE,
+                                "Listeners by delivery format and state: format ogg "
+                                "(live.opus), ws (GET /spaces/{id}/ws), hls (players counted "
+                                "from their beacons) or edge (served by edge relays, as they "
+                                "report); they add up to tribune_listeners." ACROSS);
     for (size_t i = 0; err == 0 && i < n; i++) {
         const char *names[] = {"waiting", "hearing", "lagging"};
         const struct feed_stats *t = &sp[i].st, *w = &sp[i].ws, *h = &sp[i].hls;
+        const struct space_edge_totals *e = &sp[i].edges;
         uint64_t wv[] = {w->waiting, w->hearing, w->lagging};
         uint64_t hv[] = {h->waiting, h->hearing, h->lagging};
         uint64_t tv[] = {t->waiting, t->hearing, t->lagging};
+        uint64_t ev[] = {e->waiting, e->hearing, e->lagging};
+        /* the edges' upstream connections are WebSocket listeners here, not in the totals */
+        uint64_t from_hearing = wv[1] < e->upstreams ? wv[1] : e->upstreams;
+        wv[1] -= from_hearing;
+        wv[0] -= wv[0] < e->upstreams - from_hearing ? wv[0] : e->upstreams - from_hearing;
         for (int k = 0; err == 0 && k < 3; k++) {
             struct prom_label lo[] = {
                 {"space", sp[i].id}, {"format", "ogg"}, {"state", names[k]}, {NULL, NULL}};
@@ -129,10 +136,14 @@ static int render_ws(struct prom_buf *b, const struct metrics_space *sp, size_t 
                 {"space", sp[i].id}, {"format", "ws"}, {"state", names[k]}, {NULL, NULL}};
             struct prom_label lh[] = {
                 {"space", sp[i].id}, {"format", "hls"}, {"state", names[k]}, {NULL, NULL}};
-            uint64_t other = wv[k] + hv[k];
+            struct prom_label le[] = {
+                {"space", sp[i].id}, {"format", "edge"}, {"state", names[k]}, {NULL, NULL}};
+            /* ogg: what is left of the total once the other formats are out */
+            uint64_t other = wv[k] + hv[k] + ev[k];
             err = prom_sample(b, NULL, lo, (double)(tv[k] >= other ? tv[k] - other : 0));
             if (err == 0) err = prom_sample(b, NULL, lw, (double)wv[k]);
             if (err == 0) err = prom_sample(b, NULL, lh, (double)hv[k]);
+            if (err == 0 && e->edges) err = prom_sample(b, NULL, le, (double)ev[k]);
         }
     }
     if (err == 0)
@@ -381,6 +392,7 @@ void api_metrics(struct node *n, struct conn *c)
         space_stats(s, &sp[i].st);
         space_stats_ws(s, &sp[i].ws);
         space_stats_hls(s, &sp[i].hls);
+        space_edge_totals(s, &sp[i].edges);
         sp[i].peak_hearing = s->peak_hearing;
         sp[i].state = space_state_name(s->rec.state);
         struct space_mix_stats mx;

@@ -20,16 +20,18 @@
 #include "deliver/feed.h"
 #include "metrics/prom.h"
 #include "metrics/refusals.h"
+#include "space/space.h"
 
 struct node;
 struct conn;
 
 /* One space's numbers, collected before rendering. */
 struct metrics_space {
-    const char *id;        /* borrowed */
-    struct feed_stats st;  /* summed over the master and the workers */
-    struct feed_stats ws;  /* of which WebSocket listeners (space_stats_ws) */
-    struct feed_stats hls; /* of which HLS players, from their beacons (space_stats_hls) */
+    const char *id;                 /* borrowed */
+    struct feed_stats st;           /* summed over the master and the workers */
+    struct feed_stats ws;           /* of which WebSocket listeners (space_stats_ws) */
+    struct feed_stats hls;          /* of which HLS players, from their beacons (space_stats_hls) */
+    struct space_edge_totals edges; /* of which served by edge relays (in st, not in ws) */
     uint64_t peak_hearing;
     const char *state;         /* "scheduled", "green", "live", "ended" (NULL: not shown) */
     unsigned speakers;         /* connected now */

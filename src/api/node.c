@@ -242,6 +242,10 @@ int node_open(struct node *n, const struct config *cfg)
     int err = open_registry(n);
     if (err == 0) err = open_key_fails(n);
     if (err == 0) err = spaces_init(&n->spaces, n->loop, n->reg, &n->cfg);
+    if (err == 0 && cfg->origin[0]) {
+        err = relay_start(&n->relay, n->loop, &n->spaces, &n->cfg);
+        n->is_relay = err == 0;
+    }
     if (err == 0) err = open_recorder(n);
     if (err == 0) err = open_listener(n);
     if (err == 0) err = open_admin(n);
@@ -285,6 +289,7 @@ void node_close(struct node *n)
         loop_del(n->loop, &n->sigio);
         close(n->sigio.fd);
     }
+    if (n->is_relay) relay_stop(&n->relay);
     if (n->reg) spaces_fini(&n->spaces); /* closes the recordings of live spaces */
     replay_close_all();
     if (n->recorder) {

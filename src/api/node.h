@@ -19,6 +19,7 @@
 #include "guard/ticket.h"
 #include "http/conn.h"
 #include "net/listen.h"
+#include "relay/relay.h"
 #include "space/registry.h"
 #include "space/space.h"
 
@@ -43,6 +44,8 @@ struct node {
     char demo_key[SPACE_KEY_HEX + 1];
     struct ticket_key ticket_key; /* private: the join-ticket secret (<data>/ticket.key) */
     struct addr_table key_fails;  /* private: failed key attempts per client address */
+    struct relay relay;           /* private: an edge relay's pull and reports */
+    bool is_relay;                /* read-only: cfg.origin is set (relay/relay.h) */
 };
 
 /* Failed key attempts, per client address (an IPv4 address or an IPv6 /64):

@@ -38,6 +38,7 @@ enum route_id {
     R_GUARD,
     R_METRICS,
     R_NODE,
+    R_EDGES,
     R_SPEAK,
     R_MONITOR,
     R_LIVE,
@@ -75,6 +76,7 @@ static const struct route routes[] = {
     {"/api/spaces/{}/guard", ROUTE_POST, R_GUARD},
     {"/metrics", ROUTE_GET | ROUTE_HEAD, R_METRICS},
     {"/api/node", ROUTE_GET | ROUTE_HEAD, R_NODE},
+    {"/api/edges", ROUTE_POST, R_EDGES},
     {"/spaces/{}/speakers/{}.opus", ROUTE_PUT | ROUTE_SOURCE, R_SPEAK},
     {"/spaces/{}/monitor.opus", ROUTE_GET | ROUTE_HEAD, R_MONITOR},
     {"/api/spaces/{}/live", ROUTE_POST, R_LIVE},
@@ -94,6 +96,20 @@ static const struct route routes[] = {
     {"/spaces/{}/hls/{}", ROUTE_GET | ROUTE_HEAD, R_HLS},
     {"/api/spaces/{}/beacon", ROUTE_POST, R_BEACON},
 };
+
+/* An edge relay serves listeners only: speakers and hosts go to the origin,
+ * which alone knows the keys (relay/relay.h). True when `c` was answered. */
+static bool refuse_on_edge(struct conn *c, int route)
+{
+    const char *why = NULL;
+    if (route == R_PUBLISH || route == R_SPEAK || route == R_WS_SPEAK || route == R_MONITOR)
+        why = "this is an edge relay: publish to the origin";
+    else if (route == R_SPACES && c->method == ROUTE_POST)
+        why = "this is an edge relay: create spaces at the origin";
+    if (!why) return false;
+    conn_respond_error(c, 403, why);
+    return true;
+}
 
 static void handle_listen(struct node *n, struct conn *c, const struct route_match *m)
 {
@@ -452,6 +468,7 @@ void node_on_request(struct conn *c)
         conn_respond(c, 405, "application/json", hdr, body, sizeof(body) - 1);
         return;
     }
+    if (n->is_relay && refuse_on_edge(c, m.route->id)) return;
     switch (m.route->id) {
     case R_INDEX:
         web_index(n, c);
@@ -539,6 +556,9 @@ void node_on_request(struct conn *c)
         break;
     case R_NODE:
         api_node(n, c);
+        break;
+    case R_EDGES:
+        api_edges(n, c);
         break;
     }
 }

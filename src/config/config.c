@@ -313,6 +313,20 @@ static const struct setting settings[] = {
      .arg = "FORMAT",
      .def = "text",
      .help = "text, or json: one JSON object per line"},
+    {.name = "origin",
+     .type = SETTING_STRING,
+     FIELD(origin),
+     .min = 0,
+     .arg = "URL",
+     .def = "",
+     .help = "an edge relay's origin node, http://HOST:PORT (tribune relay); empty = none"},
+    {.name = "edge_key",
+     .type = SETTING_STRING,
+     FIELD(edge_key),
+     .min = 0,
+     .arg = "KEY",
+     .def = "",
+     .help = "shared secret of edges' count reports (POST /api/edges); empty = loopback only"},
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))

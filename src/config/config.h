@@ -49,6 +49,8 @@ struct config {
     int recording_retention_days; /* delete recordings ended this long ago, 0 = keep */
     char log_level[16];           /* error|warn|info|debug, default info */
     char log_format[8];           /* text|json, default text */
+    char origin[256];             /* an edge relay's origin, http://HOST:PORT; "" = not a relay */
+    char edge_key[128];           /* shared secret of edge count reports, "" = loopback only */
     char config_file[256];        /* where settings came from, if any */
 };
 

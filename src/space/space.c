@@ -52,6 +52,10 @@ int spaces_init(struct spaces *ss, struct loop *loop, struct registry *reg,
     ss->fleet = NULL;
     ss->recorder = NULL;
     ss->sweeps = 0;
+    ss->on_unknown = NULL;
+    ss->new_upstream = NULL;
+    ss->free_upstream = NULL;
+    ss->arg = NULL;
     timer_init(&ss->sweep, on_sweep);
     timer_start(loop, &ss->sweep, loop_now_ms(loop) + SWEEP_MS);
     return 0;
@@ -75,6 +79,7 @@ static void space_free(struct space *s)
         if (s->speakers[i]) slot_free(s->speakers[i]); /* the built-in speaker */
     program_fini(&s->program);
     mixer_free(s->mixer);
+    if (s->upstream) s->owner->free_upstream(s->upstream);
     feed_fini(&s->ogg);
     feed_fini(&s->ws);
     ws_pkg_fini(&s->wspkg);
@@ -151,6 +156,67 @@ void space_stats_hls(const struct space *s, struct feed_stats *out)
     out->left = b->left;
 }
 
+static bool edge_is_fresh(const struct space *s, const struct space_edge *e)
+{
+    return e->id[0] && e->at_ms + SPACE_EDGE_EXPIRE_MS > loop_now_ms(s->owner->loop);
+}
+
+int space_edge_report(struct space *s, const char *edge_id, const struct space_edge *r)
+{
+    struct space_edge *slot = NULL;
+    for (int i = 0; i < SPACE_EDGES_MAX; i++) {
+        struct space_edge *e = &s->edges[i];
+        if (strcmp(e->id, edge_id) == 0) {
+            slot = e;
+            break;
+        }
+        if (!slot && !edge_is_fresh(s, e)) slot = e;
+    }
+    if (!slot) return -ENOSPC;
+    *slot = *r;
+    snprintf(slot->id, sizeof(slot->id), "%s", edge_id);
+    slot->at_ms = loop_now_ms(s->owner->loop);
+    return 0;
+}
+
+void space_edge_totals(const struct space *s, struct space_edge_totals *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (int i = 0; i < SPACE_EDGES_MAX; i++) {
+        const struct space_edge *e = &s->edges[i];
+        if (!edge_is_fresh(s, e)) continue;
+        out->edges++;
+        out->connected += e->connected;
+        out->waiting += e->waiting;
+        out->hearing += e->hearing;
+        out->lagging += e->lagging;
+        out->upstreams += e->upstream;
+    }
+}
+
+/* a -= b, never below zero (a report may lag behind the connection it describes) */
+static void sub_clamped(uint64_t *a, uint64_t b)
+{
+    *a = *a > b ? *a - b : 0;
+}
+
+/* The edges' listeners in, their upstream connections (counted among ours: each is
+ * a WebSocket listener here, waiting or hearing) out. */
+static void add_edges(const struct space *s, struct feed_stats *out)
+{
+    struct space_edge_totals et;
+    space_edge_totals(s, &et);
+    if (et.edges == 0) return;
+    sub_clamped(&out->listeners, et.upstreams);
+    uint64_t from_hearing = out->hearing < et.upstreams ? out->hearing : et.upstreams;
+    sub_clamped(&out->hearing, from_hearing);
+    sub_clamped(&out->waiting, et.upstreams - from_hearing);
+    out->listeners += et.connected;
+    out->waiting += et.waiting;
+    out->hearing += et.hearing;
+    out->lagging += et.lagging;
+}
+
 void space_stats(const struct space *s, struct feed_stats *out)
 {
     *out = s->ogg.stats;
@@ -162,6 +228,7 @@ void space_stats(const struct space *s, struct feed_stats *out)
     add_all(out, &part);
     space_stats_hls(s, &part);
     add_all(out, &part);
+    add_edges(s, out);
 }
 
 void space_mix_stats(const struct space *s, struct space_mix_stats *out)
@@ -256,6 +323,17 @@ struct speaker *space_speaker(struct space *s, const char *name)
     return NULL;
 }
 
+/* An edge relay's space: its program's one input is the pull from the origin (the
+ * mixer passes its packets through; silence while the origin is away). Its state
+ * follows the origin's (relay/relay.c). */
+static void attach_upstream(struct space *s)
+{
+    struct spaces *ss = s->owner;
+    s->upstream = ss->new_upstream(ss, s);
+    if (s->upstream) s->upstream_in = mixer_add(s->mixer, s->upstream);
+    if (!s->upstream_in) log_error("space %s: cannot pull from the origin", s->rec.id);
+}
+
 static struct space *space_new(struct spaces *ss, const struct space_record *rec)
 {
     const struct config *cfg = ss->cfg;
@@ -310,6 +388,7 @@ static struct space *space_new(struct spaces *ss, const struct space_record *rec
     }
     s->program.on_air = on_air_packet;
     s->program.owner = s;
+    if (ss->new_upstream && rec->state != SPACE_ENDED) attach_upstream(s);
     if (is_live) record_start(s); /* a restart during a live space: a new segment */
     s->ogg.stall_timeout_ms = (uint64_t)cfg->stall_timeout_ms;
     s->ogg.sndbuf = cfg->sndbuf_bytes;
@@ -349,7 +428,9 @@ struct space *spaces_get(struct spaces *ss, const char *id, size_t len)
     memcpy(key, id, len);
     key[len] = '\0';
     struct space_record rec;
-    if (registry_get(ss->reg, key, &rec) < 0) return NULL;
+    if (registry_get(ss->reg, key, &rec) < 0 &&
+        (!ss->on_unknown || ss->on_unknown(ss, key, &rec) < 0))
+        return NULL;
     return space_new(ss, &rec);
 }
 

@@ -52,6 +52,27 @@ struct speaker {
 
 enum { SPACE_SPEAKERS_MAX = 64 };
 
+/* One edge relay's last report for this space (POST /api/edges): its listeners' gauges,
+ * its children's included, and whether its own upstream connection to this node is
+ * open (that connection is one of this node's listeners and must not count: each
+ * listener of the tree is counted once, at the edge that serves it). A report older
+ * than SPACE_EDGE_EXPIRE_MS no longer counts (the edge died or lost us). */
+enum { SPACE_EDGES_MAX = 64, SPACE_EDGE_ID_MAX = 64, SPACE_EDGE_EXPIRE_MS = 2500 };
+
+struct space_edge {
+    char id[SPACE_EDGE_ID_MAX + 1]; /* "" = free slot */
+    uint64_t at_ms;                 /* loop time of the report */
+    uint64_t connected, waiting, hearing, lagging;
+    uint64_t upstream; /* 1 when its upstream connection to this node is open */
+};
+
+/* The edges' share of a space's listener gauges (space_edge_totals). */
+struct space_edge_totals {
+    unsigned edges; /* edges whose report is fresh */
+    uint64_t connected, waiting, hearing, lagging;
+    uint64_t upstreams; /* of this node's own listeners, those that are edges */
+};
+
 /* The mixer's figures of a space: frames since the space was loaded, and the
  * speakers' jitter-buffer counters over every speaker it ever had. */
 struct space_mix_stats {
@@ -86,6 +107,9 @@ struct space {
     struct space_mix_stats gone;                  /* private: counters of speakers that left */
     char removed[SPACE_SPEAKERS_MAX][SPEAKER_NAME_MAX + 1]; /* private: names removed since load */
     unsigned nremoved;                                      /* private: ring position */
+    struct space_edge edges[SPACE_EDGES_MAX];               /* private: edges' reports */
+    struct program_source *upstream; /* private: an edge's source (relay/upstream.h), or NULL */
+    struct mixer_input *upstream_in; /* private: its mixer input */
 };
 
 struct spaces {
@@ -97,6 +121,14 @@ struct spaces {
     unsigned sweeps;           /* private: sweeps done (beacons expire every 10th) */
     struct fleet *fleet;       /* public: the workers to forward chunks to, or NULL */
     struct recorder *recorder; /* public: records live spaces, or NULL (record = 0) */
+    /* public, optional (an edge relay, relay/relay.h): asked for a space the registry
+     * lacks; fills *rec (0) once it has added it to the registry, or returns -ENOENT */
+    int (*on_unknown)(struct spaces *ss, const char *id, struct space_record *rec);
+    /* public, optional: a space's upstream source (an edge's pull from its origin), called
+     * once per space loaded; returns a source the space frees with `free_upstream`, or NULL */
+    struct program_source *(*new_upstream)(struct spaces *ss, struct space *s);
+    void (*free_upstream)(struct program_source *src);
+    void *arg; /* public: for the hooks */
 };
 
 int spaces_init(struct spaces *ss, struct loop *loop, struct registry *reg,
@@ -143,8 +175,15 @@ int space_go_live(struct space *s);
 void space_end(struct space *s);
 /* The space's listener counters, summed over the master, every running
  * worker (workers report every 100 ms) and the workers that died: counters
- * never go back, gauges count only live connections. */
+ * never go back, gauges count only live connections. On a node that feeds
+ * edge relays, the gauges are the whole tree's: plus the edges' fresh reports,
+ * minus the edges' own upstream connections. */
 void space_stats(const struct space *s, struct feed_stats *out);
+/* Records edge `edge_id`'s report (connected, waiting, hearing, lagging, upstream in
+ * `r`, id ignored). 0, or -ENOSPC when SPACE_EDGES_MAX live edges report already. */
+int space_edge_report(struct space *s, const char *edge_id, const struct space_edge *r);
+/* Sums the fresh edge reports (space_stats already includes them). */
+void space_edge_totals(const struct space *s, struct space_edge_totals *out);
 /* The same, of the WebSocket listeners only (they are included in
  * space_stats: the totals count every listener whatever its format). */
 void space_stats_ws(const struct space *s, struct feed_stats *out);

@@ -343,6 +343,37 @@ START_TEST(speakers_mute_remove_and_lifecycle)
 }
 END_TEST
 
+/* Edge relays' reports (POST /api/edges): their listeners count here, their upstream
+ * connections (listeners of this node) do not, and a report expires after 3 s. */
+START_TEST(edge_reports_count_and_expire)
+{
+    struct space *s = spaces_get(&spaces, "alpha", 5);
+    ck_assert_ptr_nonnull(s);
+    struct space_edge r = {.connected = 10, .waiting = 2, .hearing = 8, .upstream = 1};
+    ck_assert_int_eq(space_edge_report(s, "e1", &r), 0);
+    r = (struct space_edge){.connected = 5, .hearing = 5};
+    ck_assert_int_eq(space_edge_report(s, "e2", &r), 0);
+    r = (struct space_edge){.connected = 6, .hearing = 6};
+    ck_assert_int_eq(space_edge_report(s, "e2", &r), 0); /* replaces e2's */
+    struct space_edge_totals et;
+    space_edge_totals(s, &et);
+    ck_assert_uint_eq(et.edges, 2);
+    ck_assert_uint_eq(et.connected, 16);
+    ck_assert_uint_eq(et.hearing, 14);
+    ck_assert_uint_eq(et.upstreams, 1);
+    struct feed_stats st;
+    space_stats(s, &st); /* no listener of its own here: the upstream's share clamps at 0 */
+    ck_assert_uint_eq(st.listeners, 16);
+    ck_assert_uint_eq(st.hearing, 14);
+    ck_assert_uint_eq(st.waiting, 2);
+    run_for(loop, SPACE_EDGE_EXPIRE_MS + 100);
+    space_edge_totals(s, &et);
+    ck_assert_uint_eq(et.edges, 0);
+    space_stats(s, &st);
+    ck_assert_uint_eq(st.listeners, 0);
+}
+END_TEST
+
 static Suite *space_suite(void)
 {
     Suite *s = suite_create("space");
@@ -356,6 +387,7 @@ static Suite *space_suite(void)
     tcase_add_test(tc, second_publisher_is_busy);
     tcase_add_test(tc, silent_publisher_dropped_by_sweep);
     tcase_add_test(tc, speakers_mute_remove_and_lifecycle);
+    tcase_add_test(tc, edge_reports_count_and_expire);
     suite_add_tcase(s, tc);
     return s;
 }
