@@ -26,8 +26,10 @@ endif
 LIB_SRC := $(filter-out src/main.c,$(shell find src -name '*.c' | sort))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/web_assets.o
 # The web app (web/) is compiled in: a new, changed or removed file (a directory's time changes)
-# regenerates $(BUILD)/gen/web_assets.c (scripts/embed_web.py, table in src/api/web.h).
-WEB_DEPS := $(shell find web 2>/dev/null | sort)
+# regenerates $(BUILD)/gen/web_assets.c (scripts/embed_web.py, table in src/api/web.h). Of
+# web/node_modules only hls.js's two files count, when `npm ci` in web/ (make deps) installed them.
+WEB_DEPS := $(shell find web -path web/node_modules -prune -o -print 2>/dev/null | sort) \
+	$(wildcard web/node_modules/hls.js/dist/hls.min.js web/node_modules/hls.js/LICENSE)
 UNIT_SRC := $(shell find tests/unit -name '*_test.c' 2>/dev/null | sort)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 FUZZ_SRC := $(shell find tests/fuzz -name '*_fuzz.c' 2>/dev/null | sort)

@@ -28,12 +28,17 @@ else
     # shellcheck disable=SC2086
     $SUDO apt-get install -y -q --no-install-recommends $missing
 fi
-# npm packages of the browser tests, at the versions of tests/browser/package-lock.json. Only
-# playwright-core: it drives /usr/bin/chromium and downloads no browser.
-cd "$(dirname "$0")/../tests/browser"
-if [ ! -f node_modules/playwright-core/package.json ] ||
-    ! cmp -s package-lock.json node_modules/.package-lock.json.copy; then
-    echo "deps: npm ci in tests/browser"
-    npm ci --no-audit --no-fund --loglevel=error
-    cp package-lock.json node_modules/.package-lock.json.copy
-fi
+# npm packages, at the versions of each package-lock.json: in tests/browser, playwright-core (it
+# drives /usr/bin/chromium and downloads no browser); in web/, hls.js (the listen page's HLS mode:
+# scripts/embed_web.py embeds its dist/hls.min.js; a build without it says the mode is unavailable).
+npm_ci() { # DIR PACKAGE
+    if [ ! -f "$1/node_modules/$2/package.json" ] ||
+        ! cmp -s "$1/package-lock.json" "$1/node_modules/.package-lock.json.copy"; then
+        echo "deps: npm ci in $1"
+        (cd "$1" && npm ci --no-audit --no-fund --loglevel=error &&
+            cp package-lock.json node_modules/.package-lock.json.copy)
+    fi
+}
+root="$(dirname "$0")/.."
+npm_ci "$root/tests/browser" playwright-core
+npm_ci "$root/web" hls.js

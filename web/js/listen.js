@@ -1,12 +1,12 @@
 // /s/{id}: the listen page. Play/stop, the hearing count and speakers from
 // the space's event stream, "starting soon" with a countdown, the replay once
-// ended, the low-latency switch, and a request to speak.
+// ended, the low-latency and HLS switches (one at a time), and a request to speak.
 import { api, spacePath, SpaceWatch } from './api.js';
 import { Player } from './player.js';
 import { $, el, countdownText, counts, setStatus, setWaitStatus, spaceIdFromPath } from './util.js';
 
 const id = spaceIdFromPath();
-const status = $('#status'), play = $('#play'), ll = $('#lowlatency');
+const status = $('#status'), play = $('#play'), ll = $('#lowlatency'), hls = $('#hls');
 let space = null; // the last space JSON
 
 const player = new Player(id, onPlayerState);
@@ -21,11 +21,16 @@ function onPlayerState(state, arg) {
   switch (state) {
     case 'connecting': return setStatus(status, 'connecting', 'Connecting…');
     case 'playing': return setStatus(status, 'playing', player.mode === 'ws'
-      ? 'Playing (low latency)' : 'Playing');
+      ? 'Playing (low latency)' : player.mode === 'hls' ? 'Playing (HLS)' : 'Playing');
     case 'waiting': return setStatus(status, 'waiting', 'Starting soon: you will hear it when it goes live.');
     case 'reconnecting': return setWaitStatus(status, 'reconnecting', 'Connection lost: reconnecting', arg);
     case 'ended': return ended();
     case 'unavailable':
+      if (arg === 'hls') {
+        hls.checked = false;
+        player.setHls(false);
+        return setStatus(status, 'connecting', 'HLS is not available here (no hls.js in this build, or no Media Source Extensions): using the standard stream.');
+      }
       ll.checked = false;
       player.setLowLatency(false);
       return setStatus(status, 'connecting', 'Low latency is not available here: using the standard stream.');
@@ -66,7 +71,14 @@ play.addEventListener('click', async () => {
   }
 });
 
-ll.addEventListener('change', () => player.setLowLatency(ll.checked));
+ll.addEventListener('change', () => {
+  if (ll.checked) hls.checked = false;
+  player.setLowLatency(ll.checked);
+});
+hls.addEventListener('change', () => {
+  if (hls.checked) ll.checked = false;
+  player.setHls(hls.checked);
+});
 
 // ---- the space, from its event stream ----
 

@@ -1,9 +1,12 @@
 // The listen page's player: one AudioContext and one AnalyserNode, fed by
-// either path (progressive <audio> or the low-latency WebSocket), so that
-// `window.tribune.player` looks the same whichever plays:
-//   mode ('progressive' | 'ws'), analyser, audio, stats, playing.
+// any path (progressive <audio>, the low-latency WebSocket, or HLS through
+// hls.js), so that `window.tribune.player` looks the same whichever plays:
+//   mode ('progressive' | 'ws' | 'hls'), analyser, audio, stats, playing.
 import { ProgressivePlayer } from './progressive.js';
 import { LowLatencyPlayer, lowLatencySupported } from './lowlatency.js';
+import { HlsPlayer } from './hlsmode.js';
+
+const PATHS = { progressive: ProgressivePlayer, ws: LowLatencyPlayer, hls: HlsPlayer };
 
 export class Player {
   // onState(state, arg): see ProgressivePlayer / LowLatencyPlayer.
@@ -13,11 +16,11 @@ export class Player {
     this.ctx = null;
     this.analyser = null;
     this.impl = null;
-    this.wantWs = false;
+    this.want = 'progressive';
     this.playing = false;
   }
 
-  get mode() { return this.wantWs ? 'ws' : 'progressive'; }
+  get mode() { return this.want; }
   get audio() { return this.impl && this.impl.audio; }
   get stats() {
     return this.impl ? this.impl.stats
@@ -45,13 +48,11 @@ export class Player {
     this.paths = {};
   }
 
-  // Both paths are built once and kept: an <audio> element can be routed
+  // Each path is built once and kept: an <audio> element can be routed
   // into a context only once.
-  path(ws) {
-    const key = ws ? 'ws' : 'progressive';
+  path(key) {
     if (!this.paths[key])
-      this.paths[key] = ws ? new LowLatencyPlayer(this.id, this.ctx, this.analyser, this.onState)
-        : new ProgressivePlayer(this.id, this.ctx, this.analyser, this.onState);
+      this.paths[key] = new PATHS[key](this.id, this.ctx, this.analyser, this.onState);
     this.paths[key].spaceLive = this.spaceState === undefined || this.spaceState === 'live';
     return this.paths[key];
   }
@@ -60,11 +61,11 @@ export class Player {
     this.ensureContext();
     this.playing = true;
     await this.ctx.resume();
-    if (this.wantWs && !lowLatencySupported()) {
-      this.wantWs = false;
+    if (this.want === 'ws' && !lowLatencySupported()) {
+      this.want = 'progressive';
       this.onState('unavailable');
     }
-    this.impl = this.path(this.wantWs);
+    this.impl = this.path(this.want);
     await this.impl.start();
   }
 
@@ -74,16 +75,19 @@ export class Player {
     this.onState('idle');
   }
 
-  // The low-latency switch: restarts on the other path if playing.
-  async setLowLatency(on) {
-    if (on === this.wantWs) return;
+  // The low-latency and HLS switches: restart on the other path if playing.
+  setLowLatency(on) { return this.setMode(on ? 'ws' : 'progressive'); }
+  setHls(on) { return this.setMode(on ? 'hls' : 'progressive'); }
+
+  async setMode(mode) {
+    if (mode === this.want) return;
     if (this.impl && this.playing) this.impl.stop();
-    this.wantWs = on;
+    this.want = mode;
     if (this.playing) {
-      this.impl = this.path(on);
+      this.impl = this.path(mode);
       await this.impl.start();
     } else if (this.ctx) {
-      this.impl = this.path(on);
+      this.impl = this.path(mode);
     }
   }
 }
