@@ -18,9 +18,10 @@ static const char demo_audio[] =
     "<audio id=\"demo-audio\" controls preload=\"none\" src=\"/spaces/demo/live.opus\"></audio>\n"
     "<p><a href=\"/s/demo\">Open the demo's listen page</a></p></section>";
 
-/* Pages are not framed by others, and load nothing from elsewhere. */
+/* Pages are not framed by others, and load nothing from elsewhere. media-src blob: lets the HLS
+ * mode attach its MediaSource (hls.js: <audio src="blob:...">, bytes fetched from 'self'). */
 static const char page_headers[] =
-    "Content-Security-Policy: default-src 'self'; img-src 'self' data:; "
+    "Content-Security-Policy: default-src 'self'; img-src 'self' data:; media-src 'self' blob:; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'\r\n"
     "X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n";
 
