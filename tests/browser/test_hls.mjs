@@ -9,7 +9,7 @@
 //     from the origin's #EXT-X-PROGRAM-DATE-TIME, wall clock at the sample) against Date.now(),
 //     read by the page every 250 ms (stats.latencyMs), sampled here over a few seconds.
 // The vendor file (web/node_modules/hls.js, `npm ci` by scripts/deps.sh) must be in the build.
-import { Server, analyserSnapshots, check, http, launchBrowser, log, newPage, percentile, runTest, sleep, waitUntil } from './lib.mjs';
+import { Server, analyserSnapshots, check, http, launchBrowser, log, newPage, percentile, runTest, waitUntil } from './lib.mjs';
 
 const NOTES = [261.63, 329.63, 392.0, 523.25];
 const OFF = [200, 295, 361, 450, 600, 700];
@@ -85,11 +85,14 @@ runTest('test_hls', async () => {
     check(st.beacons >= 2, `only ${st.beacons} beacons sent`);
 
     // latency: the play position's PROGRAM-DATE-TIME against the clock
-    const lat = [];
-    for (let i = 0; i < 10; i++) {
-        lat.push(await page.evaluate(() => window.tribune.player.stats.latencyMs));
-        await sleep(300); // sampling period, not a wait for a condition
-    }
+    const lat = await page.evaluate(async () => {
+        const out = [];
+        for (let i = 0; i < 10; i++) {
+            await new Promise((r) => setTimeout(r, 300)); // the sampling period
+            out.push(window.tribune.player.stats.latencyMs);
+        }
+        return out;
+    });
     log(`hls: latency (PROGRAM-DATE-TIME at the play position vs now) p50 ${percentile(lat, 50)} ms, min ${Math.min(...lat)}, max ${Math.max(...lat)} ms (${lat.length} samples)`);
     check(lat.every((v) => v > 0 && v < 30000), `latency samples out of range: ${lat.join(', ')}`);
 
