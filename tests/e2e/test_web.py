@@ -10,6 +10,8 @@
     405 for POST; the server is unharmed afterwards.
   - Every web/js module parses (`node --check`), and pages load nothing from outside (no http(s)://
     URL in web/ besides the SVG namespace).
+  - web/node_modules and web's npm files are not served; hls.js's two files are, under /web/vendor/,
+    when `npm ci` in web/ installed them (scripts/embed_web.py): checked like any asset then.
   - The reconnection policy (web/js/backoff.js, run in Node): each attempt's delays lie in
     [0, min(10 s, 0.5 s x 2^attempt)) and spread over that window (full jitter), Retry-After is read
     (seconds and HTTP dates) and honoured as a floor, a client never holds two pending attempts,
@@ -26,18 +28,26 @@ from lib import Server, check, http, log, parse_head, raw_request, run_test
 
 WEB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "web")
 TYPES = {".html": "text/html", ".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml",
-         ".png": "image/png", ".json": "application/json"}
+         ".png": "image/png", ".json": "application/json", ".txt": "text/plain"}
+# Served from web/node_modules when present (scripts/embed_web.py VENDOR): served name -> file.
+VENDOR = {"vendor/hls.min.js": "node_modules/hls.js/dist/hls.min.js",
+          "vendor/hls.min.js.LICENSE.txt": "node_modules/hls.js/LICENSE"}
+NPM_TOP = {"node_modules", "package.json", "package-lock.json"}
 PAGES = {"/": "index.js", "/s/demo": "listen.js", "/host/demo": "host.js", "/speak/demo": "speak.js"}
 BAD = ["/web/nope.js", "/web/js/nope.js", "/web/", "/web/js", "/web/js/", "/web/../README.md",
        "/web/../../etc/passwd", "/web/js/../index.html", "/web/%2e%2e/Makefile", "/web/js/%2e%2e/index.html",
        "/web//index.html", "/web/./index.html", "/web/INDEX.HTML", "/web/index.html%00", "/web/js/api.js/x",
        "/web/..%2fREADME.md", "/web/css/../../src/main.c", "/s/no-such-space", "/host/bad!id", "/speak/x/y",
-       "/s/" + "a" * 40]
+       "/s/" + "a" * 40, "/web/package.json", "/web/package-lock.json",
+       "/web/node_modules/hls.js/dist/hls.min.js", "/web/node_modules/hls.js/package.json"]
 
 
 def web_files():
     out = []
     for d, dirs, names in os.walk(WEB):
+        if os.path.samefile(d, WEB):
+            dirs[:] = [x for x in dirs if x not in NPM_TOP]
+            names = [x for x in names if x not in NPM_TOP]
         dirs.sort()
         for n in sorted(names):
             out.append(os.path.relpath(os.path.join(d, n), WEB).replace(os.sep, "/"))
@@ -64,8 +74,8 @@ def check_pages(srv):
     check(re.search(rb'<audio\b[^>]*src="/spaces/demo/live.opus"', body), "/ lacks the demo's <audio>")
 
 
-def check_asset(srv, rel):
-    with open(os.path.join(WEB, rel), "rb") as f:
+def check_asset(srv, rel, disk=None):
+    with open(os.path.join(WEB, disk or rel), "rb") as f:
         want = f.read()
     path = "/web/" + rel
     st, hd, body = http(srv, "GET", path)
@@ -179,9 +189,12 @@ def main():
     check_pages(srv)
     for rel in files:
         check_asset(srv, rel)
+    vendor = [(rel, disk) for rel, disk in VENDOR.items() if os.path.isfile(os.path.join(WEB, disk))]
+    for rel, disk in vendor:
+        check_asset(srv, rel, disk)
     check_refusals(srv)
-    log("%d assets served with their bytes, types, ETags, HEAD and 304; %d refusals answered 404"
-        % (len(files), len(BAD)))
+    log("%d assets (%d from web/node_modules) served with their bytes, types, ETags, HEAD and 304; "
+        "%d refusals answered 404" % (len(files) + len(vendor), len(vendor), len(BAD)))
     srv.stop()
 
 
