@@ -227,12 +227,13 @@ class Player:
                 await asyncio.sleep(min(wait, max(0.0, self.t_end - time.monotonic())))
 
 
-async def run_players(port, space, n, duration, beacon_s=10.0, ramp_s=2.0, seed=9):
-    """n players for `duration` seconds (each starts within the first ramp_s seconds); returns Stats."""
+async def run_players(port, space, n, duration, beacon_s=10.0, ramp_s=2.0, seed=9, first=0):
+    """n players (numbered from `first`: their beacon sessions) for `duration` seconds, each starting
+    within the first ramp_s seconds; returns Stats."""
     rnd = random.Random(seed)
     stats = Stats()
     t_end = time.monotonic() + duration
-    players = [Player(i, port, space, stats, t_end, beacon_s, i % 4 == 3) for i in range(n)]
+    players = [Player(i, port, space, stats, t_end, beacon_s, i % 4 == 3) for i in range(first, first + n)]
     await asyncio.wait_for(asyncio.gather(*(p.run(rnd.uniform(0, ramp_s)) for p in players)), duration + 15)
     return stats
 
@@ -258,7 +259,9 @@ http {
         # HLS: cached by the path alone (query strings ignored), for as long as the origin's
         # Cache-Control says (playlist 1 s, init and segments a year); concurrent misses of one
         # object go upstream once (the others wait for the copy); an expired playlist is
-        # revalidated with its ETag (304).
+        # revalidated with its ETag (304) by one request while the others get the previous copy
+        # (the lock covers only objects not cached yet: without use_stale updating every
+        # concurrent request for an expired playlist goes upstream).
         location /spaces/ {
             proxy_pass http://origin;
             proxy_cache hls;
@@ -268,6 +271,7 @@ http {
             proxy_cache_lock_timeout 5s;
             proxy_cache_lock_age 5s;
             proxy_cache_revalidate on;
+            proxy_cache_use_stale updating error timeout;
             add_header X-Cache-Status $upstream_cache_status;
         }
         # Beacons and the rest of the API: passed through, never cached.

@@ -10,6 +10,8 @@ player in four adds a cache-busting query string.
   - every request answered 200 (no 404/5xx, no timeout) and every segment parsed;
   - the origin served each distinct segment at most twice (tribune_hls_requests_total{kind="segment"}
     against the distinct segments the players got), and nginx's access log agrees;
+  - the origin served at most about 2 playlists a second (nginx revalidates an expired one once
+    and serves the others the previous copy meanwhile: proxy_cache_use_stale updating);
   - the cache hit ratio (HIT / all segment requests through nginx) is printed and >= 0.95;
   - GET /api/spaces/demo and tribune_format_listeners{format="hls",state="hearing"} count all N
     players as hearing within 15 s of the first beacon.
@@ -158,6 +160,8 @@ def main():
         misses = sum(v for k, v in seg.items() if k != "HIT")
         check(misses <= 2 * len(log_segs), "nginx missed %d times for %d segments: %r" % (misses, len(log_segs), seg))
         check(ratio >= 0.95, "cache hit ratio %.4f < 0.95" % ratio)
+        check(orig["playlist"] <= 2 * (DURATION + 5), "the origin served %d playlists in about %.0f s"
+              % (orig["playlist"], DURATION))
         check(orig["init"] <= 2, "the origin served the init segment %d times" % orig["init"])
         log("done in %.1f s" % (time.monotonic() - t0))
     finally:
