@@ -5,7 +5,7 @@
 set -eu
 PKGS="build-essential pkg-config libopus-dev libogg-dev libhttp-parser-dev libinih-dev
 libcjson-dev libsqlite3-dev libssl-dev check ffmpeg oggz-tools python3 curl clang-format prometheus
-chromium clang libclang-rt-dev libwslay-dev"
+chromium clang libclang-rt-dev libwslay-dev nginx"
 missing=""
 # Node.js and npm run the browser tests (playwright-core from npm drives Debian's chromium). A
 # machine whose Node.js came with its own npm keeps it; otherwise Debian's packages are installed.
