@@ -127,10 +127,11 @@ done
 e2e_names=()
 e2e_bins=()
 e2e_files=()
-# Tests whose subject is a figure (throughput under attack, measured against thresholds) run with
-# the normal build only: under ASan they measure the sanitizer, and the same code paths run under
-# ASan in the functional tests (test_guard, test_load_attacks, test_slow_listener, test_tickets).
-E2E_NORMAL_ONLY=" test_guard_figures "
+# Tests whose subject is a figure at scale (throughput under attack, a cache's hit ratio, a relay
+# tree's counts) run with the normal build only: under ASan they measure the sanitizer, and the same
+# code paths run under ASan in the functional tests (test_guard, test_load_attacks,
+# test_slow_listener, test_tickets; test_hls; test_relay).
+E2E_NORMAL_ONLY=" test_guard_figures test_hls_cdn test_relay_tree "
 for bin in build/tribune build/asan/tribune; do
 	for t in tests/e2e/test_*.py; do
 		[ -f "$t" ] || continue
