@@ -26,6 +26,7 @@ import subprocess
 import threading
 import time
 
+import heavy
 import hlsload
 from lib import (IS_ASAN, Server, check, free_port, http, http_json, log, run_test, tmpdir,
                  wait_until)
@@ -174,5 +175,12 @@ def main():
                 front.proc.wait()
 
 
+def heavy_main():
+    # 500 players, nginx and the origin: one heavy test at a time (heavy.py), so that the players'
+    # own loop is not starved by another load test and judged stalling
+    with heavy.exclusive("test_hls_cdn"):
+        main()
+
+
 if __name__ == "__main__":
-    run_test(main)
+    run_test(heavy_main)
