@@ -10,6 +10,10 @@ ASan).
      again within 10 s of its restart. (SIGSTOP instead stalls the edges' API for seconds with 8,000
      listeners on this box: an open problem, see the report of issue 9, not tested here.)
   3. E1 is killed (SIGKILL): the origin's count drops by E1's and E4's listeners (2 N) within 5 s.
+  5. Steering: the origin has `max_listeners` 3 (its edges' upstreams) and `edges` = E1,E2,E3: a raw
+     join gets `302 Found` to E2 or E3 (the fresh edges with the fewest listeners; E1 counts E4's too),
+     before the outages and after E1's death (once a listener has taken the slot E1's upstream freed).
+  6. ffmpeg -i the origin's live.opus follows the 302 and decodes 2 s.
   4. At the end the load tools of E2 and E3 report all N connected and none failed; the origin's last
      count equals the sum of their streams (connected, receiving audio). Their hearing counts are printed,
      not checked: on this shared 2-core box, with 8,000 listeners and 4 load tools, some 1 s spans fall
@@ -26,7 +30,8 @@ import subprocess
 import threading
 import time
 
-from lib import Server, TRIBUNE_BIN, check, http_json, log, run_test, tmpdir, wait_until, IS_ASAN
+from lib import Listener, Server, TRIBUNE_BIN, check, free_port, http_json, log, raw_request, read_s16, run_test, tmpdir, \
+    wait_until, IS_ASAN
 
 N = 300 if IS_ASAN else 2000
 LOAD_S = 30 if IS_ASAN else 24
@@ -54,6 +59,23 @@ def run_load(name, url, n, out):
     return p
 
 
+def check_steering(origin, allowed, n):
+    """n raw joins at the full origin: each is a 302 to one of `allowed` (base URLs), never a 503."""
+    got = {}
+    for _ in range(n):
+        resp = raw_request(origin, b"GET /spaces/demo/live.opus HTTP/1.1\r\nHost: x\r\n\r\n",
+                           read_all=False).decode(errors="replace")
+        status = resp.split("\r\n", 1)[0]
+        loc = ""
+        for line in resp.split("\r\n")[1:]:
+            if line.lower().startswith("location:"):
+                loc = line.split(":", 1)[1].strip()
+        got[(status, loc)] = got.get((status, loc), 0) + 1
+        check(status == "HTTP/1.1 302 Found" and loc in [u + "/spaces/demo/live.opus" for u in allowed],
+              "a join at the full origin -> %r, Location %r (expected 302 to one of %r)" % (status, loc, allowed))
+    log("%d joins at the full origin: %r" % (n, got))
+
+
 def raise_fd_limit():
     """Each process here holds at most ~N + a few hundred descriptors; the children inherit this."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -67,10 +89,14 @@ def raise_fd_limit():
 def main():
     raise_fd_limit()
     t0 = time.monotonic()
-    origin = Server(cmd="demo", extra=["--workers", "1"], name="origin").start()
+    # the origin has room for its three edges' upstreams only, and steers everyone else to them
+    origin = Server(cmd="demo", extra=["--workers", "1", "--max_listeners", "3"], name="origin")
+    origin.port = free_port()
     edges = {}
     for name in ("E1", "E2", "E3"):
         edges[name] = Server(cmd="relay", extra=["--origin", origin.url, "--workers", "1"], name=name).start()
+    origin.extra += ["--edges", ",".join(edges[name].url for name in ("E1", "E2", "E3"))]
+    origin.start(port=origin.port)
     edges["E4"] = Server(cmd="relay", extra=["--origin", edges["E1"].url, "--workers", "1"], name="E4").start()
     total = 4 * N
 
@@ -88,6 +114,10 @@ def main():
             % (time.monotonic() - t_start, lo["hearing"], total, N, lo["edges"]["edges"]))
         check(lo["connected"] == total and lo["edges"]["edges"] == 3,
               "origin: connected %r, edges %r (expected %d, 3 edges)" % (lo["connected"], lo["edges"], total))
+
+        # 5. steering: the full origin sends a new listener to the least-loaded fresh edge (E1 counts
+        # E4's listeners too: 2 N against N for E2 and E3)
+        check_steering(origin, [edges["E2"].url, edges["E3"].url], 5)
 
         # 2. the origin goes away for 5 s (killed, then restarted on its port): the edges keep their listeners
         port = origin.port
@@ -126,6 +156,13 @@ def main():
             % (total, total - 2 * N, time.monotonic() - t_kill))
         check(time.monotonic() - t_start < LOAD_S - 2, "the loads ended before the last check")
         last = listeners(origin)["hearing"]
+        # E1's upstream slot at the origin is free now: one listener takes it, then the origin is full again
+        own = Listener(origin, "demo", parse=False, keep=False, max_seconds=30)
+        own.start()
+        own.wait_head(5)
+        check(own.status == 200, "a listener in the origin's free slot: %r" % own.status)
+        check_steering(origin, [edges["E2"].url, edges["E3"].url], 5)
+        own.stop()
 
         # 4. the surviving edges' load tools against the origin's count
         heard = conn = 0
@@ -151,6 +188,18 @@ def main():
             if p.poll() is None:
                 p.kill()
                 p.wait()
+    # 6. a player follows the 302: ffmpeg opens the origin's URL and plays from an edge
+    out = os.path.join(tmpdir(), "steered.raw")
+    try:
+        r = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", origin.url + "/spaces/demo/live.opus", "-t", "2",
+                            "-f", "s16le", "-ac", "1", "-ar", "48000", "-y", out], capture_output=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        check(False, "ffmpeg did not decode 2 s through the origin's 302 within 30 s")
+    err = r.stderr.decode(errors="replace").strip()
+    check(r.returncode == 0 and err == "", "ffmpeg through the 302: rc %d: %s" % (r.returncode, err[-2000:]))
+    secs = len(read_s16(out)) / 48000.0
+    check(abs(secs - 2.0) <= 0.1, "decoded %.2f s through the origin's 302, expected 2" % secs)
+    log("ffmpeg -i %s/spaces/demo/live.opus followed the 302 and decoded %.2f s" % (origin.url, secs))
     for name in ("E4", "E3", "E2"):
         edges[name].stop()
     origin.stop()
