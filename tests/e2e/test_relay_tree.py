@@ -34,7 +34,7 @@ from lib import Listener, Server, TRIBUNE_BIN, check, free_port, http_json, log,
     wait_until, IS_ASAN
 
 N = 300 if IS_ASAN else 2000
-LOAD_S = 30 if IS_ASAN else 24
+LOAD_S = 20 if IS_ASAN else 24
 
 
 def listeners(srv, timeout=5):
