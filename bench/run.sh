@@ -45,16 +45,22 @@
 #   BENCH_RECORD=1       then the recorder's crash test at 100 iterations (bench/record_crash.py:
 #                        publish, kill -9 at a random moment, restart, check the recording),
 #                        to bench/results/record-crash-<timestamp>.json; 0 to skip; "only"
+#   BENCH_RELAY=1        then the relay tree's figures (bench/relay_tree.py: the origin's CPU
+#                        per edge-second with BENCH_RELAY_EDGES=8 edges), printed as a table
+#                        for docs/benchmarks.md ("Relay trees"); 0 to skip; "only" to run
+#                        nothing else
 set -eu
 cd "$(dirname "$0")/.."
 
 guard="${BENCH_GUARD:-1}"
 rooms="${BENCH_ROOMS:-1}"
 record="${BENCH_RECORD:-1}"
+relay="${BENCH_RELAY:-1}"
 only=""
 [ "$guard" = "only" ] && only=guard
 [ "$rooms" = "only" ] && only=rooms
 [ "$record" = "only" ] && only=record
+[ "$relay" = "only" ] && only=relay
 # runs <part> <its setting>: true when that part of the benchmark runs this time
 runs() { if [ -n "$only" ]; then [ "$only" = "$1" ]; else [ "$2" != "0" ]; fi; }
 
@@ -94,5 +100,9 @@ fi
 if runs record "$record"; then
     echo "bench: the recorder's crash test, 100 iterations -> ${BENCH_RESULTS:-bench/results}/record-crash-*.json"
     TRIBUNE_BIN="${TRIBUNE:-$PWD/build/tribune}" python3 bench/record_crash.py || rc=$?
+fi
+if runs relay "$relay"; then
+    echo "bench: the relay tree's figures (origin CPU per edge-second)"
+    python3 bench/relay_tree.py --bin "${TRIBUNE:-$PWD/build/tribune}" --edges "${BENCH_RELAY_EDGES:-8}" || rc=$?
 fi
 exit $rc

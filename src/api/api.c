@@ -447,7 +447,8 @@ void api_edges(struct node *n, struct conn *c)
                                .waiting = gauge(it, "waiting"),
                                .hearing = gauge(it, "hearing"),
                                .lagging = gauge(it, "lagging"),
-                               .upstream = gauge(it, "upstream") ? 1 : 0};
+                               .upstream = gauge(it, "upstream") ? 1 : 0,
+                               .capacity = gauge(it, "capacity")};
         if (space_edge_report(s, edge->valuestring, &r) < 0)
             log_limited(LOG_WARN, 1, "space %s: too many edges report", s->rec.id);
         cJSON *st = states ? cJSON_CreateObject() : NULL;

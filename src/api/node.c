@@ -43,6 +43,8 @@ static void on_signal(struct io *io, uint32_t events)
 
 /* --- the fleet's events ---------------------------------------------- */
 
+static void send_steer(struct node *n, int w);
+
 /* The secret goes first (right after the settings), before any space: a
  * worker never knows a space that requires tickets without the key. */
 static void on_worker_up(struct fleet *f, int w, void *arg)
@@ -51,6 +53,7 @@ static void on_worker_up(struct fleet *f, int w, void *arg)
     struct chan_msg m;
     chan_msg_init(&m, CHAN_TICKET_KEY, NULL, TICKET_KEY_BYTES);
     fleet_send(f, w, &m, n->ticket_key.bytes, -1);
+    if (n->steer_url[0]) send_steer(n, w);
     struct list *pos, *tmp;
     list_for_each_safe(pos, tmp, &n->spaces.all)
     {
@@ -199,7 +202,54 @@ static int open_admin(struct node *n)
     return acceptor_start(&n->admin, n->loop, fd, on_accept, n);
 }
 
-enum { PRUNE_MS = 3600 * 1000 };
+enum { PRUNE_MS = 3600 * 1000, STEER_MS = 1000 };
+
+static void send_steer(struct node *n, int w)
+{
+    struct chan_msg m;
+    chan_msg_init(&m, CHAN_STEER, NULL, (uint32_t)strlen(n->steer_url));
+    if (w < 0)
+        fleet_broadcast(&n->fleet, &m, n->steer_url);
+    else
+        fleet_send(&n->fleet, w, &m, n->steer_url, -1);
+}
+
+/* Once a second, with `edges` set: the edge that joins refused for capacity go to
+ * (relay/steer.h), from the edges' fresh reports over every space; the workers are
+ * told only when it changes. */
+static void on_steer(struct timer *t)
+{
+    struct node *n = list_entry(t, struct node, steer);
+    timer_start(n->loop, t, loop_now_ms(n->loop) + STEER_MS);
+    struct steer_edge e[STEER_EDGES_MAX];
+    size_t ne = steer_parse(n->cfg.edges, e, STEER_EDGES_MAX);
+    struct list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &n->spaces.all)
+    {
+        struct space *s = list_entry(pos, struct space, node);
+        for (size_t i = 0; i < ne; i++)
+            space_edge_load(s, &e[i]);
+    }
+    int best = steer_pick(e, ne);
+    char url[STEER_URL_MAX + 1] = "";
+    if (best >= 0) {
+        size_t len = e[best].url_len;
+        if (len && e[best].url[len - 1] == '/') len--;
+        snprintf(url, sizeof(url), "%.*s", (int)len, e[best].url);
+    }
+    if (strcmp(url, n->steer_url) == 0) return;
+    snprintf(n->steer_url, sizeof(n->steer_url), "%s", url);
+    log_info("steering: joins refused for capacity go to %s", url[0] ? url : "none (503)");
+    send_steer(n, -1);
+}
+
+static void start_steering(struct node *n)
+{
+    if (!n->has_fleet || !n->cfg.edges[0]) return;
+    timer_init(&n->steer, on_steer);
+    timer_start(n->loop, &n->steer, loop_now_ms(n->loop) + STEER_MS);
+    n->is_steering = true;
+}
 
 /* Recordings past their retention go, at start and each hour. */
 static void on_prune(struct timer *t)
@@ -251,6 +301,7 @@ int node_open(struct node *n, const struct config *cfg)
     if (err == 0) err = open_admin(n);
     if (err == 0) err = setup_signals(n);
     if (err == 0 && node_worker_exe) err = start_fleet(n);
+    if (err == 0) start_steering(n);
     return err;
 }
 
@@ -279,6 +330,7 @@ int node_run(struct node *n)
 
 void node_close(struct node *n)
 {
+    if (n->is_steering) timer_stop(&n->steer);
     if (n->acceptor.io.fd >= 0) acceptor_stop(&n->acceptor);
     if (n->admin.io.fd >= 0) acceptor_stop(&n->admin);
     events_close(n);

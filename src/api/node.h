@@ -20,6 +20,7 @@
 #include "http/conn.h"
 #include "net/listen.h"
 #include "relay/relay.h"
+#include "relay/steer.h"
 #include "space/registry.h"
 #include "space/space.h"
 
@@ -46,6 +47,9 @@ struct node {
     struct addr_table key_fails;  /* private: failed key attempts per client address */
     struct relay relay;           /* private: an edge relay's pull and reports */
     bool is_relay;                /* read-only: cfg.origin is set (relay/relay.h) */
+    bool is_steering;             /* read-only: cfg.edges is set and workers serve listeners */
+    struct timer steer;           /* private: the steering target, each second (relay/steer.h) */
+    char steer_url[STEER_URL_MAX + 1]; /* private: the target the workers have, "" = none */
 };
 
 /* Failed key attempts, per client address (an IPv4 address or an IPv6 /64):

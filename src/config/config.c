@@ -327,6 +327,14 @@ static const struct setting settings[] = {
      .arg = "KEY",
      .def = "",
      .help = "shared secret of edges' count reports (POST /api/edges); empty = loopback only"},
+    {.name = "edges",
+     .type = SETTING_STRING,
+     FIELD(edges),
+     .min = 0,
+     .arg = "URLS",
+     .def = "",
+     .help = "comma-separated base URLs of edges a full node redirects new listeners to (302); "
+             "empty = none"},
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))

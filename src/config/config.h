@@ -51,7 +51,8 @@ struct config {
     char log_format[8];           /* text|json, default text */
     char origin[256];             /* an edge relay's origin, http://HOST:PORT; "" = not a relay */
     char edge_key[128];           /* shared secret of edge count reports, "" = loopback only */
-    char config_file[256];        /* where settings came from, if any */
+    char edges[1024];      /* base URLs of edges a full node steers joins to (302), "" = none */
+    char config_file[256]; /* where settings came from, if any */
 };
 
 /* Fills `c` with the defaults. */

@@ -29,6 +29,8 @@ enum chan_type {
     CHAN_STATS,      /* w->m: payload is struct feed_stats for `space` */
     CHAN_TICKET_KEY, /* m->w: payload is the node's join-ticket secret (guard/ticket.h),
                         sent right after CONFIG, before any SPACE; never logged */
+    CHAN_STEER,      /* m->w: payload is the base URL of the edge to steer joins refused for
+                        capacity to (relay/steer.h), empty: none (503 as usual) */
 };
 
 /* Flags of a CHAN_SPACE message (its `a`). */

@@ -29,6 +29,7 @@
 #include "http/ws.h"
 #include "net/listen.h"
 #include "metrics/refusals.h"
+#include "relay/steer.h"
 
 enum { SWEEP_MS = 100, CHAN_BATCH = 256, CONFIG_WAIT_MS = 10000, ADDR_TABLE_LOG2 = 14 };
 
@@ -58,6 +59,7 @@ struct worker {
     bool has_conns;          /* conn_module_init ran (it did not if no settings came) */
     bool has_ticket_key;     /* CHAN_TICKET_KEY came (it does before any space) */
     struct ticket_key ticket_key;
+    char steer[STEER_URL_MAX + 1]; /* CHAN_STEER: the edge joins refused for capacity go to */
 };
 
 enum { R_OGG, R_WS };
@@ -150,10 +152,28 @@ static void send_busy(struct worker *w, int fd)
     shutdown(fd, SHUT_WR);
 }
 
+/* A join refused for capacity, with a steering target (relay/steer.h): one send()
+ * of a 302 to the same space at that edge, built on the stack, then FIN; the caller
+ * closes `fd`. */
+static void send_steer(struct worker *w, int fd, const struct wfeed *wf, bool is_ws)
+{
+    char resp[STEER_URL_MAX + CHAN_SPACE_MAX + 160];
+    int n = snprintf(resp, sizeof(resp),
+                     "HTTP/1.1 302 Found\r\nLocation: %s/spaces/%s/%s\r\nContent-Length: 0\r\n"
+                     "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+                     w->steer, wf->id, is_ws ? "ws" : "live.opus");
+    if (n > 0 && (size_t)n < sizeof(resp)) {
+        ssize_t sent = send(fd, resp, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)sent;
+    }
+    shutdown(fd, SHUT_WR);
+}
+
 /* Admission (guard/admit.h): true to take the listener on `fd`; otherwise
  * the pre-built 503 with a jittered Retry-After has been sent on `fd`
- * (whose request head was read in full) and the caller closes it. */
-static bool admit_listener(struct worker *w, int fd, struct wfeed *wf)
+ * (whose request head was read in full), or a 302 to an edge when the node is
+ * full and steers (relay/steer.h), and the caller closes it. */
+static bool admit_listener(struct worker *w, int fd, struct wfeed *wf, bool is_ws)
 {
     uint64_t now = loop_now_ms(w->loop);
     uint64_t fds = w->base_fds + w->listeners + conn_count();
@@ -172,7 +192,10 @@ static bool admit_listener(struct worker *w, int fd, struct wfeed *wf)
                                                  : REFUSE_JOIN_RATE;
     refuse(why);
     if (wf) wf->feed.stats.refused[why]++;
-    send_busy(w, fd);
+    if (wf && w->steer[0] && v != ADMIT_RATE)
+        send_steer(w, fd, wf, is_ws);
+    else
+        send_busy(w, fd);
     return false;
 }
 
@@ -226,7 +249,7 @@ static void on_request(struct conn *c)
     int is_head = c->method == ROUTE_HEAD;
     size_t none;
     int fd = conn_detach(c, NULL, 0, &none);
-    if (!admit_listener(w, fd, wf)) {
+    if (!admit_listener(w, fd, wf, is_ws)) {
         close(fd);
         return;
     }
@@ -315,6 +338,10 @@ static void on_message(struct worker *w, const struct chan_msg *m, const void *p
         memcpy(w->ticket_key.bytes, p, TICKET_KEY_BYTES);
         w->has_ticket_key = true;
         break;
+    case CHAN_STEER:
+        snprintf(w->steer, sizeof(w->steer), "%.*s",
+                 (int)(m->len < STEER_URL_MAX ? m->len : STEER_URL_MAX), (const char *)p);
+        break;
     case CHAN_HEADER:
         if (!wf && !(wf = add_feed(w, m->space))) break;
         if ((c = chunk_from(p, m->len, 0, 0)))
@@ -326,7 +353,7 @@ static void on_message(struct worker *w, const struct chan_msg *m, const void *p
             feed_publish(m->flags == CHAN_FMT_WS ? &wf->ws : &wf->feed, c);
         break;
     case CHAN_LISTENER:
-        if (fd >= 0 && !admit_listener(w, fd, wf)) break;
+        if (fd >= 0 && !admit_listener(w, fd, wf, m->flags == CHAN_FMT_WS)) break;
         if (m->flags == CHAN_FMT_WS) { /* the master checked the handshake; the 101 is ours */
             char accept[29];
             if (fd < 0 || !wf || m->len != 28) break;

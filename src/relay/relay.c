@@ -210,6 +210,7 @@ static cJSON *report_json(struct relay *r)
         cJSON_AddNumberToObject(e, "hearing", (double)st.hearing);
         cJSON_AddNumberToObject(e, "lagging", (double)st.lagging);
         cJSON_AddNumberToObject(e, "upstream", upstream_is_open(s->upstream) ? 1 : 0);
+        cJSON_AddNumberToObject(e, "capacity", (double)r->cfg->max_listeners);
         cJSON_AddItemToArray(arr, e);
     }
     return o;

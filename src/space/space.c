@@ -11,6 +11,7 @@
 #include "media/mixer.h"
 #include "media/speak.h"
 #include "record/recorder.h"
+#include "relay/steer.h"
 
 enum { SWEEP_MS = 100 };
 
@@ -177,6 +178,17 @@ int space_edge_report(struct space *s, const char *edge_id, const struct space_e
     snprintf(slot->id, sizeof(slot->id), "%s", edge_id);
     slot->at_ms = loop_now_ms(s->owner->loop);
     return 0;
+}
+
+void space_edge_load(const struct space *s, struct steer_edge *se)
+{
+    for (int i = 0; i < SPACE_EDGES_MAX; i++) {
+        const struct space_edge *e = &s->edges[i];
+        if (!edge_is_fresh(s, e) || !steer_matches(se, e->id)) continue;
+        se->is_fresh = true;
+        se->listeners += e->connected;
+        if (e->capacity > se->capacity) se->capacity = e->capacity;
+    }
 }
 
 void space_edge_totals(const struct space *s, struct space_edge_totals *out)

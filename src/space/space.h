@@ -64,6 +64,7 @@ struct space_edge {
     uint64_t at_ms;                 /* loop time of the report */
     uint64_t connected, waiting, hearing, lagging;
     uint64_t upstream; /* 1 when its upstream connection to this node is open */
+    uint64_t capacity; /* its max_listeners, 0: not reported (steering, relay/steer.h) */
 };
 
 /* The edges' share of a space's listener gauges (space_edge_totals). */
@@ -182,6 +183,10 @@ void space_stats(const struct space *s, struct feed_stats *out);
 /* Records edge `edge_id`'s report (connected, waiting, hearing, lagging, upstream in
  * `r`, id ignored). 0, or -ENOSPC when SPACE_EDGES_MAX live edges report already. */
 int space_edge_report(struct space *s, const char *edge_id, const struct space_edge *r);
+/* Adds the fresh reports of the edges that steer edge `e` names (relay/steer.h) to its
+ * load: listeners += their connected, capacity = the largest reported, is_fresh set. */
+struct steer_edge;
+void space_edge_load(const struct space *s, struct steer_edge *e);
 /* Sums the fresh edge reports (space_stats already includes them). */
 void space_edge_totals(const struct space *s, struct space_edge_totals *out);
 /* The same, of the WebSocket listeners only (they are included in

@@ -97,6 +97,7 @@ static void check_good(const struct config *c)
     check_text(c->config_file, sizeof(c->config_file));
     check_text(c->origin, sizeof(c->origin));
     check_text(c->edge_key, sizeof(c->edge_key));
+    check_text(c->edges, sizeof(c->edges));
     if (config_split_listen(c->listen, host, sizeof(host), &port) != 0) FAIL();
     if (c->data[0] == '\0') FAIL();
     if (strcmp(c->log_level, "error") && strcmp(c->log_level, "warn") &&

@@ -1,0 +1,232 @@
+"""A relay tree (issue 9, scaled to fit the suite): an origin (`tribune demo`), three first-level edges
+E1, E2, E3 fed by the origin and one second-level edge E4 fed by E1, each a separate process on
+loopback, with N listeners on each edge from one tribune-load process per edge (2,000 each; 300 under
+ASan).
+
+  1. Counts: the origin's GET /api/spaces/demo counts hearing == 4 N (the whole tree's, each listener
+     once), with 3 edges reporting to it directly; both figures are printed.
+  2. The origin goes away for 5 s (SIGKILL, then restarted on the same port): every edge keeps its N
+     listeners connected (E1 counts its own and E4's: 2 N) throughout, and the origin's count is 4 N
+     again within 10 s of its restart. (SIGSTOP instead stalls the edges' API for seconds with 8,000
+     listeners on this box: an open problem, see the report of issue 9, not tested here.)
+  3. E1 is killed (SIGKILL): the origin's count drops by E1's and E4's listeners (2 N) within 5 s.
+  5. Steering: the origin has `max_listeners` 3 (its edges' upstreams) and `edges` = E1,E2,E3: a raw
+     join gets `302 Found` to E2 or E3 (the fresh edges with the fewest listeners; E1 counts E4's too),
+     before the outages and after E1's death (once listeners have taken the slot E1's upstream freed).
+  6. ffmpeg -i the origin's live.opus follows the 302 and decodes 2 s.
+  4. At the end the load tools of E2 and E3 report all N connected and none failed; the origin's last
+     count equals the sum of their streams (connected, receiving audio). Their hearing counts are printed,
+     not checked: on this shared 2-core box, with 8,000 listeners and 4 load tools, some 1 s spans fall
+     under 0.9 s of audio (no skip, gaps under 300 ms) around the origin's restart and E1's death, so
+     tribune-load's hearing (never stalled) and hearing-now figures fall short; an open problem. The listeners of E1 and E4 do not fail
+     over: tribune-load retries a refused join at the same URL (`--retry`) but cannot switch to
+     another edge, so this test checks the count convergence only.
+"""
+import json
+import os
+import resource
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+from lib import Server, TRIBUNE_BIN, check, free_port, http_json, log, raw_request, read_s16, run_test, tmpdir, \
+    wait_until, IS_ASAN
+
+N = 300 if IS_ASAN else 2000
+LOAD_S = 20 if IS_ASAN else 24
+
+
+def listeners(srv, timeout=5):
+    try:
+        st, _, obj = http_json(srv, "GET", "/api/spaces/demo", timeout=timeout)
+    except OSError as e:
+        check(False, "GET /api/spaces/demo on %s: %s" % (srv.name, e))
+    check(st == 200, "GET /api/spaces/demo on %s -> %d %r" % (srv.name, st, obj))
+    return obj["listeners"]
+
+
+def run_load(name, url, n, out):
+    load_bin = os.path.join(os.path.dirname(TRIBUNE_BIN), "tribune-load")
+    check(os.access(load_bin, os.X_OK), "%s is not built" % load_bin)
+    argv = [load_bin, url, "-n", str(n), "-r", "2000", "-d", str(LOAD_S), "--json", out, "--quiet"]
+    log("load on %s: %s" % (name, " ".join(argv)))
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    p.lines = []
+    p.reader = threading.Thread(target=lambda: p.lines.extend(p.stdout.read().decode(errors="replace").splitlines()),
+                                daemon=True)
+    p.reader.start()
+    return p
+
+
+def fill(origin, most):
+    """Joins at the origin until one is not admitted (at most `most`); returns the admitted sockets."""
+    held = []
+    for _ in range(most):
+        s = socket.create_connection(origin.addr, timeout=5)
+        s.sendall(b"GET /spaces/demo/live.opus HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = b""
+        deadline = time.monotonic() + 5
+        while b"\r\n" not in head and time.monotonic() < deadline:
+            x = s.recv(4096)
+            if not x:
+                break
+            head += x
+        if head.startswith(b"HTTP/1.1 200"):
+            held.append(s)
+            continue
+        s.close()
+        break
+    return held
+
+
+def check_steering(origin, allowed, n):
+    """n raw joins at the full origin: each is a 302 to one of `allowed` (base URLs), never a 503."""
+    got = {}
+    for _ in range(n):
+        resp = raw_request(origin, b"GET /spaces/demo/live.opus HTTP/1.1\r\nHost: x\r\n\r\n",
+                           read_all=False).decode(errors="replace")
+        status = resp.split("\r\n", 1)[0]
+        loc = ""
+        for line in resp.split("\r\n")[1:]:
+            if line.lower().startswith("location:"):
+                loc = line.split(":", 1)[1].strip()
+        got[(status, loc)] = got.get((status, loc), 0) + 1
+        check(status == "HTTP/1.1 302 Found" and loc in [u + "/spaces/demo/live.opus" for u in allowed],
+              "a join at the full origin -> %r, Location %r (expected 302 to one of %r)" % (status, loc, allowed))
+    log("%d joins at the full origin: %r" % (n, got))
+
+
+def raise_fd_limit():
+    """Each process here holds at most ~N + a few hundred descriptors; the children inherit this."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, 20000) if hard != resource.RLIM_INFINITY else 20000
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    check(resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= N + 1000,
+          "RLIMIT_NOFILE %d is too low for %d listeners per process" % (resource.getrlimit(resource.RLIMIT_NOFILE)[0], N))
+
+
+def main():
+    raise_fd_limit()
+    t0 = time.monotonic()
+    # the origin has room for its three edges' upstreams only, and steers everyone else to them
+    origin = Server(cmd="demo", extra=["--workers", "1", "--max_listeners", "3"], name="origin")
+    origin.port = free_port()
+    edges = {}
+    for name in ("E1", "E2", "E3"):
+        edges[name] = Server(cmd="relay", extra=["--origin", origin.url, "--workers", "1"], name=name).start()
+    origin.extra += ["--edges", ",".join(edges[name].url for name in ("E1", "E2", "E3"))]
+    origin.start(port=origin.port)
+    edges["E4"] = Server(cmd="relay", extra=["--origin", edges["E1"].url, "--workers", "1"], name="E4").start()
+    total = 4 * N
+
+    loads, outs = {}, {}
+    for name, srv in edges.items():
+        outs[name] = os.path.join(tmpdir(), "load-%s.json" % name)
+        loads[name] = run_load(name, srv.url + "/spaces/demo/live.opus", N, outs[name])
+    t_start = time.monotonic()
+    try:
+        # 1. the tree's count at the origin
+        wait_until(lambda: listeners(origin)["hearing"] == total, 15 * (2 if IS_ASAN else 1),
+                   "the origin to count %d hearing (the tree's)" % total, 0.1)
+        lo = listeners(origin)
+        log("%.1f s after the loads started: origin counts hearing %d (expected %d = 4 x %d), %d edges report"
+            % (time.monotonic() - t_start, lo["hearing"], total, N, lo["edges"]["edges"]))
+        check(lo["connected"] == total and lo["edges"]["edges"] == 3,
+              "origin: connected %r, edges %r (expected %d, 3 edges)" % (lo["connected"], lo["edges"], total))
+
+        # 5. steering: the full origin sends a new listener to the least-loaded fresh edge (E1 counts
+        # E4's listeners too: 2 N against N for E2 and E3)
+        check_steering(origin, [edges["E2"].url, edges["E3"].url], 5)
+
+        # 2. the origin goes away for 5 s (killed, then restarted on its port): the edges keep their listeners
+        port = origin.port
+        origin.proc.send_signal(signal.SIGKILL)
+        origin.proc.wait()
+        origin.stopped = True
+        t_stop = time.monotonic()
+        log("origin killed (SIGKILL)")
+        want = {"E1": 2 * N, "E2": N, "E3": N, "E4": N}
+        polls = 0
+        slowest = dict.fromkeys(edges, 0.0)
+        while time.monotonic() - t_stop < 5 and polls < 100:
+            polls += 1
+            got = {}
+            for name, srv in edges.items():
+                t = time.monotonic()
+                got[name] = listeners(srv, timeout=10)["connected"]
+                slowest[name] = max(slowest[name], time.monotonic() - t)
+            check(got == want, "while the origin is away, the edges count %r connected (expected %r)" % (got, want))
+            time.sleep(0.25)
+        log("5 s without the origin: the edges count %r connected; slowest API answer per edge (s): %s"
+            % (got, {k: round(v, 2) for k, v in slowest.items()}))
+        origin.start(port=port)
+        t_back = time.monotonic()
+        wait_until(lambda: listeners(origin)["hearing"] == total, 10,
+                   "the origin to count %d hearing again after its restart" % total, 0.1)
+        log("origin restarted: counts the tree's %d hearing again %.1f s after its restart"
+            % (total, time.monotonic() - t_back))
+
+        # 3. a first-level edge dies: its listeners and its child's leave the origin's count
+        edges["E1"].kill()
+        t_kill = time.monotonic()
+        wait_until(lambda: listeners(origin)["hearing"] == total - 2 * N, 5,
+                   "the origin to drop E1's and E4's %d listeners" % (2 * N), 0.1)
+        log("E1 killed (SIGKILL): the origin's hearing dropped from %d to %d in %.1f s"
+            % (total, total - 2 * N, time.monotonic() - t_kill))
+        check(time.monotonic() - t_start < LOAD_S - 2, "the loads ended before the last check")
+        last = listeners(origin)["hearing"]
+        # E1's upstream slot at the origin is free now: listeners take the free slots (one, unless an
+        # edge's upstream is reconnecting), then the origin is full again
+        held = fill(origin, 3)
+        log("%d listener(s) took the origin's free slots" % len(held))
+        check_steering(origin, [edges["E2"].url, edges["E3"].url], 5)
+        for s in held:
+            s.close()
+
+        # 4. the surviving edges' load tools against the origin's count
+        heard = conn = 0
+        for name in ("E2", "E3"):
+            p = loads[name]
+            p.wait(LOAD_S + 30)
+            p.reader.join(10)
+            check(p.returncode == 0, "tribune-load on %s exited %s: %s" % (name, p.returncode, "\n".join(p.lines[-30:])))
+            with open(outs[name]) as f:
+                rep = json.load(f)
+            log("tribune-load on %s: hearing now %d of %d (never stalled: %d; stalled ever %d, spans under 90 %%: %d, "
+                "worst span %.1f %%, skips %d, max gap %d ms), failed %d %r"
+                % (name, rep["hearing_now"], N, rep["hearing"], rep["ever_stalled"], rep["spans_low"],
+                   rep["worst_span_pct"], rep["skips"], rep["max_gap_ms"], rep["failed"], rep.get("failed_by_kind")))
+            check(rep["failed"] == 0 and rep["joined"] == N and rep["connected"] == N,
+                  "tribune-load on %s: %r" % (name, rep))
+            heard += rep["hearing_now"]
+            conn += rep["connected"]
+        log("origin's last count %d; tribune-load on E2 + E3: %d connected, %d hearing now" % (last, conn, heard))
+        check(last == conn, "the origin counted %d, the load tools hold %d streams" % (last, conn))
+    finally:
+        for p in loads.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    # 6. a player follows the 302: ffmpeg opens the origin's URL and plays from an edge
+    out = os.path.join(tmpdir(), "steered.raw")
+    try:
+        r = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", origin.url + "/spaces/demo/live.opus", "-t", "2",
+                            "-f", "s16le", "-ac", "1", "-ar", "48000", "-y", out], capture_output=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        check(False, "ffmpeg did not decode 2 s through the origin's 302 within 30 s")
+    err = r.stderr.decode(errors="replace").strip()
+    check(r.returncode == 0 and err == "", "ffmpeg through the 302: rc %d: %s" % (r.returncode, err[-2000:]))
+    secs = len(read_s16(out)) / 48000.0
+    check(abs(secs - 2.0) <= 0.1, "decoded %.2f s through the origin's 302, expected 2" % secs)
+    log("ffmpeg -i %s/spaces/demo/live.opus followed the 302 and decoded %.2f s" % (origin.url, secs))
+    for name in ("E4", "E3", "E2"):
+        edges[name].stop()
+    origin.stop()
+    log("whole test: %.1f s" % (time.monotonic() - t0))
+
+
+if __name__ == "__main__":
+    run_test(main)
