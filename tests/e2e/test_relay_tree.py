@@ -31,6 +31,7 @@ import subprocess
 import threading
 import time
 
+import heavy
 from lib import Server, TRIBUNE_BIN, check, free_port, http_json, log, raw_request, read_s16, run_test, tmpdir, \
     wait_until, IS_ASAN
 
@@ -228,5 +229,11 @@ def main():
     log("whole test: %.1f s" % (time.monotonic() - t0))
 
 
+def heavy_main():
+    # 5 servers and 8,000 listeners: one heavy test at a time (heavy.py)
+    with heavy.exclusive("test_relay_tree"):
+        main()
+
+
 if __name__ == "__main__":
-    run_test(main)
+    run_test(heavy_main)
