@@ -24,6 +24,9 @@ each server, interleaved:
      measured window both have, and the largest difference over the steady part;
   6. stop the publisher and the server (their whole process groups).
 
+BENCH_SERVERS may also name tribune-ws: the same Tribune server, its listeners on the WebSocket
+path (GET /spaces/{id}/ws, tribune-load's WebSocket player), to compare the two delivery formats.
+
 Then a join storm per server (BENCH_STORM listeners within 1 s), an optional
 pinned-versus-unpinned check, and the outputs: bench/results/<ts>.json, an SVG
 plot bench/results/<ts>.svg (bench/plot.py), and a markdown table in
@@ -432,11 +435,13 @@ def one_run(kind, n, rate, pin, work, port, tag):
         sampler = Sampler(srv.server.pid)
         sampler.start()
         duration = load_duration(n, rate)
-        url = "http://127.0.0.1:%d%s" % (port, srv.path)
+        # tribune-ws: the same server, its listeners on the WebSocket path (tribune-load's ws player)
+        path = srv.path.replace("/live.opus", "/ws") if kind == "tribune-ws" else srv.path
+        url = "http://127.0.0.1:%d%s" % (port, path)
         out_json = os.path.join(work, "%s-%s-%d.json" % (tag, kind, n))
         load_log = os.path.join(work, "%s-%s-%d.log" % (tag, kind, n))
         t0 = time.monotonic()
-        counter = HearingSampler(srv.admin_port, srv.sid, t0) if kind == "tribune" else None
+        counter = HearingSampler(srv.admin_port, srv.sid, t0) if kind.startswith("tribune") else None
         if counter is not None:
             counter.start()
         try:

@@ -12,7 +12,7 @@ W, H = 960, 420
 PANEL_W, PANEL_H = 380, 290
 LEFT = (70, 60)
 RIGHT = (550, 60)
-COLORS = {"icecast": "#d9480f", "tribune": "#1c7ed6"}
+COLORS = {"icecast": "#d9480f", "tribune": "#1c7ed6", "tribune-ws": "#2f9e44"}
 FALLBACK = ["#2b8a3e", "#862e9c", "#495057"]
 
 

@@ -19,7 +19,7 @@
 #   BENCH_RATE=1000      joins per second during a step
 #   BENCH_RATE_BY=       per-server join rates overriding BENCH_RATE, e.g. icecast:250
 #   BENCH_RUNS=1         runs per step and server, interleaved; medians reported
-#   BENCH_SERVERS=icecast,tribune
+#   BENCH_SERVERS=icecast,tribune   (tribune-ws: the same Tribune, listeners on the WebSocket path)
 #   BENCH_STORM=15000    join-storm size (all within 1 s); 0 to skip
 #   BENCH_PIN=off        or SERVER_CPUS:LOAD_CPUS (taskset lists), e.g. 0:1
 #   BENCH_PIN_CHECK=5000 one extra step run pinned 0:1, to show whether pinning
