@@ -928,6 +928,35 @@ def ffmpeg_decode_file(path, out_raw):
     return r.returncode, r.stderr.decode(errors="replace")
 
 
+def ffmpeg_decode_url(url, seconds, out_raw, what):
+    """ffmpeg reads `seconds` of a live URL (following redirects) into s16le mono 48 kHz, with no
+    output on stderr at -v error, within 30 s. Returns the samples."""
+    try:
+        r = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", url, "-t", str(seconds), "-f", "s16le",
+                            "-ac", "1", "-ar", "48000", "-y", out_raw], capture_output=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        check(False, "ffmpeg did not decode %s s %s within 30 s" % (seconds, what))
+    err = r.stderr.decode(errors="replace").strip()
+    check(r.returncode == 0 and err == "", "ffmpeg %s: rc %d: %s" % (what, r.returncode, err[-2000:]))
+    return read_s16(out_raw)
+
+
+def start_load(url, args, what="load"):
+    """Starts tribune-load (the one next to the server binary: build/tribune-load,
+    build/asan/tribune-load, ...) on `url` with `args`, in the background. The process gets
+    `lines`, its output lines, filled by a reader thread (`reader`) until it exits."""
+    load_bin = os.path.join(os.path.dirname(TRIBUNE_BIN), "tribune-load")
+    check(os.access(load_bin, os.X_OK), "%s is not built" % load_bin)
+    argv = [load_bin, url] + [str(a) for a in args]
+    log("%s: %s" % (what, " ".join(argv)))
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    p.lines = []
+    p.reader = threading.Thread(target=lambda: p.lines.extend(p.stdout.read().decode(errors="replace").splitlines()),
+                                daemon=True)
+    p.reader.start()
+    return p
+
+
 # ----------------------------------------------------------------------------------------------
 # Test main
 # ----------------------------------------------------------------------------------------------

@@ -23,13 +23,11 @@
 import json
 import os
 import signal
-import subprocess
-import threading
 import time
 
 import audio
-from lib import (Listener, Server, TRIBUNE_BIN, check, http, http_json, log, read_s16, run_test, tmpdir,
-                 wait_until, IS_ASAN)
+from lib import (Listener, Server, check, ffmpeg_decode_url, http, http_json, log,
+                 run_test, start_load, tmpdir, wait_until, IS_ASAN)
 
 N_A = 40 if IS_ASAN else 100
 N_B = 40 if IS_ASAN else 100
@@ -57,28 +55,12 @@ def metric(srv, name, labels):
 
 
 def run_load(url, n, out):
-    load_bin = os.path.join(os.path.dirname(TRIBUNE_BIN), "tribune-load")
-    check(os.access(load_bin, os.X_OK), "%s is not built" % load_bin)
-    argv = [load_bin, url, "-n", str(n), "-r", "500", "-d", str(LOAD_S), "--json", out, "--quiet"]
-    log("load: %s" % " ".join(argv))
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    p.lines = []
-    p.reader = threading.Thread(target=lambda: p.lines.extend(p.stdout.read().decode(errors="replace").splitlines()),
-                                daemon=True)
-    p.reader.start()
-    return p
+    return start_load(url, ["-n", n, "-r", 500, "-d", LOAD_S, "--json", out, "--quiet"])
 
 
 def check_tone(edge):
-    out = os.path.join(tmpdir(), "edge.raw")
-    try:
-        r = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", edge.url + "/spaces/demo/live.opus", "-t", "3",
-                            "-f", "s16le", "-ac", "1", "-ar", "48000", "-y", out], capture_output=True, timeout=30)
-    except subprocess.TimeoutExpired:
-        check(False, "ffmpeg did not decode 3 s from the edge within 30 s")
-    err = r.stderr.decode(errors="replace").strip()
-    check(r.returncode == 0 and err == "", "ffmpeg through the edge: rc %d: %s" % (r.returncode, err[-2000:]))
-    s = read_s16(out)
+    s = ffmpeg_decode_url(edge.url + "/spaces/demo/live.opus", 3, os.path.join(tmpdir(), "edge.raw"),
+                          "through the edge")
     check(abs(len(s) / 48000.0 - 3.0) <= 0.15, "decoded %.2f s through the edge, expected 3" % (len(s) / 48000.0))
     tables = {f: audio.dft_tables(f) for f in NOTES + (NOISE_HZ,)}
     good = total = 0

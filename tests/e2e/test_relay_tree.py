@@ -27,13 +27,11 @@ import os
 import resource
 import signal
 import socket
-import subprocess
-import threading
 import time
 
 import heavy
-from lib import Server, TRIBUNE_BIN, check, free_port, http_json, log, raw_request, read_s16, run_test, tmpdir, \
-    wait_until, IS_ASAN
+from lib import Server, check, ffmpeg_decode_url, free_port, http_json, log, raw_request, \
+    run_test, start_load, tmpdir, wait_until, IS_ASAN
 
 N = 300 if IS_ASAN else 2000
 LOAD_S = 20 if IS_ASAN else 24
@@ -49,16 +47,7 @@ def listeners(srv, timeout=5):
 
 
 def run_load(name, url, n, out):
-    load_bin = os.path.join(os.path.dirname(TRIBUNE_BIN), "tribune-load")
-    check(os.access(load_bin, os.X_OK), "%s is not built" % load_bin)
-    argv = [load_bin, url, "-n", str(n), "-r", "2000", "-d", str(LOAD_S), "--json", out, "--quiet"]
-    log("load on %s: %s" % (name, " ".join(argv)))
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    p.lines = []
-    p.reader = threading.Thread(target=lambda: p.lines.extend(p.stdout.read().decode(errors="replace").splitlines()),
-                                daemon=True)
-    p.reader.start()
-    return p
+    return start_load(url, ["-n", n, "-r", 2000, "-d", LOAD_S, "--json", out, "--quiet"], "load on %s" % name)
 
 
 def fill(origin, most):
@@ -212,15 +201,9 @@ def main():
                 p.kill()
                 p.wait()
     # 6. a player follows the 302: ffmpeg opens the origin's URL and plays from an edge
-    out = os.path.join(tmpdir(), "steered.raw")
-    try:
-        r = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", origin.url + "/spaces/demo/live.opus", "-t", "2",
-                            "-f", "s16le", "-ac", "1", "-ar", "48000", "-y", out], capture_output=True, timeout=30)
-    except subprocess.TimeoutExpired:
-        check(False, "ffmpeg did not decode 2 s through the origin's 302 within 30 s")
-    err = r.stderr.decode(errors="replace").strip()
-    check(r.returncode == 0 and err == "", "ffmpeg through the 302: rc %d: %s" % (r.returncode, err[-2000:]))
-    secs = len(read_s16(out)) / 48000.0
+    samples = ffmpeg_decode_url(origin.url + "/spaces/demo/live.opus", 2, os.path.join(tmpdir(), "steered.raw"),
+                                "through the origin's 302")
+    secs = len(samples) / 48000.0
     check(abs(secs - 2.0) <= 0.1, "decoded %.2f s through the origin's 302, expected 2" % secs)
     log("ffmpeg -i %s/spaces/demo/live.opus followed the 302 and decoded %.2f s" % (origin.url, secs))
     for name in ("E4", "E3", "E2"):

@@ -42,15 +42,13 @@ import json
 import os
 import resource
 import signal
-import subprocess
-import threading
 import time
 
 import audio
 import heavy
-from lib import (TRIBUNE_BIN, Listener, Server, bearer, check, established_to_port, ffmpeg_publish_speaker,
+from lib import (Listener, Server, bearer, check, established_to_port, ffmpeg_publish_speaker,
                  fresh_source, http, http_json, http_json_from, log, proc_log, run_test, speaker_publish_status,
-                 stop_process, wait_until)
+                 start_load, stop_process, wait_until)
 
 A_HZ, B_HZ, C_HZ, R_HZ = 440, 660, 440, 1000
 NOISE_HZ = 1870          # no tone, no intermodulation product of 440/660/1000 Hz near it
@@ -576,17 +574,7 @@ LOAD_S = 20
 
 def run_load(url, out):
     """tribune-load next to the server binary (build/tribune-load, build/asan/tribune-load, ...)."""
-    load_bin = os.path.join(os.path.dirname(TRIBUNE_BIN), "tribune-load")
-    check(os.access(load_bin, os.X_OK), "%s is not built" % load_bin)
-    argv = [load_bin, url, "-n", str(LOAD_N), "-r", "1000", "-d", str(LOAD_S), "--loud-bytes", "20", "--json", out,
-            "--quiet"]
-    log("load: %s" % " ".join(argv))
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    p.lines = []
-    p.reader = threading.Thread(target=lambda: p.lines.extend(p.stdout.read().decode(errors="replace").splitlines()),
-                                daemon=True)
-    p.reader.start()
-    return p
+    return start_load(url, ["-n", LOAD_N, "-r", 1000, "-d", LOAD_S, "--loud-bytes", 20, "--json", out, "--quiet"])
 
 
 def waiting_then_live():

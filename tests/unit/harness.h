@@ -8,6 +8,7 @@
  * - setup_for_children(), reserve_port(): fixture steps of the tests that fork
  *   workers.
  * - run_suite(): main()'s tail, runs a suite and gives the exit status.
+ * - run_capture(): a real tool's standard output (ffprobe, ffmpeg).
  * Header-only (static inline) so that each test stays one file.
  */
 #ifndef TRIBUNE_TESTS_UNIT_HARNESS_H
@@ -296,6 +297,27 @@ static inline int promtool_check(const char *text, char *out, size_t cap)
     unlink(path);
     ck_assert(WIFEXITED(status));
     return WEXITSTATUS(status);
+}
+
+/* Runs the shell command `cmd` (a real tool: ffprobe, ffmpeg), fails the test
+ * unless it exits 0, and returns its whole standard output (malloc'd,
+ * NUL-terminated) with its length in *len. */
+static inline char *run_capture(const char *cmd, size_t *len)
+{
+    FILE *f = popen(cmd, "r");
+    ck_assert_ptr_nonnull(f);
+    size_t cap = 1 << 16, n = 0;
+    char *out = malloc(cap);
+    for (;;) {
+        if (cap - n < 4096) out = realloc(out, cap *= 2);
+        size_t r = fread(out + n, 1, cap - n - 1, f);
+        if (r == 0) break;
+        n += r;
+    }
+    ck_assert_int_eq(pclose(f), 0);
+    out[n] = '\0';
+    *len = n;
+    return out;
 }
 
 #endif

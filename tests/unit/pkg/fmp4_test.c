@@ -104,25 +104,6 @@ START_TEST(fragment_layout)
 }
 END_TEST
 
-/* Runs `cmd`, returns its whole standard output (malloc'd, NUL-terminated) and its length. */
-static char *run_capture(const char *cmd, size_t *len)
-{
-    FILE *f = popen(cmd, "r");
-    ck_assert_ptr_nonnull(f);
-    size_t cap = 1 << 16, n = 0;
-    char *out = malloc(cap);
-    for (;;) {
-        if (cap - n < 4096) out = realloc(out, cap *= 2);
-        size_t r = fread(out + n, 1, cap - n - 1, f);
-        if (r == 0) break;
-        n += r;
-    }
-    ck_assert_int_eq(pclose(f), 0);
-    out[n] = '\0';
-    *len = n;
-    return out;
-}
-
 START_TEST(ffmpeg_reads_it)
 {
     char path[] = "/tmp/fmp4_test.XXXXXX";
