@@ -67,6 +67,20 @@ run_one() {
 	report "$name" "$rc" "$(elapsed "$t0" "$(now)")" "$logf"
 }
 
+# Timing-sensitive tests (real browsers, real-time audio, thousands of sockets on two shared cores)
+# get one second chance: a failure is printed in full as `RETRY name (...)`, never hidden, and the
+# test runs again once, alone; its second verdict counts (`PASS name (retried)` or FAIL). A test
+# that only passes on its retry is flaky: the RETRY lines in the output are the list to fix.
+# RETRIES=0 turns this off.
+RETRIES=${RETRIES:-1}
+RETRIED=0
+retry_note() {
+	local name=$1 rc=$2 secs=$3 logf=$4
+	echo "RETRY $name (exit $rc, $secs): failed once, running it again alone"
+	tail -n 40 "$logf" | sed 's/^/    /'
+	RETRIED=$((RETRIED + 1))
+}
+
 # ---- unit tests (Check binaries) ----------------------------------------------------------------
 for tree in build build/asan; do
 	[ -d "$tree/tests/unit" ] || continue
@@ -147,6 +161,7 @@ for bin in build/tribune build/asan/tribune; do
 done
 
 declare -A pids starts logs
+retry_list=()
 launch() {
 	local i=$1 name=${e2e_names[$1]} bin=${e2e_bins[$1]} file=${e2e_files[$1]}
 	local logf="$OUT/$(printf '%s' "$name" | tr -c 'A-Za-z0-9._-' '_').log"
@@ -188,10 +203,21 @@ while [ "$done_upto" -lt "$n" ]; do
 	done
 	# Print verdicts in launch order as far as they are known.
 	while [ "$done_upto" -lt "$next" ] && [ -n "${rcs[$done_upto]:-}" ]; do
-		report "${e2e_names[$done_upto]}" "${rcs[$done_upto]}" \
-			"$(elapsed "${starts[$done_upto]}" "${ends[$done_upto]}")" "${logs[$done_upto]}"
+		if [ "${rcs[$done_upto]}" -ne 0 ] && [ "$RETRIES" -gt 0 ] && [ -x "${e2e_bins[$done_upto]}" ]; then
+			retry_note "${e2e_names[$done_upto]}" "${rcs[$done_upto]}" \
+				"$(elapsed "${starts[$done_upto]}" "${ends[$done_upto]}")" "${logs[$done_upto]}"
+			retry_list+=("$done_upto")
+		else
+			report "${e2e_names[$done_upto]}" "${rcs[$done_upto]}" \
+				"$(elapsed "${starts[$done_upto]}" "${ends[$done_upto]}")" "${logs[$done_upto]}"
+		fi
 		done_upto=$((done_upto + 1))
 	done
+done
+for i in "${retry_list[@]}"; do
+	run_one "${e2e_names[$i]} (retried)" "$E2E_TIMEOUT" env TRIBUNE_BIN="$ROOT/${e2e_bins[$i]}" \
+		PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 python3 "${e2e_files[$i]}"
 done
 
 # ---- browser tests --------------------------------------------------------------------------------
@@ -212,9 +238,19 @@ for t in tests/browser/test_*.mjs; do
 		echo "tests/browser/node_modules is missing: run scripts/deps.sh (npm ci in tests/browser)" >"$logf"
 		report "$name" 127 0.0s "$logf"
 	else
-		run_one "$name" "$BROWSER_TIMEOUT" env TRIBUNE_BIN="$ROOT/build/tribune" node "$t"
+		logf="$OUT/$(printf '%s' "$name" | tr -c 'A-Za-z0-9._-' '_').log"
+		t0=$(now)
+		timeout -k 5 "$BROWSER_TIMEOUT" env TRIBUNE_BIN="$ROOT/build/tribune" node "$t" >"$logf" 2>&1 </dev/null
+		rc=$?
+		if [ "$rc" -ne 0 ] && [ "$RETRIES" -gt 0 ]; then
+			retry_note "$name" "$rc" "$(elapsed "$t0" "$(now)")" "$logf"
+			run_one "$name (retried)" "$BROWSER_TIMEOUT" env TRIBUNE_BIN="$ROOT/build/tribune" node "$t"
+		else
+			report "$name" "$rc" "$(elapsed "$t0" "$(now)")" "$logf"
+		fi
 	fi
 done
 
+[ "$RETRIED" -gt 0 ] && echo "$RETRIED test(s) failed once and ran again (RETRY lines above): flaky, to fix"
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]
