@@ -83,6 +83,7 @@ cJSON *api_space_json(struct node *n, const struct space_record *r)
             cJSON_AddNumberToObject(e, "waiting", (double)et.waiting);
             cJSON_AddNumberToObject(e, "hearing", (double)et.hearing);
             cJSON_AddNumberToObject(e, "lagging", (double)et.lagging);
+            cJSON_AddNumberToObject(e, "upstreams", (double)et.upstreams);
         }
         cJSON *rf = cJSON_AddObjectToObject(l, "refused");
         for (int k = 0; rf && k < REFUSE_N; k++)
@@ -416,6 +417,19 @@ static uint64_t gauge(const cJSON *o, const char *name)
                : 0;
 }
 
+/* registry_list_soon's callback: one space an edge loads ahead of its listeners. */
+static int add_soon(const struct space_record *r, void *arg)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return 1;
+    cJSON_AddStringToObject(o, "id", r->id);
+    cJSON_AddStringToObject(o, "title", r->title);
+    cJSON_AddStringToObject(o, "state", space_state_name(r->state));
+    cJSON_AddNumberToObject(o, "starts_at", (double)r->starts_at);
+    cJSON_AddItemToArray(arg, o);
+    return 0;
+}
+
 void api_edges(struct node *n, struct conn *c)
 {
     if (!edge_is_allowed(n, c)) {
@@ -459,6 +473,11 @@ void api_edges(struct node *n, struct conn *c)
         }
     }
     cJSON_Delete(body);
+    cJSON *soon = ans ? cJSON_AddArrayToObject(ans, "soon") : NULL;
+    int64_t now = (int64_t)time(NULL);
+    if (soon) /* what the edge loads ahead of its listeners (relay/relay.c) */
+        registry_list_soon(n->reg, now - RELAY_AHEAD_LATE_S, now + RELAY_AHEAD_S, RELAY_AHEAD_MAX,
+                           add_soon, soon);
     if (ans)
         api_respond_json(c, 200, ans);
     else

@@ -63,6 +63,23 @@ static bool may_look_up(struct relay *r, const char *id)
     return true;
 }
 
+/* Adds space `id`, as the origin describes it in `o` ({title, state, starts_at}), to the
+ * local registry (this edge's cache) and fills *rec. 0, or negative errno. */
+static int adopt(struct spaces *ss, const char *id, const cJSON *o, struct space_record *rec)
+{
+    const cJSON *title = cJSON_GetObjectItemCaseSensitive(o, "title");
+    const cJSON *state = cJSON_GetObjectItemCaseSensitive(o, "state");
+    const cJSON *starts = cJSON_GetObjectItemCaseSensitive(o, "starts_at");
+    if (!cJSON_IsString(title) || !cJSON_IsString(state)) return -ENOENT;
+    char key[SPACE_KEY_HEX + 1]; /* nobody learns it: publishing goes to the origin */
+    int64_t starts_at = cJSON_IsNumber(starts) ? (int64_t)starts->valuedouble : 0;
+    int rc = registry_create(ss->reg, id, title->valuestring, starts_at, rec, key);
+    if (rc < 0) return rc;
+    enum space_state st = state_from_name(state->valuestring);
+    if (st != SPACE_SCHEDULED && registry_set_state(ss->reg, id, st) == 0) rec->state = st;
+    return 0;
+}
+
 static int on_unknown(struct spaces *ss, const char *id, struct space_record *rec)
 {
     struct relay *r = ss->arg;
@@ -81,22 +98,12 @@ static int on_unknown(struct spaces *ss, const char *id, struct space_record *re
     cJSON *o = status == 200 ? cJSON_ParseWithLength(body, len) : NULL;
     free(body);
     if (status == 404) remember_miss(r, id, loop_now_ms(r->loop));
-    const cJSON *title = cJSON_GetObjectItemCaseSensitive(o, "title");
-    const cJSON *state = cJSON_GetObjectItemCaseSensitive(o, "state");
-    const cJSON *starts = cJSON_GetObjectItemCaseSensitive(o, "starts_at");
-    if (!cJSON_IsString(title) || !cJSON_IsString(state)) {
-        cJSON_Delete(o);
-        return -ENOENT;
-    }
-    char key[SPACE_KEY_HEX + 1]; /* nobody learns it: publishing goes to the origin */
-    int64_t starts_at = cJSON_IsNumber(starts) ? (int64_t)starts->valuedouble : 0;
-    int rc = registry_create(ss->reg, id, title->valuestring, starts_at, rec, key);
-    enum space_state st = state_from_name(state->valuestring);
+    int rc = adopt(ss, id, o, rec);
     cJSON_Delete(o);
-    if (rc < 0) return rc;
-    if (st != SPACE_SCHEDULED && registry_set_state(ss->reg, id, st) == 0) rec->state = st;
-    log_info("space %s: known at the origin (%s): served here", id, space_state_name(st));
-    return 0;
+    if (rc == 0)
+        log_info("space %s: known at the origin (%s): served here", id,
+                 space_state_name(rec->state));
+    return rc;
 }
 
 static struct program_source *new_upstream(struct spaces *ss, struct space *s)
@@ -146,6 +153,36 @@ static void follow_states(struct relay *r, const char *body, size_t len)
     cJSON_Delete(o);
 }
 
+/* The origin's answer also lists, under "soon", the spaces live or about to start there
+ * (api/api.c, at most RELAY_AHEAD_MAX, each {id, title, state, starts_at}): those this
+ * edge does not hold are loaded now, from that description (no lookup: the loop does
+ * not block), so that their upstream is open and their program runs before the first
+ * listener comes and before the start. */
+static void load_ahead(struct relay *r, const char *body, size_t len)
+{
+    cJSON *o = cJSON_ParseWithLength(body, len);
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "soon"), *it;
+    int n = 0;
+    cJSON_ArrayForEach(it, arr)
+    {
+        if (n++ == RELAY_AHEAD_MAX) break;
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
+        if (!cJSON_IsString(id)) continue;
+        size_t idlen = strlen(id->valuestring);
+        if (!space_id_is_valid(id->valuestring, idlen) ||
+            spaces_peek(r->spaces, id->valuestring, idlen))
+            continue;
+        struct space_record rec;
+        if (registry_get(r->spaces->reg, id->valuestring, &rec) < 0 &&
+            adopt(r->spaces, id->valuestring, it, &rec) < 0)
+            continue;
+        if (spaces_get(r->spaces, id->valuestring, idlen))
+            log_info("space %s: loaded ahead of its listeners (%s at the origin)", id->valuestring,
+                     space_state_name(rec.state));
+    }
+    cJSON_Delete(o);
+}
+
 /* The whole answer has come (the origin closes: Connection: close). */
 static void on_answer(struct relay *r)
 {
@@ -160,6 +197,7 @@ static void on_answer(struct relay *r)
     }
     r->reports_sent++;
     follow_states(r, body, blen);
+    load_ahead(r, body, blen);
 }
 
 static void on_post(struct io *io, uint32_t events)
@@ -223,8 +261,7 @@ static void on_report(struct timer *t)
     struct relay *r = list_entry(t, struct relay, report);
     timer_start(r->loop, t, loop_now_ms(r->loop) + RELAY_REPORT_MS);
     if (r->post.fd >= 0) r->reports_failed++;
-    post_close(r);
-    if (list_is_empty(&r->spaces->all)) return;
+    post_close(r); /* even with no space: the answer lists the spaces to load ahead */
     cJSON *o = report_json(r);
     char *body = o ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);

@@ -17,6 +17,10 @@
  * retried with jittered backoff; meanwhile the program plays silence, so the
  * edge's listeners stay connected.
  *
+ * The answer to each report also lists the spaces live or starting soon at the
+ * origin (RELAY_AHEAD_*): the edge loads those it lacks at once, from that list
+ * (no lookup), so their upstream is open before their first listener comes.
+ *
  * Thread: the master's loop. The origin's address is resolved once, at start.
  */
 #ifndef TRIBUNE_RELAY_RELAY_H
@@ -43,6 +47,13 @@ enum {
     RELAY_SILENT_MS = 5000,      /* an upstream that sends nothing this long is reconnected */
     RELAY_QUEUE_PACKETS = 256,   /* per space: about 5 s of 20 ms packets */
     RELAY_ANSWER_MAX = 256 << 10 /* the origin's answer to a report (the spaces' states) */
+};
+
+/* Loading ahead of the listeners: what the answer to a report lists (api/api.c) */
+enum {
+    RELAY_AHEAD_S = 120,       /* spaces scheduled to start this soon... */
+    RELAY_AHEAD_LATE_S = 3600, /* ...or this late (the host has not begun yet), live, green */
+    RELAY_AHEAD_MAX = 16       /* at most this many */
 };
 
 struct relay {

@@ -43,6 +43,7 @@ enum stmt_id {
     ST_INSERT,
     ST_GET,
     ST_LIST,
+    ST_SOON,
     ST_SET_STATE,
     ST_GET_HASH,
     ST_SET_HASH,
@@ -71,6 +72,8 @@ enum stmt_id {
 
 /* The SQL below spells REQUEST_PENDING as the literal 0. */
 _Static_assert(REQUEST_PENDING == 0, "requests.state 0 must mean pending");
+_Static_assert(SPACE_SCHEDULED == 0 && SPACE_GREEN == 1 && SPACE_LIVE == 2,
+               "ST_SOON spells the space states as literals");
 
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_INSERT] = "INSERT INTO spaces(id, title, starts_at, created_at, state, host_key_hash) "
@@ -79,6 +82,12 @@ static const char *const stmt_sql[ST_COUNT] = {
                "WHERE id = ?1",
     [ST_LIST] = "SELECT id, title, starts_at, created_at, state, require_ticket FROM spaces "
                 "ORDER BY created_at, rowid",
+    /* live or green first, then scheduled to start in [?1, ?2], soonest first (states:
+     * enum space_state, checked above) */
+    [ST_SOON] =
+        "SELECT id, title, starts_at, created_at, state, require_ticket FROM spaces "
+        "WHERE state IN (1, 2) OR (state = 0 AND starts_at > 0 AND starts_at BETWEEN ?1 AND ?2) "
+        "ORDER BY state <> 2, state <> 1, starts_at, rowid LIMIT ?3",
     [ST_SET_STATE] = "UPDATE spaces SET state = ?2 WHERE id = ?1",
     [ST_GET_HASH] = "SELECT host_key_hash FROM spaces WHERE id = ?1",
     [ST_SET_HASH] = "UPDATE spaces SET host_key_hash = ?2 WHERE id = ?1",
@@ -491,6 +500,23 @@ int registry_list(struct registry *reg, int (*fn)(const struct space_record *r, 
         if ((err = read_record(st, &r)) < 0 || fn(&r, arg) != 0) break;
     }
     if (err == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE) err = db_fail(reg, "list");
+    stmt_done(st);
+    return err;
+}
+
+int registry_list_soon(struct registry *reg, int64_t from, int64_t to, int max,
+                       int (*fn)(const struct space_record *r, void *arg), void *arg)
+{
+    sqlite3_stmt *st = reg->st[ST_SOON];
+    sqlite3_bind_int64(st, 1, from);
+    sqlite3_bind_int64(st, 2, to);
+    sqlite3_bind_int(st, 3, max);
+    int rc, err = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct space_record r;
+        if ((err = read_record(st, &r)) < 0 || fn(&r, arg) != 0) break;
+    }
+    if (err == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE) err = db_fail(reg, "list soon");
     stmt_done(st);
     return err;
 }

@@ -52,6 +52,13 @@ int registry_get(struct registry *reg, const char *id, struct space_record *out)
 int registry_list(struct registry *reg, int (*fn)(const struct space_record *r, void *arg),
                   void *arg);
 
+/* Calls `fn` for at most `max` spaces that are live, green, or scheduled to start between
+ * unix seconds `from` and `to` (inclusive): live first, then green, then scheduled soonest
+ * first (what an edge relay loads ahead of its listeners, relay/relay.h). Stops early if
+ * fn returns non-zero; fn must not call registry_list or registry_list_soon. */
+int registry_list_soon(struct registry *reg, int64_t from, int64_t to, int max,
+                       int (*fn)(const struct space_record *r, void *arg), void *arg);
+
 int registry_set_state(struct registry *reg, const char *id, enum space_state state);
 
 /* Sets whether joins to space `id` need a join ticket. */

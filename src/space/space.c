@@ -387,7 +387,10 @@ static struct space *space_new(struct spaces *ss, const struct space_record *rec
         return NULL;
     }
     bool is_live = rec->state == SPACE_LIVE;
-    program_set_on_air(&s->program, is_live);
+    /* An edge's program is always on the air: its origin sends silence until the space is live
+     * there, so the edge's listeners hear the start as soon as the origin's packets come; the
+     * state (hence the counts) follows up to a second per level later (relay/relay.c). */
+    program_set_on_air(&s->program, is_live || ss->new_upstream != NULL);
     s->program.ws = &s->wspkg; /* before the program starts (program_attach) */
     s->program.hls = &s->hls;
     feed_set_live(&s->ogg, is_live);

@@ -18,16 +18,26 @@
   6. The edges follow the origin's state (the answer to their reports): a listener on B of a space
      scheduled at the origin counts as waiting there, then hearing within 5 s of POST .../live.
   7. With edge_key set, POST /api/edges without the key or with a wrong one is 403; with it, 200 and
-     the reported spaces' states, and the report counts.
+     the reported spaces' states and the spaces to load ahead ("soon": the live demo), and the report
+     counts.
+  8. Loaded ahead: a space scheduled at the origin to start in 60 s is loaded on A and on B (their
+     /metrics list it) and both upstreams are open (the origin and A count one upstream each), before
+     any listener asked an edge, within 5 s; its host publishes (green), goes live, and a listener who
+     joins B at that moment hears sound (an Opus packet of 20 bytes or more) within 1.5 s.
+  9. HLS at an edge: B's playlist for that space passes ffprobe (Opus, 48 kHz), and so do its init
+     and latest segment; a beacon posted to B counts at B (format hls) and at the origin (hearing 1,
+     the edges' share) within 5 s.
 """
 import json
 import os
+import re
 import signal
+import subprocess
 import time
 
 import audio
-from lib import (Listener, Server, check, ffmpeg_decode_url, http, http_json, log,
-                 run_test, start_load, tmpdir, wait_until, IS_ASAN)
+from lib import (Listener, Server, check, ffmpeg_decode_url, ffmpeg_publish, http, http_json, log,
+                 run_test, start_load, tmpdir, wait_until, IS_ASAN, SLOW)
 
 N_A = 40 if IS_ASAN else 100
 N_B = 40 if IS_ASAN else 100
@@ -52,6 +62,54 @@ def metric(srv, name, labels):
             if all(('%s="%s"' % kv) in lab for kv in labels.items()):
                 return float(line.rsplit(" ", 1)[1])
     return None
+
+
+def space_listeners_of(srv, sid):
+    st, _, o = http_json(srv, "GET", "/api/spaces/%s" % sid, timeout=5)
+    check(st == 200, "GET /api/spaces/%s on %s -> %d %r" % (sid, srv.name, st, o))
+    return o["listeners"]
+
+
+def space_state(srv, sid):
+    st, _, o = http_json(srv, "GET", "/api/spaces/%s" % sid, timeout=5)
+    check(st == 200, "GET /api/spaces/%s on %s -> %d %r" % (sid, srv.name, st, o))
+    return o["state"]
+
+
+def check_hls(edge, sid):
+    """The edge's own HLS: its playlist and a segment (after the init) pass ffprobe as Opus, 48 kHz."""
+    base = "/spaces/%s/hls/" % sid
+
+    def playlist():
+        st, _, body = http(edge, "GET", base + "live.m3u8")
+        check(st in (200, 503), "GET %slive.m3u8 on %s -> %d %r" % (base, edge.name, st, body[:200]))
+        return body.decode() if st == 200 else None
+    wait_until(lambda: playlist() is not None, 10 * SLOW, "the edge's HLS playlist", 0.2)
+    text = playlist()
+    lines = text.split("\n")
+    check(lines[0] == "#EXTM3U", "the edge's playlist:\n%s" % text)
+    init = re.search(r'#EXT-X-MAP:URI="([^"]+)"', text)
+    segs = [ln for ln in lines if ln.endswith(".m4s")]
+    check(init and segs, "the edge's playlist has no init or no segment:\n%s" % text)
+    r = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,sample_rate", "-of",
+                        "default=nw=1", edge.url + base + "live.m3u8"], capture_output=True, timeout=20)
+    probe = r.stdout.decode()
+    check(r.returncode == 0 and "codec_name=opus" in probe and "sample_rate=48000" in probe,
+          "ffprobe on the edge's playlist: %s %s" % (probe, r.stderr.decode()[-500:]))
+    path = os.path.join(tmpdir(), "edge-seg.mp4")
+    with open(path, "wb") as f:
+        for name in (init.group(1), segs[-1]):
+            st, hd, body = http(edge, "GET", base + name)
+            check(st == 200 and hd.get("content-type") == "audio/mp4" and body,
+                  "GET %s%s on %s -> %d %r" % (base, name, edge.name, st, hd))
+            f.write(body)
+    r = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,sample_rate:format=duration",
+                        "-of", "default=nw=1", path], capture_output=True, timeout=20)
+    probe = r.stdout.decode()
+    check(r.returncode == 0 and "codec_name=opus" in probe and "sample_rate=48000" in probe,
+          "ffprobe on the edge's init + %s: %s %s" % (segs[-1], probe, r.stderr.decode()[-500:]))
+    log("HLS at edge %s: playlist of %d segments, ffprobe on it and on init + %s: %s"
+        % (edge.name, len(segs), segs[-1], " ".join(probe.split())))
 
 
 def run_load(url, n, out):
@@ -162,15 +220,82 @@ def main():
         st, _, o = http_json(srv, "GET", "/api/spaces/%s" % sid, timeout=5)
         check(st == 200, "GET /api/spaces/%s on %s -> %d" % (sid, srv.name, st))
         return o["listeners"]
-    wait_until(lambda: space_listeners(origin)["waiting"] == 1, 5, "the origin to count B's listener waiting", 0.1)
+    # (the edges' share counts: until A's report comes, A's own upstream is a listener waiting here)
+    wait_until(lambda: space_listeners(origin)["waiting"] == 1 and space_listeners(origin)["edges"]["waiting"] == 1,
+               5, "the origin to count B's listener waiting", 0.1)
     check(space_listeners(origin)["hearing"] == 0, "scheduled: origin %r" % space_listeners(origin))
     st, _, obj = http_json(origin, "POST", "/api/spaces/%s/live" % sid, headers={"Authorization": "Bearer " + hkey})
     check(st == 200, "POST live -> %d %r" % (st, obj))
     t_live = time.monotonic()
-    wait_until(lambda: space_listeners(origin)["hearing"] == 1, 5, "the origin to count B's listener hearing", 0.1)
+    wait_until(lambda: space_listeners(origin)["hearing"] == 1 and space_listeners(origin)["edges"]["hearing"] == 1,
+               5, "the origin to count B's listener hearing", 0.1)
     log("scheduled space: B's listener counted waiting at the origin, then hearing %.1f s after go-live"
         % (time.monotonic() - t_live))
     early.stop()
+
+    # 8. loaded ahead: a space scheduled to start within RELAY_AHEAD_S is loaded on both edges, its
+    #    upstreams open, before any listener asked them; a listener who joins at the start hears at once
+    soon_at = int(time.time()) + 60
+    st, _, obj = http_json(origin, "POST", "/api/spaces", {"title": "Soon", "starts_at": soon_at})
+    check(st == 201, "POST /api/spaces -> %d %r" % (st, obj))
+    sid2, hkey2 = obj["id"], obj["host_key"]
+    t_made = time.monotonic()
+
+    def loaded(srv):  # /metrics lists the loaded spaces, and never loads one
+        st, _, body = http(srv, "GET", "/metrics")
+        check(st == 200, "GET /metrics on %s -> %d" % (srv.name, st))
+        return ('space="%s"' % sid2) in body.decode()
+
+    def upstreams(srv):  # the edges' upstream connections open to srv, from their reports
+        return space_listeners_of(srv, sid2)["edges"]["upstreams"]
+    wait_until(lambda: loaded(edge_a) and loaded(edge_b), 5 * SLOW,
+               "both edges to load the space scheduled in 60 s, with no listener", 0.1)
+    wait_until(lambda: upstreams(origin) == 1 and upstreams(edge_a) == 1, 5 * SLOW,
+               "the upstreams of A (at the origin) and B (at A) to be open", 0.1)
+    log("space scheduled 60 s ahead: loaded on A and B, both upstreams open, %.1f s after its creation"
+        % (time.monotonic() - t_made))
+    check(space_listeners_of(edge_b, sid2)["connected"] == 0, "a listener on B already? %r"
+          % space_listeners_of(edge_b, sid2))
+    pub = ffmpeg_publish(origin, sid2, hkey2, 30)
+    wait_until(lambda: space_state(origin, sid2) == "green" and
+               (metric(origin, "tribune_program_frames_total", {"space": sid2, "kind": "passthrough"}) or 0) > 0,
+               10 * SLOW, "the host's audio to reach the origin's program (green, not yet live)", 0.1)
+    st, _, obj = http_json(origin, "POST", "/api/spaces/%s/live" % sid2, headers={"Authorization": "Bearer " + hkey2})
+    check(st == 200, "POST live -> %d %r" % (st, obj))
+    t_join = time.monotonic()
+    at_start = Listener(edge_b, sid2, parse=True, keep=False, max_seconds=30)
+    at_start.start()
+    at_start.wait_head(5)
+
+    def first_audio():  # arrival of the first page with a packet of sound (silence packets are < 20 bytes)
+        with at_start.lock:
+            for t, pg in at_start.pages[2:]:
+                if any(20 <= lv for lv in pg.lacing):
+                    return t
+        return None
+    wait_until(lambda: first_audio() is not None, 10 * SLOW, "the listener who joined B at the start to hear sound")
+    took = first_audio() - t_join
+    log("joined B as the space went live: first sound after %.2f s (two edges' jitter buffers)" % took)
+    check(took <= 1.5 * SLOW, "first sound at B %.2f s after joining at the start" % took)
+    at_start.stop()
+
+    # 9. HLS at an edge: B builds it from its own program; a beacon posted to B counts at the origin
+    check_hls(edge_b, sid2)
+    wait_until(lambda: space_listeners_of(origin, sid2)["connected"] == 0, 5 * SLOW,
+               "the origin to count no listener of %s" % sid2, 0.1)
+    st, _, obj = http_json(edge_b, "POST", "/api/spaces/%s/beacon" % sid2,
+                           {"session": "player-edge-1", "playing": True, "buffered_s": 4.0})
+    check(st == 200, "a beacon to edge B -> %d %r" % (st, obj))
+    t_beacon = time.monotonic()
+    check(metric(edge_b, "tribune_format_listeners", {"space": sid2, "format": "hls", "state": "hearing"}) == 1,
+          "edge B does not count the HLS player it heard from")
+    wait_until(lambda: space_listeners_of(origin, sid2)["hearing"] == 1, 5 * SLOW,
+               "the origin to count the HLS player that beacons to B", 0.1)
+    lo = space_listeners_of(origin, sid2)
+    check(lo["edges"]["hearing"] == 1, "origin: the HLS player is not the edges' %r" % lo)
+    log("a beacon posted to B: the origin counts its player hearing %.1f s later" % (time.monotonic() - t_beacon))
+    pub.kill()
+    pub.wait()
 
     # 4. an edge dies: its listeners leave the origin's count within 5 s
     lsts = [Listener(edge_b, "demo", parse=False, keep=False, max_seconds=30) for _ in range(N_K)]
@@ -192,7 +317,10 @@ def main():
     for hdrs, want in (({}, 403), ({"X-Tribune-Edge-Key": "wrong"}, 403), ({"X-Tribune-Edge-Key": "s3cret"}, 200)):
         st, _, obj = http_json(keyed, "POST", "/api/edges", report, headers=hdrs)
         check(st == want, "POST /api/edges with %r -> %d %r (expected %d)" % (hdrs, st, obj, want))
-    check(obj == {"spaces": [{"id": "demo", "state": "live"}]}, "the answer to a report: %r" % obj)
+    check(obj["spaces"] == [{"id": "demo", "state": "live"}], "the answer to a report: %r" % obj)
+    soon = obj.get("soon")
+    check(isinstance(soon, list) and [x["id"] for x in soon] == ["demo"] and soon[0]["state"] == "live",
+          "the answer's spaces to load ahead: %r" % soon)
     check(listeners(keyed)["edges"]["hearing"] == 3, "a keyed report not counted: %r" % listeners(keyed))
     keyed.stop()
 

@@ -212,6 +212,39 @@ START_TEST(list_order)
 }
 END_TEST
 
+/* What an edge loads ahead (registry_list_soon): live, then green, then scheduled in the
+ * window soonest first; not ended, not scheduled outside it, not without a start time. */
+START_TEST(list_soon)
+{
+    char key[SPACE_KEY_HEX + 1];
+    struct space_record r;
+    static const struct {
+        const char *id;
+        int64_t starts_at;
+        enum space_state st;
+    } rows[] = {{"later", 1300, SPACE_SCHEDULED}, {"nostart", 0, SPACE_SCHEDULED},
+                {"soon2", 1100, SPACE_SCHEDULED}, {"ended", 1000, SPACE_ENDED},
+                {"live", 0, SPACE_LIVE},          {"green", 0, SPACE_GREEN},
+                {"late", 900, SPACE_SCHEDULED},   {"soon1", 1050, SPACE_SCHEDULED}};
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        ck_assert_int_eq(registry_create(reg, rows[i].id, "T", rows[i].starts_at, &r, key), 0);
+        if (rows[i].st != SPACE_SCHEDULED)
+            ck_assert_int_eq(registry_set_state(reg, rows[i].id, rows[i].st), 0);
+    }
+    struct collected c = {.stop_after = -1};
+    ck_assert_int_eq(registry_list_soon(reg, 950, 1200, 8, collect, &c), 0);
+    ck_assert_int_eq(c.n, 4);
+    ck_assert_str_eq(c.ids[0], "live");
+    ck_assert_str_eq(c.ids[1], "green");
+    ck_assert_str_eq(c.ids[2], "soon1");
+    ck_assert_str_eq(c.ids[3], "soon2");
+    struct collected capped = {.stop_after = -1};
+    ck_assert_int_eq(registry_list_soon(reg, 0, 2000, 3, collect, &capped), 0);
+    ck_assert_int_eq(capped.n, 3);
+    ck_assert_str_eq(capped.ids[2], "late");
+}
+END_TEST
+
 START_TEST(list_empty)
 {
     struct collected c = {.stop_after = -1};
@@ -1128,6 +1161,7 @@ static Suite *registry_suite(void)
     tcase_add_test(tc, get_unknown);
     tcase_add_test(tc, list_order);
     tcase_add_test(tc, list_empty);
+    tcase_add_test(tc, list_soon);
     tcase_add_test(tc, host_key_checks);
     tcase_add_test(tc, host_key_survives_reopen);
     tcase_add_test(tc, only_hash_stored);
