@@ -45,10 +45,15 @@
 #   BENCH_RECORD=1       then the recorder's crash test at 100 iterations (bench/record_crash.py:
 #                        publish, kill -9 at a random moment, restart, check the recording),
 #                        to bench/results/record-crash-<timestamp>.json; 0 to skip; "only"
-#   BENCH_RELAY=1        then the relay tree's figures (bench/relay_tree.py: the origin's CPU
-#                        per edge-second with BENCH_RELAY_EDGES=8 edges), printed as a table
-#                        for docs/benchmarks.md ("Relay trees"); 0 to skip; "only" to run
-#                        nothing else
+#   BENCH_RELAY=1        then the relay tree's figures (bench/relay_tree.py, about 2 minutes):
+#                        the origin's CPU and bytes per edge with BENCH_RELAY_EDGES=8 edges,
+#                        the extra latency per relay hop (packets matched by their Opus bytes
+#                        on an origin, an edge and an edge of that edge), and a tree of
+#                        BENCH_RELAY_TREE=3x2 edges (3 first-level, 2 under each) with
+#                        BENCH_RELAY_LISTENERS=500 tribune-load listeners per leaf for 30 s,
+#                        the origin's count against the tools'; printed as tables for
+#                        docs/benchmarks.md ("Relay trees"), to bench/results/relay-<timestamp>.json;
+#                        0 to skip; "only" to run nothing else
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -102,7 +107,11 @@ if runs record "$record"; then
     TRIBUNE_BIN="${TRIBUNE:-$PWD/build/tribune}" python3 bench/record_crash.py || rc=$?
 fi
 if runs relay "$relay"; then
-    echo "bench: the relay tree's figures (origin CPU per edge-second)"
-    python3 bench/relay_tree.py --bin "${TRIBUNE:-$PWD/build/tribune}" --edges "${BENCH_RELAY_EDGES:-8}" || rc=$?
+    out="${BENCH_RESULTS:-bench/results}/relay-$(date -u +%Y%m%d-%H%M%S).json"
+    echo "bench: the relay tree's figures (origin CPU and bytes per edge, latency per hop, a tree) -> $out"
+    mkdir -p "$(dirname "$out")"
+    python3 bench/relay_tree.py --bin "${TRIBUNE:-$PWD/build/tribune}" --edges "${BENCH_RELAY_EDGES:-8}" \
+        --tree "${BENCH_RELAY_TREE:-3x2}" --tree-listeners "${BENCH_RELAY_LISTENERS:-500}" \
+        --json "$out" || rc=$?
 fi
 exit $rc
