@@ -133,6 +133,14 @@ def wait_for(pred, timeout):
     return False
 
 
+def box_busy():
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + v[4]
+    return sum(v) - idle, sum(v)
+
+
 def measure(pid, seconds):
     c0, t0 = cpu_s(pid), time.monotonic()
     time.sleep(seconds)  # a measurement window, not a wait for a condition
@@ -361,11 +369,14 @@ def part_tree(a, out):
             except OSError:
                 origin_by_s[k] = None
             if k == steady_from:
-                cpu0 = {p.pid: cpu_s(p.pid) for p in [origin] + [m for m, _ in mids] + [l for l, _ in leaves]}
-                tc0 = time.monotonic()
+                cpu0 = {p.pid: cpu_s(p.pid) for p in [origin] + [m for m, _ in mids] + [l for l, _ in leaves]
+                        + [ld for ld, _, _ in loads]}
+                tc0, box0 = time.monotonic(), box_busy()
             if k == secs - 3 and k > steady_from:
                 tc1 = time.monotonic()
                 cpu = {pid: (cpu_s(pid) - c) / (tc1 - tc0) for pid, c in cpu0.items()}
+                box1 = box_busy()
+                cpu["box"] = (box1[0] - box0[0]) / max(1, box1[1] - box0[1]) * os.cpu_count()
             k += 1
         reports = []
         for p, js, lg in loads:
@@ -395,7 +406,8 @@ def part_tree(a, out):
     if cpu:
         res["cpu_cores"] = {"origin": cpu[origin.pid],
                             "first_level_mean": statistics.mean(cpu[m.pid] for m, _ in mids),
-                            "second_level_mean": statistics.mean(cpu[l.pid] for l, _ in leaves)}
+                            "second_level_mean": statistics.mean(cpu[l.pid] for l, _ in leaves),
+                            "load_tools": sum(cpu[ld.pid] for ld, _, _ in loads), "whole_box": cpu["box"]}
     out["tree"] = res
     print("| tree | origin + %d edges + %d second-level edges, %d tribune-load listeners (Ogg) on each leaf: %d |"
           % (fan, fan * kids, n, total))
@@ -413,6 +425,8 @@ def part_tree(a, out):
         c = res["cpu_cores"]
         print("| CPU (master + worker, cores): origin / first-level edge (mean) / second-level edge (mean) "
               "| %.3f / %.3f / %.3f |" % (c["origin"], c["first_level_mean"], c["second_level_mean"]))
+        print("| CPU (cores): the %d load tools together / the whole box (%d cores, other work included) "
+              "| %.2f / %.2f |" % (len(loads), os.cpu_count(), c["load_tools"], c["whole_box"]))
 
 
 def main():
