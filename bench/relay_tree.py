@@ -350,6 +350,12 @@ def part_tree(a, out):
         leaves = [run.start("relay", ["--origin", murl]) for _, murl in mids for _ in range(kids)]
         # the leaves load the demo ahead of any listener (the answer to their reports): wait for it
         wait_for(lambda: api_listeners(ourl)["edges"]["upstreams"] == fan, 10)
+        # a probe: WebSocket listeners on the origin and on the first leaf, whose packets are
+        # matched as in part latency (is the leaf's program keeping up with the origin's?)
+        taps = [WsTap(ourl), WsTap(leaves[0][1])]
+        sel = selectors.DefaultSelector()
+        for tap in taps:
+            sel.register(tap.sock, selectors.EVENT_READ, tap)
         t0 = time.monotonic()
         loads = []
         for i, (_, lurl) in enumerate(leaves):
@@ -363,9 +369,11 @@ def part_tree(a, out):
         steady_from = int(n / a.tree_rate) + 8  # joins, the tools' warm-up (2 s) and first reads
         k = 1
         while time.monotonic() < t0 + secs:
-            time.sleep(max(0.0, t0 + k - time.monotonic()))  # a sampling clock, not a wait for a condition
-            try:
-                origin_by_s[k] = api_listeners(ourl)["hearing"]
+            while time.monotonic() < t0 + k:  # a sampling clock, meanwhile the probe reads
+                for key, _ in sel.select(max(0.0, min(0.2, t0 + k - time.monotonic()))):
+                    key.data.on_readable()
+            try:  # the probe's two listeners are not the tools': out
+                origin_by_s[k] = api_listeners(ourl)["hearing"] - len(taps)
             except OSError:
                 origin_by_s[k] = None
             if k == steady_from:
@@ -378,6 +386,8 @@ def part_tree(a, out):
                 box1 = box_busy()
                 cpu["box"] = (box1[0] - box0[0]) / max(1, box1[1] - box0[1]) * os.cpu_count()
             k += 1
+        for tap in taps:
+            tap.sock.close()
         reports = []
         for p, js, lg in loads:
             try:
@@ -399,9 +409,19 @@ def part_tree(a, out):
         rows.append((s, origin_by_s[s], sum(tools) if None not in tools else None))
     steady = [(s, o, t) for s, o, t in rows if s >= steady_from and o is not None and t is not None]
     diffs = [abs(o - t) for _, o, t in steady]
+    t_from, t_to = t0 + steady_from, t0 + secs
+    d, unmatched = hop_delays(taps[0].packets, taps[1].packets, t_from, t_to)
+    per_s = {}
+    for t, _ in taps[1].packets:
+        if t_from <= t < t_to:
+            per_s[int(t - t0)] = per_s.get(int(t - t0), 0) + 1
+    probe = {"leaf_packets_per_s_min": min(per_s.values()) if per_s else 0,
+             "leaf_packets_per_s_max": max(per_s.values()) if per_s else 0,
+             "origin_to_leaf_p50_ms": pct(d, 50) * 1000, "origin_to_leaf_p99_ms": pct(d, 99) * 1000,
+             "leaf_packets_matched": len(d), "leaf_packets_unmatched": unmatched}
     res = {"origin": 1, "first_level": fan, "second_level": fan * kids, "listeners_per_leaf": n,
            "listeners": total, "seconds": secs, "join_rate": a.tree_rate, "by_second": rows,
-           "steady_from_s": steady_from, "max_diff_steady": max(diffs) if diffs else None,
+           "steady_from_s": steady_from, "max_diff_steady": max(diffs) if diffs else None, "probe": probe,
            "reports": reports}
     if cpu:
         res["cpu_cores"] = {"origin": cpu[origin.pid],
@@ -416,6 +436,10 @@ def part_tree(a, out):
         s, o, t = steady[-1]
         print("| origin's hearing against the tools' sum, seconds %d-%d | max difference %d; at %d s: %d against %d |"
               % (steady[0][0], steady[-1][0], max(diffs), s, o, t))
+    print("| probe (WebSocket on the origin and on leaf 1, seconds %d-%d): leaf packets per second, "
+          "origin -> leaf p50 / p99, leaf packets not the origin's | %d-%d (50 expected), %.0f / %.0f ms, %d of %d |"
+          % (steady_from, secs - 1, probe["leaf_packets_per_s_min"], probe["leaf_packets_per_s_max"],
+             probe["origin_to_leaf_p50_ms"], probe["origin_to_leaf_p99_ms"], unmatched, unmatched + len(d)))
     good = [r for r in reports if r]
     if good:
         print("| tools at the end: hearing / joined / failed | %d / %d / %d (worst 1 s span %.1f %%, max gap %d ms) |"
