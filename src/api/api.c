@@ -472,12 +472,12 @@ void api_edges(struct node *n, struct conn *c)
             cJSON_AddItemToArray(states, st);
         }
     }
-    cJSON_Delete(body);
     cJSON *soon = ans ? cJSON_AddArrayToObject(ans, "soon") : NULL;
     int64_t now = (int64_t)time(NULL);
     if (soon) /* what the edge loads ahead of its listeners (relay/relay.c) */
         registry_list_soon(n->reg, now - RELAY_AHEAD_LATE_S, now + RELAY_AHEAD_S, RELAY_AHEAD_MAX,
                            add_soon, soon);
+    cJSON_Delete(body);
     if (ans)
         api_respond_json(c, 200, ans);
     else
