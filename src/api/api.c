@@ -31,6 +31,17 @@ int api_base64_decode(const char *in, size_t len, char *out, size_t cap)
     return n - (int)pad;
 }
 
+/* Access-Control-Allow-Origin: * goes on public reads only, a GET or HEAD that presents no
+ * key: a listen page served by another node reads them (failover, docs/internals/web.md).
+ * An answer to a request that carries a key (host, speaker, edge) or changes something is
+ * never readable by another origin's scripts. */
+static bool is_public_read(struct conn *c)
+{
+    size_t len;
+    return (c->method == ROUTE_GET || c->method == ROUTE_HEAD) &&
+           !conn_header(c, "Authorization", &len) && !conn_header(c, "X-Tribune-Edge-Key", &len);
+}
+
 void api_respond_json(struct conn *c, int status, cJSON *obj)
 {
     char *text = obj ? cJSON_PrintUnformatted(obj) : NULL;
@@ -41,7 +52,8 @@ void api_respond_json(struct conn *c, int status, cJSON *obj)
     }
     size_t len = strlen(text);
     text[len] = '\0';
-    conn_respond(c, status, "application/json", "Access-Control-Allow-Origin: *\r\n", text, len);
+    conn_respond(c, status, "application/json",
+                 is_public_read(c) ? "Access-Control-Allow-Origin: *\r\n" : NULL, text, len);
     free(text);
 }
 

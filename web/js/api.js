@@ -136,9 +136,12 @@ export class SpaceWatch {
     }
     if (this.ctl !== ctl) return;
     this.reconnects++;
-    // a stream that broke after its 200 may mean a node that died: counted as a no-answer
-    // (the next attempt tells: an answer there starts the count over)
-    if (this.nodes) this.nodes.failed(this, base, status === 200 ? 0 : status);
+    if (this.nodes) {
+      // no status, or a stream that broke after its 200: ask the node whether it answers
+      if (status === 0 || status === 200) status = (await probe(url(this.path))).status;
+      if (this.ctl !== ctl) return;
+      this.nodes.failed(this, base, status);
+    }
     this.retrier.failed(minWait);
   }
 }
