@@ -141,6 +141,7 @@ export class SpaceWatch {
       if (status === 0 || status === 200) status = (await probe(url(this.path))).status;
       if (this.ctl !== ctl) return;
       this.nodes.failed(this, base, status);
+      if (this.ctl !== ctl) return; // it moved the page: reopen() opened on the new node
     }
     this.retrier.failed(minWait);
   }
