@@ -1,5 +1,10 @@
 """Failover nodes and CORS (docs/internals/relay.md, Failover; docs/internals/web.md, Failover).
 
+  0. The page's side, web/js/nodes.js run in Node: the list is read as origins (duplicates,
+     other schemes and junk dropped); URLs stay relative on the page's own node; a client moves
+     only after two no-answers in a row on its node (a 503 or an unreadable answer, -1, starts the
+     count over), to the next node that is not the failed one; another client of the same node
+     follows at once; a node that failed lately is tried last; with no other node nobody moves.
   1. A node without `edges`: GET /api/spaces/{id} has "nodes": [] and
      Access-Control-Allow-Origin: *, as do GET /api/spaces and the event stream; answers to
      requests that carry a key (POST .../live, GET .../speakers with the host key) have no
@@ -16,7 +21,9 @@
      2.5 s); E1's list follows within a further 5 s.
 """
 import json
+import os
 import socket
+import subprocess
 import time
 
 from lib import (Listener, Server, check, create_space, free_port, http, http_json, log, run_test,
@@ -50,6 +57,51 @@ def listeners_on(srv, n):
         listener.head_event.wait(5)
         check(listener.status == 200, "a listener on %s got %r" % (srv.name, listener.status))
     return ls
+
+
+NODES_JS = r"""
+import { Nodes } from '%(web)s/js/nodes.js';
+const out = {};
+const n = new Nodes('http://e1:1');
+const moves = [];
+n.subscribe((to, from) => moves.push([to, from]));
+n.learn(['http://e2:2/', 'http://o:3', 'ftp://x:4', 'junk', 'http://e2:2/x']);
+out.known = n.known;
+out.urls = [n.url('/p'), n.wsUrl('/p')];
+const a = {}, b = {};
+out.seq = [n.failed(a, 'http://e1:1', 503), n.failed(a, 'http://e1:1', 0), n.failed(a, 'http://e1:1', -1),
+  n.failed(a, 'http://e1:1', 0), n.failed(a, 'http://e1:1', 0)];
+out.after = [n.current, n.url('/p'), n.wsUrl('/p'), n.switches];
+out.follow = n.failed(b, 'http://e1:1', 0);
+n.learn(['http://e1:1', 'http://o:3']);
+n.failed(a, 'http://e2:2', 0); n.failed(a, 'http://e2:2', 0);
+out.second = n.current;
+n.failed(a, 'http://o:3', 0); n.failed(a, 'http://o:3', 0);
+out.third = n.current; // only e1 and o listed, both failed lately: the older failure, e1
+out.moves = moves;
+const lone = new Nodes('http://h:1');
+out.lone = [lone.failed(a, 'http://h:1', 0), lone.failed(a, 'http://h:1', 0), lone.current];
+console.log(JSON.stringify(out));
+"""
+
+
+def check_nodes_js():
+    web = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "web")
+    r = subprocess.run(["node", "--input-type=module", "-e", NODES_JS % {"web": os.path.abspath(web)}],
+                       capture_output=True, text=True, timeout=30)
+    check(r.returncode == 0, "node on nodes.js: %s" % r.stderr[-2000:])
+    o = json.loads(r.stdout)
+    check(o["known"] == ["http://e2:2", "http://o:3"], "learn: %r" % o["known"])
+    check(o["urls"] == ["/p", "ws://e1:1/p"], "urls on the own node: %r" % o["urls"])
+    check(o["seq"] == [False, False, False, False, True], "failed() sequence %r" % o["seq"])
+    check(o["after"] == ["http://e2:2", "http://e2:2/p", "ws://e2:2/p", 1], "after the move: %r" % o["after"])
+    check(o["follow"] is True, "a second client of the dead node does not follow")
+    check(o["second"] == "http://o:3", "from e2 (list e1, o; e1 down): moved to %r" % o["second"])
+    check(o["third"] == "http://e1:1", "from o (e1 down longest): moved to %r" % o["third"])
+    check(o["moves"] == [["http://e2:2", "http://e1:1"], ["http://o:3", "http://e2:2"],
+                         ["http://e1:1", "http://o:3"]], "moves %r" % o["moves"])
+    check(o["lone"] == [False, False, "http://h:1"], "no other node: %r" % o["lone"])
+    log("nodes.js: moves after 2 no-answers, to the next node not failed lately: %r" % o["moves"])
 
 
 def check_plain_node():
@@ -89,6 +141,7 @@ def check_plain_node():
 
 
 def main():
+    check_nodes_js()
     check_plain_node()
 
     p1, p2 = free_port(), free_port()

@@ -105,5 +105,6 @@ export class Nodes {
   }
 }
 
-// The page's one instance (the listen page; other pages never move).
-export const nodes = new Nodes();
+// The page's one instance (the listen page; other pages never move). Outside a browser
+// (tests/e2e/test_nodes.py runs this module in Node) there is no location.
+export const nodes = new Nodes(typeof location === 'undefined' ? '' : location.origin);
