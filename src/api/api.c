@@ -518,8 +518,12 @@ void api_edges(struct node *n, struct conn *c)
         }
     }
     cJSON_Delete(body);
-    cJSON *nodes = ans ? api_nodes_json(n) : NULL; /* the edge's failover list (relay.c) */
-    if (nodes) cJSON_AddItemToObject(ans, "nodes", nodes);
+    /* the edge's failover list (relay.c); none: the field is left out */
+    cJSON *nodes = ans ? api_nodes_json(n) : NULL;
+    if (cJSON_GetArraySize(nodes) > 0)
+        cJSON_AddItemToObject(ans, "nodes", nodes);
+    else
+        cJSON_Delete(nodes);
     if (ans)
         api_respond_json(c, 200, ans);
     else

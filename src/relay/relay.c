@@ -120,12 +120,12 @@ static void post_close(struct relay *r)
     r->post_ans_len = 0;
 }
 
-/* The answer's "nodes" (the origin's failover list, api.c), this edge left out: a
- * listen page here may move to them, and to the origin, when this edge dies. */
+/* The answer's "nodes" (the origin's failover list, api.c; absent: none), this edge
+ * left out: a listen page here may move to them, and to the origin, when this edge dies. */
 static void follow_nodes(struct relay *r, const cJSON *o)
 {
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "nodes"), *it;
-    if (!cJSON_IsArray(arr)) return;
+    if (!o) return; /* not JSON: keep the last list */
     r->nnodes = 0;
     cJSON_ArrayForEach(it, arr)
     {
