@@ -136,7 +136,7 @@ export class SpaceWatch {
     }
     if (this.ctl !== ctl) return;
     this.reconnects++;
-    if (this.nodes) {
+    if (this.nodes && this.nodes.known.length) { // another node to go to
       // no status, or a stream that broke after its 200: ask the node whether it answers
       if (status === 0 || status === 200) status = (await probe(url(this.path))).status;
       if (this.ctl !== ctl) return;
