@@ -31,6 +31,17 @@ int api_base64_decode(const char *in, size_t len, char *out, size_t cap)
     return n - (int)pad;
 }
 
+/* Access-Control-Allow-Origin: * goes on public reads only, a GET or HEAD that presents no
+ * key: a listen page served by another node reads them (failover, docs/internals/web.md).
+ * An answer to a request that carries a key (host, speaker, edge) or changes something is
+ * never readable by another origin's scripts. */
+static bool is_public_read(struct conn *c)
+{
+    size_t len;
+    return (c->method == ROUTE_GET || c->method == ROUTE_HEAD) &&
+           !conn_header(c, "Authorization", &len) && !conn_header(c, "X-Tribune-Edge-Key", &len);
+}
+
 void api_respond_json(struct conn *c, int status, cJSON *obj)
 {
     char *text = obj ? cJSON_PrintUnformatted(obj) : NULL;
@@ -41,8 +52,54 @@ void api_respond_json(struct conn *c, int status, cJSON *obj)
     }
     size_t len = strlen(text);
     text[len] = '\0';
-    conn_respond(c, status, "application/json", "Access-Control-Allow-Origin: *\r\n", text, len);
+    conn_respond(c, status, "application/json",
+                 is_public_read(c) ? "Access-Control-Allow-Origin: *\r\n" : NULL, text, len);
     free(text);
+}
+
+/* One failover node, without a trailing '/', unless it is there already or full. */
+static void add_node(struct node *n, const char *url, size_t len)
+{
+    if (len && url[len - 1] == '/') len--;
+    if (len == 0 || len > STEER_URL_MAX || n->nnodes == NODE_NODES_MAX) return;
+    for (unsigned i = 0; i < n->nnodes; i++)
+        if (strlen(n->nodes[i]) == len && memcmp(n->nodes[i], url, len) == 0) return;
+    snprintf(n->nodes[n->nnodes++], sizeof(n->nodes[0]), "%.*s", (int)len, url);
+}
+
+/* The configured edges with a fresh report and room, least loaded first (steer.h). */
+static void add_edges(struct node *n)
+{
+    struct steer_edge e[STEER_EDGES_MAX];
+    size_t ne = steer_parse(n->cfg.edges, e, STEER_EDGES_MAX);
+    struct list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &n->spaces.all)
+    {
+        struct space *s = list_entry(pos, struct space, node);
+        for (size_t i = 0; i < ne; i++)
+            space_edge_load(s, &e[i]);
+    }
+    for (int best; (best = steer_pick(e, ne)) >= 0;) {
+        add_node(n, e[best].url, e[best].url_len);
+        e[best].is_fresh = false;
+    }
+}
+
+cJSON *api_nodes_json(struct node *n)
+{
+    uint64_t now = loop_now_ms(n->loop);
+    if (!n->nodes_at_ms || now - n->nodes_at_ms >= 1000) {
+        n->nodes_at_ms = now ? now : 1;
+        n->nnodes = 0;
+        if (n->cfg.edges[0]) add_edges(n);
+        for (unsigned i = 0; n->is_relay && i < n->relay.nnodes; i++)
+            add_node(n, n->relay.nodes[i], strlen(n->relay.nodes[i]));
+        if (n->is_relay) add_node(n, n->cfg.origin, strlen(n->cfg.origin));
+    }
+    cJSON *arr = cJSON_CreateArray();
+    for (unsigned i = 0; arr && i < n->nnodes; i++)
+        cJSON_AddItemToArray(arr, cJSON_CreateString(n->nodes[i]));
+    return arr;
 }
 
 cJSON *api_space_json(struct node *n, const struct space_record *r)
@@ -60,6 +117,8 @@ cJSON *api_space_json(struct node *n, const struct space_record *r)
     char url[128];
     snprintf(url, sizeof(url), "/spaces/%s/live.opus", r->id);
     cJSON_AddStringToObject(o, "listen", url);
+    cJSON *nodes = api_nodes_json(n);
+    if (nodes) cJSON_AddItemToObject(o, "nodes", nodes);
     struct space *s = spaces_peek(&n->spaces, r->id, strlen(r->id));
     struct feed_stats st = {0};
     if (s) space_stats(s, &st);
@@ -478,6 +537,12 @@ void api_edges(struct node *n, struct conn *c)
         registry_list_soon(n->reg, now - RELAY_AHEAD_LATE_S, now + RELAY_AHEAD_S, RELAY_AHEAD_MAX,
                            add_soon, soon);
     cJSON_Delete(body);
+    /* the edge's failover list (relay.c); none: the field is left out */
+    cJSON *nodes = ans ? api_nodes_json(n) : NULL;
+    if (cJSON_GetArraySize(nodes) > 0)
+        cJSON_AddItemToObject(ans, "nodes", nodes);
+    else
+        cJSON_Delete(nodes);
     if (ans)
         api_respond_json(c, 200, ans);
     else

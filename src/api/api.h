@@ -51,6 +51,13 @@ void api_edges(struct node *n, struct conn *c);
  * holds a key. NULL when out of memory; the caller deletes it. */
 struct cJSON *api_space_json(struct node *n, const struct space_record *r);
 
+/* The nodes a listen page may fail over to (docs/internals/relay.md, Failover): with
+ * `edges` set, its fresh edges with room, least loaded first; at an edge, then the
+ * list its origin gave in the answer to its last report (this edge left out), then
+ * the origin. At most NODE_NODES_MAX base URLs, rebuilt at most once a second.
+ * A new JSON array (the caller owns it), NULL when out of memory. */
+struct cJSON *api_nodes_json(struct node *n);
+
 /* Validates the parsed body of POST /api/spaces: an object whose "title" is a
  * string of 1 to SPACE_TITLE_MAX bytes and whose "starts_at", if present and
  * not null, is a number of unix seconds in [0, 1e11]. Returns NULL and sets

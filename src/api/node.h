@@ -26,6 +26,9 @@
 
 struct events;
 
+/* At most this many failover nodes in a space's JSON ("nodes", api.c). */
+enum { NODE_NODES_MAX = 8 };
+
 struct node {
     struct loop *loop;
     struct config cfg;
@@ -50,6 +53,11 @@ struct node {
     bool is_steering;             /* read-only: cfg.edges is set and workers serve listeners */
     struct timer steer;           /* private: the steering target, each second (relay/steer.h) */
     char steer_url[STEER_URL_MAX + 1]; /* private: the target the workers have, "" = none */
+    /* private: the nodes a listen page may fail over to (api.c, api_nodes_json), rebuilt at
+     * most once a second when asked for */
+    char nodes[NODE_NODES_MAX][STEER_URL_MAX + 1];
+    unsigned nnodes;
+    uint64_t nodes_at_ms; /* when they were built, 0: never */
 };
 
 /* Failed key attempts, per client address (an IPv4 address or an IPv6 /64):

@@ -18,10 +18,13 @@ static const char demo_audio[] =
     "<audio id=\"demo-audio\" controls preload=\"none\" src=\"/spaces/demo/live.opus\"></audio>\n"
     "<p><a href=\"/s/demo\">Open the demo's listen page</a></p></section>";
 
-/* Pages are not framed by others, and load nothing from elsewhere. media-src blob: lets the HLS
- * mode attach its MediaSource (hls.js: <audio src="blob:...">, bytes fetched from 'self'). */
+/* Pages are not framed by others, and run and style nothing from elsewhere. media-src blob: lets
+ * the HLS mode attach its MediaSource (hls.js: <audio src="blob:...">). Media and connections
+ * may go to other nodes (http:, https:, ws:, wss:): the listen page fails over to the nodes
+ * its space's JSON lists ("nodes", docs/internals/web.md, Failover), which change at run time. */
 static const char page_headers[] =
-    "Content-Security-Policy: default-src 'self'; img-src 'self' data:; media-src 'self' blob:; "
+    "Content-Security-Policy: default-src 'self'; img-src 'self' data:; "
+    "media-src 'self' blob: http: https:; connect-src 'self' http: https: ws: wss:; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'\r\n"
     "X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n";
 
@@ -123,11 +126,12 @@ static void not_found(struct conn *c)
         conn_respond(c, 404, "text/plain", NULL, "not found\n", 10);
 }
 
-/* True when the space exists (loaded, or in the registry). */
+/* True when the space exists (loaded, or in the registry; an edge asks its origin). */
 static bool space_exists(struct node *n, const char *id, size_t len)
 {
     if (!space_id_is_valid(id, len)) return false;
     if (spaces_peek(&n->spaces, id, len)) return true;
+    if (n->is_relay) return spaces_get(&n->spaces, id, len) != NULL;
     char key[SPACE_ID_MAX + 1];
     struct space_record rec;
     memcpy(key, id, len);

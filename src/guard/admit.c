@@ -23,6 +23,9 @@ void admit_init(struct admit *a, const struct admit_limits *lim, uint64_t now_ms
                          "Content-Length: %zu\r\n"
                          "Retry-After: %u\r\n"
                          "Cache-Control: no-store\r\n"
+                         /* a listen page of another node reads it (failover, web.md) */
+                         "Access-Control-Allow-Origin: *\r\n"
+                         "Access-Control-Expose-Headers: Retry-After\r\n"
                          "Connection: close\r\n\r\n%s",
                          sizeof(body) - 1, s, body);
         a->lens[s] = (uint16_t)(n > 0 && n < ADMIT_RESPONSE_MAX ? n : 0);

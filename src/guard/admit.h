@@ -28,7 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { ADMIT_MAX_RETRY_S = 60, ADMIT_RESPONSE_MAX = 256 };
+enum { ADMIT_MAX_RETRY_S = 60, ADMIT_RESPONSE_MAX = 320 };
 
 enum admit_verdict {
     ADMIT_OK,

@@ -127,11 +127,30 @@ static void post_close(struct relay *r)
     r->post_ans_len = 0;
 }
 
+/* The answer's "nodes" (the origin's failover list, api.c; absent: none), this edge
+ * left out: a listen page here may move to them, and to the origin, when this edge dies. */
+static void follow_nodes(struct relay *r, const cJSON *o)
+{
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "nodes"), *it;
+    if (!o) return; /* not JSON: keep the last list */
+    r->nnodes = 0;
+    cJSON_ArrayForEach(it, arr)
+    {
+        if (r->nnodes == RELAY_NODES_MAX) break;
+        if (!cJSON_IsString(it) || strlen(it->valuestring) > STEER_URL_MAX) continue;
+        struct steer_edge e = {.url = it->valuestring, .url_len = strlen(it->valuestring)};
+        if (steer_matches(&e, r->edge_id)) continue;
+        snprintf(r->nodes[r->nnodes++], sizeof(r->nodes[0]), "%s", it->valuestring);
+    }
+}
+
 /* The origin's answer to a report: the reported spaces' states, which this edge's
- * spaces follow (scheduled or green: listeners wait; live: they hear; ended: closed). */
+ * spaces follow (scheduled or green: listeners wait; live: they hear; ended: closed),
+ * and its failover nodes. */
 static void follow_states(struct relay *r, const char *body, size_t len)
 {
     cJSON *o = cJSON_ParseWithLength(body, len);
+    follow_nodes(r, o);
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "spaces"), *it;
     cJSON_ArrayForEach(it, arr)
     {

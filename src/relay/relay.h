@@ -33,6 +33,7 @@
 
 #include "config/config.h"
 #include "core/loop.h"
+#include "relay/steer.h"
 #include "space/space.h"
 
 enum {
@@ -44,9 +45,10 @@ enum {
     RELAY_DOWN_MS = 2000,     /* no lookup this long after the origin could not be asked */
     RELAY_BACKOFF_MIN_MS = 250,
     RELAY_BACKOFF_MAX_MS = 4000,
-    RELAY_SILENT_MS = 5000,      /* an upstream that sends nothing this long is reconnected */
-    RELAY_QUEUE_PACKETS = 256,   /* per space: about 5 s of 20 ms packets */
-    RELAY_ANSWER_MAX = 256 << 10 /* the origin's answer to a report (the spaces' states) */
+    RELAY_SILENT_MS = 5000,       /* an upstream that sends nothing this long is reconnected */
+    RELAY_QUEUE_PACKETS = 256,    /* per space: about 5 s of 20 ms packets */
+    RELAY_ANSWER_MAX = 256 << 10, /* the origin's answer to a report (the spaces' states) */
+    RELAY_NODES_MAX = 8           /* failover nodes kept from that answer ("nodes") */
 };
 
 /* Loading ahead of the listeners: what the answer to a report lists (api/api.c) */
@@ -79,6 +81,10 @@ struct relay {
         uint64_t at_ms;
     } misses[RELAY_MISSES]; /* private: a ring of ids unknown at the origin */
     unsigned nmisses;       /* private: ring position */
+    /* read-only: the origin's failover nodes from its last answer, this edge left out
+     * (a listen page's "nodes", api.c); kept when the origin stops answering */
+    char nodes[RELAY_NODES_MAX][STEER_URL_MAX + 1];
+    unsigned nnodes;
 };
 
 /* Resolves cfg->origin and hooks the relay into `ss` (its on_unknown and

@@ -28,7 +28,9 @@ export function retryAfterMs(value, now = Date.now()) {
 
 // Asks the server what went wrong with `url` (a failed <audio>, WebSocket or
 // stream gives no status): a GET whose body is dropped at once. Resolves to
-// {status, retryAfterMs}; status 0 when the server cannot be reached.
+// {status, retryAfterMs}; status 0 when the server cannot be reached, -1 when
+// another node (failover, nodes.js) answered something its CORS headers do not
+// let us read (an error page without Access-Control-Allow-Origin): alive.
 export async function probe(url) {
   const ctl = new AbortController();
   const timer = setTimeout(() => ctl.abort(), 5000);
@@ -38,7 +40,24 @@ export async function probe(url) {
     ctl.abort(); // a live stream would never end: we only wanted the head
     return out;
   } catch {
-    return { status: 0, retryAfterMs: 0 };
+    const isOther = new URL(url, location.href).origin !== location.origin;
+    return { status: isOther && !ctl.signal.aborted && (await answers(url)) ? -1 : 0,
+      retryAfterMs: 0 };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// Whether another origin's server answers `url` at all (an opaque no-cors GET).
+async function answers(url) {
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), 5000);
+  try {
+    await fetch(url, { mode: 'no-cors', cache: 'no-store', signal: ctl.signal });
+    ctl.abort();
+    return true;
+  } catch {
+    return false;
   } finally {
     clearTimeout(timer);
   }

@@ -10,6 +10,7 @@
 // random, one per page load; stalls counts 'waiting' events once audible.
 import { Retrier, probe } from './backoff.js';
 import { api, spacePath } from './api.js';
+import { nodes } from './nodes.js';
 
 const VENDOR = '/web/vendor/hls.min.js';
 const BEACON_MS = 10000;
@@ -59,7 +60,7 @@ export class HlsPlayer {
   }
 
   get url() {
-    return '/spaces/' + encodeURIComponent(this.id) + '/hls/live.m3u8';
+    return nodes.url('/spaces/' + encodeURIComponent(this.id) + '/hls/live.m3u8', this.base);
   }
 
   async start() {
@@ -99,6 +100,7 @@ export class HlsPlayer {
     if (!this.playing) return;
     this.close();
     this.onState('connecting');
+    this.base = nodes.current; // this attempt's node (nodes.js)
     this.isAudible = false;
     this.baseline = null;
     this.lastTime = 0;
@@ -120,6 +122,7 @@ export class HlsPlayer {
     if (!this.playing) return;
     if (p.status === 410) return this.onState('ended');
     this.stats.reconnects++;
+    nodes.failed(this, this.base, p.status);
     this.retrier.failed(p.retryAfterMs);
   }
 
@@ -138,6 +141,7 @@ export class HlsPlayer {
       if (!this.isAudible && t - this.baseline >= 0.2) {
         this.isAudible = true;
         this.retrier.connected();
+        nodes.ok(this);
         this.onState('playing');
         this.beacon(); // hearing now, not in up to 10 s
       }
@@ -156,7 +160,9 @@ export class HlsPlayer {
     const body = { session: this.session, playing: this.isAudible && !a.paused,
       buffered_s: this.stats.bufferMs / 1000, stalls: this.stats.stalls };
     try {
-      await api('POST', spacePath(this.id) + '/beacon', { body });
+      // to the node it plays from (that node counts it); text/plain: no CORS preflight
+      await api('POST', nodes.url(spacePath(this.id) + '/beacon', this.base),
+        { body, type: 'text/plain', timeoutMs: 5000 });
       this.stats.beacons++;
     } catch { /* counted as gone after 30 s without one */ }
   }

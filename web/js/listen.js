@@ -1,7 +1,10 @@
 // /s/{id}: the listen page. Play/stop, the hearing count and speakers from
 // the space's event stream, "starting soon" with a countdown, the replay once
 // ended, the low-latency and HLS switches (one at a time), and a request to speak.
+// When the node that serves it dies, the page moves to another node of the space's
+// "nodes" list (nodes.js) and says so in #node.
 import { api, spacePath, SpaceWatch } from './api.js';
+import { nodes } from './nodes.js';
 import { Player } from './player.js';
 import { $, el, countdownText, counts, setStatus, setWaitStatus, spaceIdFromPath } from './util.js';
 
@@ -10,7 +13,15 @@ const status = $('#status'), play = $('#play'), ll = $('#lowlatency'), hls = $('
 let space = null; // the last space JSON
 
 const player = new Player(id, onPlayerState);
-window.tribune = { player };
+window.tribune = { player, nodes };
+
+// The player or the event stream moved to another node: say where, and why.
+nodes.subscribe((to, from) => {
+  const box = $('#node');
+  box.textContent = `Switched to ${new URL(to).host}: ${new URL(from).host} stopped answering.`;
+  box.dataset.node = to;
+  box.hidden = false;
+});
 
 // What the player does, shown in #status (data-state is the machine word).
 function onPlayerState(state, arg) {
@@ -84,6 +95,7 @@ hls.addEventListener('change', () => {
 
 function render(s) {
   space = s;
+  nodes.learn(s.nodes);
   player.setSpaceState(s.state);
   $('#title').textContent = s.title;
   document.title = s.title + ' · Tribune';
@@ -125,7 +137,7 @@ new SpaceWatch(id, render, (state) => {
     $('#title').textContent = 'No such space';
     play.disabled = true;
   }
-}).start();
+}, nodes).start();
 
 // ---- request to speak ----
 

@@ -7,7 +7,7 @@
 // byte 0 = 1 (audio), 1-4 sequence u32 BE, 5-12 timestamp u64 BE (48 kHz
 // samples), 13.. one 20 ms Opus packet.
 import { Retrier, probe } from './backoff.js';
-import { wsUrl } from './util.js';
+import { nodes } from './nodes.js';
 
 const MSG_AUDIO = 1, HDR = 13, FRAME = 960; // samples per 20 ms at 48 kHz
 const MAX_CONCEAL = 5; // a gap of up to this many packets is filled with silence
@@ -80,7 +80,8 @@ export class LowLatencyPlayer {
     this.close();
     this.onState('connecting');
     this.expectSeq = null;
-    const ws = (this.ws = new WebSocket(wsUrl(this.path)));
+    this.base = nodes.current; // this attempt's node (nodes.js)
+    const ws = (this.ws = new WebSocket(nodes.wsUrl(this.path, this.base)));
     ws.binaryType = 'arraybuffer';
     ws.onmessage = (e) => (typeof e.data === 'string' ? this.hello(e.data) : this.packet(e.data));
     ws.onclose = (e) => this.dropped(e);
@@ -98,6 +99,7 @@ export class LowLatencyPlayer {
     this.decoder.configure({ codec: 'opus', sampleRate: h.sample_rate || 48000,
       numberOfChannels: h.channels || 1 });
     this.retrier.connected();
+    nodes.ok(this);
     this.onState('playing');
   }
 
@@ -137,14 +139,17 @@ export class LowLatencyPlayer {
     if (this.node) this.node.port.postMessage({ pcm }, [pcm.buffer]);
   }
 
+  // The socket closed or never opened: ask its node why (a plain GET of the path), then
+  // retry, on the next node when this one stopped answering (nodes.js).
   async dropped(e) {
     this.close();
     if (!this.playing) return;
-    const p = await probe(this.path);
+    const p = await probe(nodes.url(this.path, this.base));
     if (!this.playing) return;
     if (p.status === 410) return this.onState('ended');
     if (p.status === 404) return this.onState('unavailable');
     this.stats.reconnects++;
+    nodes.failed(this, this.base, p.status);
     this.retrier.failed(p.retryAfterMs);
   }
 }

@@ -4,6 +4,7 @@
 // when the stream fails, ends, or stops advancing for STALL_MS.
 import { Retrier, probe } from './backoff.js';
 import { api, spacePath } from './api.js';
+import { nodes } from './nodes.js';
 
 const STALL_MS = 2500; // audible, then no progress for this long: reconnect
 const START_MS = 10000; // connected but never audible for this long: reconnect
@@ -24,6 +25,9 @@ export class ProgressivePlayer {
     this.onState = onState;
     this.audio = new Audio();
     this.audio.preload = 'none';
+    // CORS mode: a stream from another node (failover, or a 302 to an edge) reaches the
+    // analyser only when fetched with CORS (live.opus answers Access-Control-Allow-Origin: *)
+    this.audio.crossOrigin = 'anonymous';
     this.source = ctx.createMediaElementSource(this.audio);
     this.source.connect(out);
     this.stats = { bufferMs: 0, packets: 0, lost: 0, reconnects: 0, lastSeq: 0, lastTimestamp: 0 };
@@ -47,8 +51,12 @@ export class ProgressivePlayer {
     this.isAudible = false; // currentTime moves: set by watch(), not by the 'playing' event
   }
 
-  get url() {
+  get path() {
     return '/spaces/' + encodeURIComponent(this.id) + '/live.opus';
+  }
+
+  get url() {
+    return nodes.url(this.path, this.base);
   }
 
   start() {
@@ -72,11 +80,13 @@ export class ProgressivePlayer {
   async connect() {
     if (!this.playing) return;
     this.onState('connecting');
+    this.base = nodes.current; // this attempt's node (nodes.js)
     let url = this.url;
     try {
-      const sp = await api('GET', spacePath(this.id));
+      const sp = await api('GET', nodes.url(spacePath(this.id), this.base), { timeoutMs: 5000 });
       if (sp && sp.require_ticket) {
-        const t = await api('GET', spacePath(this.id) + '/ticket');
+        const t = await api('GET', nodes.url(spacePath(this.id) + '/ticket', this.base),
+          { timeoutMs: 5000 });
         url += '?ticket=' + encodeURIComponent(t.ticket);
       }
     } catch { /* the stream's own failure will tell */ }
@@ -91,7 +101,8 @@ export class ProgressivePlayer {
     this.audio.play().catch(() => {}); // failures arrive as 'error'
   }
 
-  // The element failed or the stream ended: ask the server why, then retry.
+  // The element failed or the stream ended: ask the server why, then retry (on the next
+  // node when this one stopped answering: nodes.js).
   async fail() {
     if (!this.playing || this.retrier.pending || this.probing) return;
     this.probing = true;
@@ -105,6 +116,7 @@ export class ProgressivePlayer {
       return;
     }
     this.stats.reconnects++;
+    nodes.failed(this, this.base, p.status);
     this.retrier.failed(p.retryAfterMs);
   }
 
@@ -123,6 +135,7 @@ export class ProgressivePlayer {
       if (!this.isAudible && t - this.baseline >= 0.2) {
         this.isAudible = true;
         this.retrier.connected();
+        nodes.ok(this);
         this.onState('playing');
       }
     }

@@ -320,6 +320,10 @@ START_TEST(node_spaces_json)
     ck_assert_str_eq(str_of(demo, "listen"), "/spaces/demo/live.opus");
     ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(demo, "has_publisher")));
     ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(demo, "host_key"));
+    /* no edges, not an edge: no failover nodes (api_nodes_json) */
+    cJSON *nodes = cJSON_GetObjectItemCaseSensitive(demo, "nodes");
+    ck_assert(cJSON_IsArray(nodes));
+    ck_assert_int_eq(cJSON_GetArraySize(nodes), 0);
     cJSON_Delete(j);
 
     /* Create: 201 with the key, shown once. */

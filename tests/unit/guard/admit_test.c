@@ -74,6 +74,7 @@ START_TEST(responses_are_valid_503s)
         ck_assert_uint_lt(len, ADMIT_RESPONSE_MAX);
         ck_assert(strncmp(r, "HTTP/1.1 503 Service Unavailable\r\n", 34) == 0);
         ck_assert_ptr_nonnull(strstr(r, "\r\nConnection: close\r\n"));
+        ck_assert_ptr_nonnull(strstr(r, "\r\nAccess-Control-Expose-Headers: Retry-After\r\n"));
         const char *body = strstr(r, "\r\n\r\n");
         ck_assert_ptr_nonnull(body);
         char cl[32];
