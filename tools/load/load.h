@@ -164,6 +164,7 @@ struct load_counts {
     uint32_t failed_idle;      /* closed after --failover-idle without a byte */
     uint32_t failovers;        /* attempts on a next URL, all listeners */
     uint32_t failed_over;      /* listeners whose stream died at least once */
+    uint32_t failover_heard;   /* of those, met the bar again since their last outage */
     uint32_t failover_hearing; /* of those, hearing now */
     uint32_t failover_down;    /* of those, without audio now (between streams) */
 };

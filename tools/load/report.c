@@ -34,6 +34,7 @@ void report_add(struct load_counts *dst, const struct load_counts *src)
     ADD(flood_reset_by_server), ADD(flood_silent), ADD(retries), ADD(retried);
     ADD(retry_pending), ADD(retried_hearing);
     ADD(failed_idle), ADD(failovers), ADD(failed_over), ADD(failover_hearing), ADD(failover_down);
+    ADD(failover_heard);
     for (size_t i = 0; i < 4; i++)
         ADD(hist_503[i]);
 #undef ADD
@@ -274,9 +275,9 @@ static void print_failover_text(FILE *out, const struct report_run *r, const str
         fprintf(out, "%s %s", u > 1 ? "," : "", r->t[u].url);
     fprintf(out, " (idle cut %.1f s)\n", o->failover_idle_ms / 1000.0);
     fprintf(out,
-            "  failed over %u listeners (%u moves to a next URL): hearing again now %u, between "
-            "streams %u\n",
-            k->failed_over, k->failovers, k->failover_hearing, k->failover_down);
+            "  failed over %u listeners (%u moves to a next URL): heard again %u (a span meeting "
+            "the bar since), hearing now %u, between streams %u\n",
+            k->failed_over, k->failovers, k->failover_heard, k->failover_hearing, k->failover_down);
     fprintf(out,
             "  death to audio ms  p50 %.1f  p99 %.1f  max %.1f  (over %zu outages that ended)\n",
             f->p50_ms, f->p99_ms, f->max_ms, f->n);
@@ -411,10 +412,10 @@ static void print_failover_json(FILE *out, const struct report_run *r, const str
     }
     fprintf(out,
             "],\n  \"failover_idle_s\": %.1f,\n  \"failovers\": %u,\n  \"failed_over\": %u,\n"
-            "  \"failover_hearing\": %u,\n  \"failover_down\": %u,\n"
+            "  \"failover_heard\": %u,\n  \"failover_hearing\": %u,\n  \"failover_down\": %u,\n"
             "  \"failover_ms\": {\"n\": %zu, \"p50\": %.1f, \"p99\": %.1f, \"max\": %.1f},\n",
-            r->o->failover_idle_ms / 1000.0, k->failovers, k->failed_over, k->failover_hearing,
-            k->failover_down, f->n, f->p50_ms, f->p99_ms, f->max_ms);
+            r->o->failover_idle_ms / 1000.0, k->failovers, k->failed_over, k->failover_heard,
+            k->failover_hearing, k->failover_down, f->n, f->p50_ms, f->p99_ms, f->max_ms);
 }
 
 static void print_json(FILE *out, const struct report_run *r, const struct load_counts *k,

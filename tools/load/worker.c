@@ -42,6 +42,7 @@ struct fo_state {
     uint16_t outages;   /* times its stream died (saturating) */
     uint16_t moves;     /* attempts on a next URL (saturating) */
     uint8_t pos;        /* position in its URL list (failover_url) */
+    bool has_heard;     /* met the bar (a full span) since its last outage ended */
 };
 
 struct worker {
@@ -223,6 +224,7 @@ static void fail_over(struct worker *w, uint32_t slot, int64_t now_us)
     if (fo->moves < UINT16_MAX) fo->moves++;
     if (fo->down_us != 0) return;
     fo->down_us = now_us;
+    fo->has_heard = false;
     if (fo->outages < UINT16_MAX) fo->outages++;
 }
 
@@ -476,6 +478,7 @@ static void tally_failover(const struct fo_state *fo, struct load_counts *k,
     if (k->hearing_clean > before->hearing_clean) k->hearing_clean--;
     if (k->ever_stalled == before->ever_stalled) k->ever_stalled++;
     if (k->hearing > before->hearing) k->failover_hearing++;
+    if (fo->has_heard) k->failover_heard++;
     if (fo->down_us != 0) k->failover_down++;
 }
 
@@ -615,7 +618,17 @@ static void end_outage(struct worker *w, uint32_t slot)
     fo->down_us = 0;
 }
 
-/* --failover: ends the outage of listener `slot` when it hears again; a
+/* --failover: whether listener `slot`'s client counts it hearing now. */
+static bool is_hearing(const struct worker *w, uint32_t slot, int64_t now_us)
+{
+    struct load_counts k = {.worst_pm = LOAD_WORST_NONE};
+
+    w->ops->tally(&w->conns[slot], &k, now_us);
+    return k.hearing > 0;
+}
+
+/* --failover: ends the outage of listener `slot` at its first audio, notes
+ * when it hears again (a full span meeting the bar: the meter's verdict); a
  * stream silent for --failover-idle (or an attempt that got nothing for that
  * long) has died. */
 static void watch_failover(struct worker *w, uint32_t slot, int64_t now_us)
@@ -624,6 +637,8 @@ static void watch_failover(struct worker *w, uint32_t slot, int64_t now_us)
     struct fo_state *fo = &w->fo[slot];
 
     end_outage(w, slot);
+    if (fo->outages > 0 && fo->down_us == 0 && !fo->has_heard && c->state == CONN_READING)
+        fo->has_heard = is_hearing(w, slot, now_us);
     if (c->state == CONN_CLOSED || c->state == CONN_IDLE || (c->flags & CONN_F_STOPPED)) return;
     if (now_us - fo->last_rx_us < (int64_t)w->o->failover_idle_ms * 1000) return;
     conn_close(c, CLOSE_IDLE, ETIMEDOUT);
