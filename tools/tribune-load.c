@@ -27,6 +27,7 @@
 
 #include "load/attack.h"
 #include "load/client.h"
+#include "load/failover.h"
 #include "load/load.h"
 #include "load/report.h"
 #include "load/retry.h"
@@ -53,7 +54,12 @@ enum {
     OPT_FLOOD_ADDRS,
     OPT_RETRY,
     OPT_LOUD_BYTES,
+    OPT_FAILOVER,
+    OPT_FAILOVER_IDLE,
 };
+
+/* --failover URL[,URL...] as given (may be repeated), parsed after argv. */
+static char failover_arg[LOAD_MAX_URLS * 700];
 
 /* One worker process as the parent sees it. */
 struct proc {
@@ -64,6 +70,8 @@ struct proc {
     uint32_t *joins;
     uint32_t n_loud;
     int64_t *loud; /* --loud-bytes: first loud page per listener, unix us */
+    uint32_t n_failover;
+    uint32_t *failover; /* --failover: death-to-audio times, us */
     struct load_counts last;
 };
 
@@ -89,6 +97,7 @@ static void usage(FILE *out)
           "                    [--json FILE] [--warmup SECONDS] [--src-addrs N] [--max-gap-ms MS]\n"
           "                    [--min-pct PCT] [--read-interval MS] [--trace I] [--quiet]\n"
           "                    [--loud-bytes N]\n"
+          "                    [--failover URL[,URL...] [--failover-idle SECONDS]]\n"
           "                    [--stop-reading K --stop-after S] [--retry MODE]\n"
           "                    [--flood N --flood-rate R [--flood-start S] [--flood-mode MODE]\n"
           "                     [--flood-addrs K] [--flood-trickle MS]]\n"
@@ -110,6 +119,25 @@ static void usage(FILE *out)
           "  --trace I    print every judged span of listener I (0-based) to stderr\n"
           "  --bitrate    accepted and ignored (the rule no longer needs a nominal bitrate)\n"
           "  --quiet      no progress line\n"
+          "  --failover URL[,URL...]  more URLs for every listener (at most 7, same\n"
+          "               path kind as URL; the option may be repeated): all listeners\n"
+          "               join URL; when a listener's stream dies (connect refused or\n"
+          "               reset, closed by the server, a 5xx such as 503, or no byte for\n"
+          "               --failover-idle) it joins its next URL after --retry's delay\n"
+          "               (jitter unless another mode is named: 0-1 s, doubling per\n"
+          "               failure in a row, never below a 503's Retry-After). Each\n"
+          "               listener's list is URL then the --failover URLs rotated by its\n"
+          "               number (listener i tries failover URL i mod K first), so a\n"
+          "               dead server's crowd spreads evenly; the list wraps around.\n"
+          "               A listener that failed over counts as stalled ever and never\n"
+          "               as hearing (its gap was a stall), but as hearing now once it\n"
+          "               hears again. Report: failovers (moves to a next URL),\n"
+          "               listeners failed over, heard again (a span meeting the bar\n"
+          "               since their last outage), hearing now, between streams,\n"
+          "               and time from a stream's death to audio again (p50/p99/max)\n"
+          "  --failover-idle S  seconds without a byte after which a stream (or an\n"
+          "               attempt) counts as dead (default 5; Tribune's edges send\n"
+          "               silence while their origin is away, so they never trip it)\n"
           "  --loud-bytes N  time to sound: note, per listener, the wall-clock time\n"
           "               (unix epoch, CLOCK_REALTIME) of its first audio page on which an\n"
           "               Opus packet longer than N bytes ends (default 0: off). Lengths\n"
@@ -265,6 +293,15 @@ static int parse_option(int ch, const char *arg, struct load_opts *o)
         return parse_mode(retry_mode_parse(arg), &o->attack.retry);
     case OPT_LOUD_BYTES:
         return parse_u32(arg, 0, 65535, &o->loud_bytes);
+    case OPT_FAILOVER:
+        if (strlen(failover_arg) + strlen(arg) + 2 > sizeof(failover_arg)) return -EINVAL;
+        if (failover_arg[0] != '\0') strcat(failover_arg, ",");
+        strcat(failover_arg, arg);
+        return 0;
+    case OPT_FAILOVER_IDLE:
+        if (parse_num(arg, 0.1, 3600, &v) < 0) return -EINVAL;
+        o->failover_idle_ms = (uint32_t)(v * 1000);
+        return 0;
     default:
         return -EINVAL;
     }
@@ -307,6 +344,33 @@ static int finish_opts(struct load_opts *o)
     return attack_check(o);
 }
 
+/* --failover's URLs into t[1...]: loopback, and the same kind of listener as
+ * t[0]'s. With them, --retry none becomes jitter (failover.h). */
+static int parse_failover(struct load_opts *o, struct load_target *t)
+{
+    char err[256];
+    char *save = NULL;
+
+    for (char *u = strtok_r(failover_arg, ",", &save); u != NULL; u = strtok_r(NULL, ",", &save)) {
+        if (o->n_urls == LOAD_MAX_URLS) {
+            fprintf(stderr, "tribune-load: at most %d --failover URLs\n", LOAD_MAX_URLS - 1);
+            return -EINVAL;
+        }
+        if (url_parse(u, &t[o->n_urls], err, sizeof(err)) < 0) {
+            fprintf(stderr, "tribune-load: --failover: %s\n", err);
+            return -EINVAL;
+        }
+        if (listener_ops(&t[o->n_urls]) != listener_ops(&t[0])) {
+            fprintf(stderr, "tribune-load: --failover %s: not the same kind of stream as %s\n",
+                    t[o->n_urls].url, t[0].url);
+            return -EINVAL;
+        }
+        o->n_urls++;
+    }
+    if (o->n_urls > 1 && o->attack.retry == RETRY_NONE) o->attack.retry = RETRY_JITTER;
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, struct load_opts *o, struct load_target *t)
 {
     static const struct option longs[] = {
@@ -329,6 +393,8 @@ static int parse_args(int argc, char **argv, struct load_opts *o, struct load_ta
         {"flood-addrs", required_argument, NULL, OPT_FLOOD_ADDRS},
         {"retry", required_argument, NULL, OPT_RETRY},
         {"loud-bytes", required_argument, NULL, OPT_LOUD_BYTES},
+        {"failover", required_argument, NULL, OPT_FAILOVER},
+        {"failover-idle", required_argument, NULL, OPT_FAILOVER_IDLE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     char err[256];
@@ -341,6 +407,8 @@ static int parse_args(int argc, char **argv, struct load_opts *o, struct load_ta
                             .warmup_ms = 2000,
                             .max_gap_ms = 1000,
                             .min_pct = 90,
+                            .n_urls = 1,
+                            .failover_idle_ms = FAILOVER_IDLE_MS,
                             .attack = {.stop_after_ms = 10000}};
     while ((ch = getopt_long(argc, argv, "n:r:d:p:qh", longs, NULL)) != -1) {
         if (ch == 'h') return usage(stdout), 1;
@@ -354,6 +422,7 @@ static int parse_args(int argc, char **argv, struct load_opts *o, struct load_ta
         fprintf(stderr, "tribune-load: %s\n", err);
         return -EINVAL;
     }
+    if (parse_failover(o, t) < 0) return -EINVAL;
     return finish_opts(o);
 }
 
@@ -414,6 +483,11 @@ static void read_record(struct proc *p)
     if (p->loud == NULL || read_full(p->fd, p->loud, (size_t)msg.n_loud * sizeof(*p->loud)) < 0)
         goto eof;
     p->n_loud = msg.n_loud;
+    p->failover = calloc(msg.n_failover > 0 ? msg.n_failover : 1, sizeof(*p->failover));
+    if (p->failover == NULL ||
+        read_full(p->fd, p->failover, (size_t)msg.n_failover * sizeof(*p->failover)) < 0)
+        goto eof;
+    p->n_failover = msg.n_failover;
     p->has_final = true;
 eof:
     close(p->fd);
@@ -520,23 +594,24 @@ static int64_t *gather_loud(struct proc *procs, uint32_t n, size_t *count)
     return all;
 }
 
-/* Gathers every worker's join times into one array (taken by the caller). */
-static uint32_t *gather_joins(struct proc *procs, uint32_t n, size_t *count)
+/* Gathers every worker's join times (or, with `is_failover`, its
+ * death-to-audio times) into one array (taken by the caller). */
+static uint32_t *gather_times(struct proc *procs, uint32_t n, bool is_failover, size_t *count)
 {
     size_t total = 0, at = 0;
     uint32_t *all;
 
     for (uint32_t i = 0; i < n; i++)
-        total += procs[i].n_joins;
+        total += is_failover ? procs[i].n_failover : procs[i].n_joins;
     all = malloc((total > 0 ? total : 1) * sizeof(*all));
     if (all == NULL) total = 0;
-    for (uint32_t i = 0; i < n && all != NULL; i++) {
-        memcpy(all + at, procs[i].joins, procs[i].n_joins * sizeof(*all));
-        at += procs[i].n_joins;
-    }
     for (uint32_t i = 0; i < n; i++) {
-        free(procs[i].joins);
-        procs[i].joins = NULL;
+        uint32_t **v = is_failover ? &procs[i].failover : &procs[i].joins;
+        uint32_t k = is_failover ? procs[i].n_failover : procs[i].n_joins;
+        if (all != NULL) memcpy(all + at, *v, k * sizeof(*all));
+        at += k;
+        free(*v);
+        *v = NULL;
     }
     *count = total;
     return all;
@@ -564,13 +639,15 @@ static int run(const struct load_opts *o, const struct load_target *t)
     r.duration_s = (double)(load_now_us() - t0_us) / 1e6;
     r.workers_lost = reap(procs, n);
     sum_counts(procs, n, &k);
-    joins = gather_joins(procs, n, &n_joins);
+    joins = gather_times(procs, n, false, &n_joins);
+    r.failover_us = gather_times(procs, n, true, &r.n_failover);
     r.loud_us = gather_loud(procs, n, &r.n_loud);
     if (report_final(stdout, &r, &k, joins, n_joins) < 0) {
         fprintf(stderr, "tribune-load: cannot write %s: %s\n", o->json_path, strerror(errno));
         rc = -EIO;
     }
     free(joins);
+    free(r.failover_us);
     free(r.loud_us);
     return rc == 0 && r.workers_lost == 0 ? 0 : 1;
 }
@@ -579,12 +656,12 @@ int main(int argc, char **argv)
 {
     struct sigaction sa = {.sa_handler = on_interrupt};
     struct load_opts o;
-    struct load_target t;
-    int rc = parse_args(argc, argv, &o, &t);
+    static struct load_target t[LOAD_MAX_URLS];
+    int rc = parse_args(argc, argv, &o, t);
 
     if (rc != 0) return rc > 0 ? 0 : EXIT_USAGE;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    return run(&o, &t);
+    return run(&o, t);
 }

@@ -110,6 +110,8 @@ struct feed {
     unsigned nbuckets;    /* public: write every nbuckets-th chunk (1..FEED_MAX_BUCKETS) */
     unsigned lag_chunks;  /* public: FEED_LAG_MS in chunks (set from chunk_ms; default 20) */
     unsigned next_bucket; /* private: round-robin for joins */
+    unsigned pending;     /* private: chunks appended, not written yet (feed_append) */
+    uint64_t pending_seq; /* private: the first of them */
     /* public: called for the header and every chunk published (the master
      * forwards them to its workers); the chunk is borrowed. */
     void (*on_chunk)(struct feed *f, struct chunk *c, int is_header);
@@ -142,8 +144,17 @@ void feed_fini(struct feed *f);
  * that were waiting for it. A feed's header is set once. */
 void feed_set_header(struct feed *f, struct chunk *header);
 /* Appends `c` to the ring (takes the caller's reference) and writes it to
- * every ready listener. */
+ * every ready listener whose bucket's turn it is. */
 void feed_publish(struct feed *f, struct chunk *c);
+/* feed_publish in two steps, for a run of chunks that arrived together (a
+ * worker's channel backlog): feed_append() appends (takes the reference)
+ * without writing, feed_flush_pending() then writes the run to the buckets
+ * whose turn it is, once each. A worker that fell K chunks behind so makes one
+ * sendmsg per listener instead of K (each carrying all K chunks), and its loop
+ * gets back to accepting and answering within one pass over its listeners.
+ * Call feed_flush_pending() before the loop waits again. */
+void feed_append(struct feed *f, struct chunk *c);
+void feed_flush_pending(struct feed *f);
 /* Drops listeners stalled for longer than stall_timeout_ms and marks blocked
  * listeners more than lag_chunks behind (counting their socket send queue)
  * lagging. Call every 100 ms or so (the workers do): the sweep's period adds

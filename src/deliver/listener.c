@@ -631,17 +631,32 @@ void feed_set_header(struct feed *f, struct chunk *header)
     flush_all(f);
 }
 
-void feed_publish(struct feed *f, struct chunk *c)
+void feed_append(struct feed *f, struct chunk *c)
 {
-    ring_append(&f->ring, c);
+    ring_append(&f->ring, c); /* numbers the chunk */
+    if (f->pending++ == 0) f->pending_seq = c->seq;
     if (f->on_chunk) f->on_chunk(f, c, 0);
-    unsigned nb = f->nbuckets;
-    if (nb <= 1) {
+}
+
+/* Each bucket whose turn one of the pending chunks is gets one pass. */
+void feed_flush_pending(struct feed *f)
+{
+    unsigned nb = f->nbuckets, n = f->pending;
+    f->pending = 0;
+    if (n == 0) return;
+    if (nb <= 1 || n >= nb) {
         flush_all(f);
         return;
     }
-    for (unsigned b = (unsigned)(c->seq % nb); b < FEED_MAX_BUCKETS; b += nb)
-        flush_bucket(f, b);
+    for (unsigned i = 0; i < n; i++)
+        for (unsigned b = (unsigned)((f->pending_seq + i) % nb); b < FEED_MAX_BUCKETS; b += nb)
+            flush_bucket(f, b);
+}
+
+void feed_publish(struct feed *f, struct chunk *c)
+{
+    feed_append(f, c);
+    feed_flush_pending(f);
 }
 
 /* `bytes` of the stream in thousandths of a chunk, at the newest chunk's size. */

@@ -978,6 +978,8 @@ def run_test(fn):
         for s in _SERVERS:
             print(s.log_tail(40))
             s.kill()
+        # once more after the server logs, so that the tail run.sh prints holds the assertion
+        print("%s failed: %s: %s" % (name, type(e).__name__, e), flush=True)
     else:
         for s in _SERVERS:
             try:

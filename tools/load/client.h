@@ -43,6 +43,7 @@ enum close_reason {
     CLOSE_PROTO,   /* the client could not make sense of the bytes */
     CLOSE_REFUSED, /* the server answered with a refusal (status in `status`) */
     CLOSE_ABORT,   /* the client reset it itself (SO_LINGER 0: --flood-mode reset) */
+    CLOSE_IDLE,    /* nothing arrived for --failover-idle (failover.h) */
 };
 
 /* Per-connection marks set by the driver for the attack modes (attack.h). */

@@ -19,6 +19,7 @@
 #define LOAD_STATUS_MIN 100
 #define LOAD_STATUS_MAX 599
 #define LOAD_WORST_NONE UINT32_MAX
+#define LOAD_MAX_URLS 8     /* the positional URL and up to 7 --failover URLs */
 #define LOAD_FLOOD_CODES 12 /* distinct status codes the flood's answers are counted by */
 
 /* --flood-mode: what each flood connection does once connected (attack.h). */
@@ -78,6 +79,8 @@ struct load_opts {
     uint32_t read_interval_ms; /* 0: read as data comes; else at most one pass per interval */
     uint32_t loud_bytes;       /* --loud-bytes: 0 off; else note each listener's first audio page
                                 * with an Opus packet longer than this (player.c) */
+    uint32_t n_urls;           /* targets: the positional URL, then --failover's (failover.h) */
+    uint32_t failover_idle_ms; /* --failover-idle: a stream silent this long has died */
     const char *json_path;
     bool is_quiet;
     struct load_attack attack;
@@ -154,6 +157,16 @@ struct load_counts {
     uint32_t max_503;           /* most consecutive 503s of any listener */
     uint32_t flood_life_max_ms; /* longest a flood connection lived before the server closed it */
     uint32_t hist_503[4];       /* listeners whose longest run of 503s was 1, 2, 3, > 3 */
+    /* --failover (failover.h): listeners whose stream died and who moved to
+     * their next URL. A listener that failed over counts as "stalled ever"
+     * and never in hearing_clean (its gap was a stall); once it hears again
+     * it counts in `hearing` (hearing now) and in failover_hearing. */
+    uint32_t failed_idle;      /* closed after --failover-idle without a byte */
+    uint32_t failovers;        /* attempts on a next URL, all listeners */
+    uint32_t failed_over;      /* listeners whose stream died at least once */
+    uint32_t failover_heard;   /* of those, met the bar again since their last outage */
+    uint32_t failover_hearing; /* of those, hearing now */
+    uint32_t failover_down;    /* of those, without audio now (between streams) */
 };
 
 enum load_msg_kind { LOAD_MSG_TICK = 1, LOAD_MSG_FINAL = 2 };
@@ -161,13 +174,15 @@ enum load_msg_kind { LOAD_MSG_TICK = 1, LOAD_MSG_FINAL = 2 };
 /* One record on a worker's pipe. A FINAL record is followed by n_joins
  * uint32_t join-to-first-audio times in microseconds, then n_loud int64_t
  * first-loud-page times (--loud-bytes: unix epoch microseconds, CLOCK_REALTIME,
- * one per listener that saw one). A record is smaller than PIPE_BUF, so it is
- * written atomically. */
+ * one per listener that saw one), then n_failover uint32_t times from a
+ * stream's death to audio again (--failover, microseconds). A record is smaller than PIPE_BUF, so
+ * it is written atomically. */
 struct load_msg {
     uint32_t kind;
     uint32_t worker;
     uint32_t n_joins;
     uint32_t n_loud;
+    uint32_t n_failover;
     struct load_counts counts;
 };
 

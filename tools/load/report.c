@@ -33,6 +33,8 @@ void report_add(struct load_counts *dst, const struct load_counts *src)
     ADD(flood_status_other), ADD(flood_bad_answer), ADD(flood_waiting), ADD(flood_reset_sent);
     ADD(flood_reset_by_server), ADD(flood_silent), ADD(retries), ADD(retried);
     ADD(retry_pending), ADD(retried_hearing);
+    ADD(failed_idle), ADD(failovers), ADD(failed_over), ADD(failover_hearing), ADD(failover_down);
+    ADD(failover_heard);
     for (size_t i = 0; i < 4; i++)
         ADD(hist_503[i]);
 #undef ADD
@@ -77,7 +79,7 @@ void report_code_add(struct load_counts *k, uint16_t code, uint32_t n)
 
 uint32_t report_failed(const struct load_counts *k)
 {
-    return k->failed_connect + k->failed_reset + k->failed_eof + k->failed_proto;
+    return k->failed_connect + k->failed_reset + k->failed_eof + k->failed_proto + k->failed_idle;
 }
 
 void report_progress(FILE *out, const struct load_opts *o, double t_s, const struct load_counts *k)
@@ -90,6 +92,8 @@ void report_progress(FILE *out, const struct load_opts *o, double t_s, const str
                 k->flood_open, k->flood_closed_by_server);
     if (o->attack.retry != RETRY_NONE)
         fprintf(out, " retry_pending=%u retries=%u", k->retry_pending, k->retries);
+    if (o->n_urls > 1)
+        fprintf(out, " failed_over=%u failover_down=%u", k->failed_over, k->failover_down);
     fputc('\n', out);
     fflush(out);
 }
@@ -259,6 +263,26 @@ static void print_attack_text(FILE *out, const struct load_opts *o, const struct
     if (a->retry != RETRY_NONE || k->max_503 > 0) print_retry_text(out, o, k);
 }
 
+/* --failover: the URLs, and what became of the listeners whose stream died. */
+static void print_failover_text(FILE *out, const struct report_run *r, const struct load_counts *k,
+                                const struct join_stats *f)
+{
+    const struct load_opts *o = r->o;
+
+    if (o->n_urls <= 1) return;
+    fputs("  failover    to", out);
+    for (uint32_t u = 1; u < o->n_urls; u++)
+        fprintf(out, "%s %s", u > 1 ? "," : "", r->t[u].url);
+    fprintf(out, " (idle cut %.1f s)\n", o->failover_idle_ms / 1000.0);
+    fprintf(out,
+            "  failed over %u listeners (%u moves to a next URL): heard again %u (a span meeting "
+            "the bar since), hearing now %u, between streams %u\n",
+            k->failed_over, k->failovers, k->failover_heard, k->failover_hearing, k->failover_down);
+    fprintf(out,
+            "  death to audio ms  p50 %.1f  p99 %.1f  max %.1f  (over %zu outages that ended)\n",
+            f->p50_ms, f->p99_ms, f->max_ms, f->n);
+}
+
 /* One line, with --loud-bytes: when sound reached the listeners. */
 static void print_loud_text(FILE *out, const struct load_opts *o, const struct loud_stats *l)
 {
@@ -273,7 +297,8 @@ static void print_loud_text(FILE *out, const struct load_opts *o, const struct l
 }
 
 static void print_text(FILE *out, const struct report_run *r, const struct load_counts *k,
-                       const struct join_stats *j, const struct loud_stats *l)
+                       const struct join_stats *j, const struct join_stats *f,
+                       const struct loud_stats *l)
 {
     const struct load_opts *o = r->o;
 
@@ -293,8 +318,9 @@ static void print_text(FILE *out, const struct report_run *r, const struct load_
             o->max_gap_ms);
     fprintf(out, "  skipped     %u listeners, %u skips (page sequence or granule jumps)\n",
             k->ever_skipped, k->skips);
-    fprintf(out, "  failed      %u (connect %u, reset %u, closed early %u, bad data %u)\n",
-            report_failed(k), k->failed_connect, k->failed_reset, k->failed_eof, k->failed_proto);
+    fprintf(out, "  failed      %u (connect %u, reset %u, closed early %u, bad data %u, idle %u)\n",
+            report_failed(k), k->failed_connect, k->failed_reset, k->failed_eof, k->failed_proto,
+            k->failed_idle);
     if (k->failed_connect > 0)
         fprintf(out, "  last connect error: %s\n", strerror(k->last_connect_errno));
     fprintf(out, "  refused     %u (", k->refused);
@@ -310,6 +336,7 @@ static void print_text(FILE *out, const struct report_run *r, const struct load_
     fprintf(out, "  max gap ms  %u\n  duration    %.1f s%s\n", k->max_gap_ms, r->duration_s,
             r->workers_lost > 0 ? " (some workers lost)" : "");
     print_attack_text(out, o, k);
+    print_failover_text(out, r, k, f);
 }
 
 /* Writes `s` as a JSON string (URLs and paths are ASCII; escape the rest). */
@@ -374,8 +401,26 @@ static void print_loud_json(FILE *out, const struct load_opts *o, const struct l
     fputs("},\n", out);
 }
 
+/* --failover's figures (present, zero, without it). */
+static void print_failover_json(FILE *out, const struct report_run *r, const struct load_counts *k,
+                                const struct join_stats *f)
+{
+    fputs("  \"failover_urls\": [", out);
+    for (uint32_t u = 1; u < r->o->n_urls; u++) {
+        if (u > 1) fputs(", ", out);
+        json_string(out, r->t[u].url);
+    }
+    fprintf(out,
+            "],\n  \"failover_idle_s\": %.1f,\n  \"failovers\": %u,\n  \"failed_over\": %u,\n"
+            "  \"failover_heard\": %u,\n  \"failover_hearing\": %u,\n  \"failover_down\": %u,\n"
+            "  \"failover_ms\": {\"n\": %zu, \"p50\": %.1f, \"p99\": %.1f, \"max\": %.1f},\n",
+            r->o->failover_idle_ms / 1000.0, k->failovers, k->failed_over, k->failover_heard,
+            k->failover_hearing, k->failover_down, f->n, f->p50_ms, f->p99_ms, f->max_ms);
+}
+
 static void print_json(FILE *out, const struct report_run *r, const struct load_counts *k,
-                       const struct join_stats *j, const struct loud_stats *l)
+                       const struct join_stats *j, const struct join_stats *f,
+                       const struct loud_stats *l)
 {
     const struct load_opts *o = r->o;
 
@@ -395,10 +440,10 @@ static void print_json(FILE *out, const struct report_run *r, const struct load_
             k->ever_stalled);
     fprintf(out,
             "  \"failed\": %u,\n  \"failed_by_kind\": {\"connect\": %u, \"reset\": %u, "
-            "\"closed_early\": %u, \"bad_data\": %u},\n  \"refused\": %u,\n"
+            "\"closed_early\": %u, \"bad_data\": %u, \"idle\": %u},\n  \"refused\": %u,\n"
             "  \"refused_by_status\": {",
             report_failed(k), k->failed_connect, k->failed_reset, k->failed_eof, k->failed_proto,
-            k->refused);
+            k->failed_idle, k->refused);
     print_refusals(out, k, true);
     fprintf(out,
             "},\n  \"judged\": %u,\n  \"spans_low\": %u,\n  \"worst_span_pct\": %.1f,\n"
@@ -427,6 +472,7 @@ static void print_json(FILE *out, const struct report_run *r, const struct load_
             k->flood_answered, k->flood_failed_connect, k->flood_connecting, k->flood_life_max_ms);
     print_flood_json(out, o, k);
     print_retry_json(out, o, k);
+    print_failover_json(out, r, k, f);
     print_loud_json(out, o, l);
     fprintf(out, "  \"workers_lost\": %u\n}\n", r->workers_lost);
 }
@@ -435,14 +481,15 @@ int report_final(FILE *out, const struct report_run *run, const struct load_coun
                  uint32_t *joins, size_t n)
 {
     struct join_stats j = join_stats(joins, n);
+    struct join_stats fo = join_stats(run->failover_us, run->n_failover);
     struct loud_stats l = loud_stats(run->loud_us, run->n_loud);
     FILE *f;
 
-    print_text(out, run, k, &j, &l);
+    print_text(out, run, k, &j, &fo, &l);
     fflush(out);
     if (run->o->json_path == NULL) return 0;
     f = fopen(run->o->json_path, "w");
     if (f == NULL) return -errno;
-    print_json(f, run, k, &j, &l);
+    print_json(f, run, k, &j, &fo, &l);
     return fclose(f) == 0 ? 0 : -errno;
 }

@@ -3,8 +3,8 @@
  *
  * Contract: report_add() sums `src` into `dst` (max_gap_ms and max_503 take
  * the maximum).
- * report_final() sorts `joins` (microseconds, n of them) and run->loud_us in
- * place to find the percentiles, prints the text report to `out` and, if
+ * report_final() sorts `joins` (microseconds, n of them), run->failover_us and
+ * run->loud_us in place to find the percentiles, prints the text report to `out` and, if
  * `json_path` is set, writes the JSON report there; returns 0 or -errno if the
  * JSON file could not be written (the text report is printed regardless).
  */
@@ -18,11 +18,13 @@
 
 struct report_run {
     const struct load_opts *o;
-    const struct load_target *t;
-    double duration_s;     /* measured, start to final counts */
-    uint32_t workers_lost; /* workers that never sent final counts */
-    int64_t *loud_us;      /* --loud-bytes: first loud page per listener that saw one, unix us */
+    const struct load_target *t; /* o->n_urls of them: the positional URL, then --failover's */
+    double duration_s;           /* measured, start to final counts */
+    uint32_t workers_lost;       /* workers that never sent final counts */
+    int64_t *loud_us; /* --loud-bytes: first loud page per listener that saw one, unix us */
     size_t n_loud;
+    uint32_t *failover_us; /* --failover: times from a stream's death to audio again, us */
+    size_t n_failover;
 };
 
 void report_add(struct load_counts *dst, const struct load_counts *src);

@@ -10,6 +10,7 @@
 #include "worker.h"
 
 #include "attack.h"
+#include "failover.h"
 #include "retry.h"
 
 #include <arpa/inet.h>
@@ -31,12 +32,27 @@
 #define MAX_EVENTS 1024
 #define TICK_US 100000
 #define REPORT_US 1000000
+#define FAILOVER_SAMPLES_MAX (1u << 22) /* death-to-audio times kept per worker */
+
+/* --failover: one listener's list position and outage, beside its load_conn
+ * (which has no room left: see client.h). */
+struct fo_state {
+    int64_t down_us;    /* its stream died then, no audio since; 0: none pending */
+    int64_t last_rx_us; /* last read with bytes, or the attempt's start */
+    uint16_t outages;   /* times its stream died (saturating) */
+    uint16_t moves;     /* attempts on a next URL (saturating) */
+    uint8_t pos;        /* position in its URL list (failover_url) */
+    bool has_heard;     /* met the bar (a full span) since its last outage ended */
+};
 
 struct worker {
     const struct load_opts *o;
-    const struct load_target *t;
+    const struct load_target *t; /* o->n_urls targets: the positional URL, then --failover's */
     const struct client_ops *ops;
     struct load_conn *conns; /* n + nf slots: listeners [0, started), then flood */
+    struct fo_state *fo;     /* --failover: n slots, one per listener; NULL without */
+    uint32_t *fo_us;         /* --failover: death-to-audio times, microseconds */
+    uint32_t n_fo_us, cap_fo_us;
     uint8_t *scratch;
     uint32_t id;
     uint32_t n;
@@ -50,12 +66,12 @@ struct worker {
     uint32_t rng;                        /* --retry: jitter */
     int ep;
     int pipe_fd;
-    int req_len;
+    int req_len[LOAD_MAX_URLS];
     int32_t last_connect_errno;
     double rate; /* joins per second for this worker */
     int64_t t0_us, end_us, next_tick_us, next_report_us;
     uint64_t bytes;
-    char req[1024];
+    char req[LOAD_MAX_URLS][1024]; /* the request for each target */
 };
 
 static volatile sig_atomic_t is_stop_requested;
@@ -100,8 +116,14 @@ static int worker_init(struct worker *w, uint32_t id, int pipe_fd, int64_t t0_us
     w->next_retry_us = INT64_MAX;
     w->rng = (uint32_t)(id + 1) * 2654435761u ^ (uint32_t)t0_us;
     if (w->rng == 0) w->rng = 1;
-    w->req_len = w->ops->render_request(w->t, w->req, sizeof(w->req));
-    if (w->req_len < 0) return w->req_len;
+    for (uint32_t u = 0; u < o->n_urls; u++) {
+        w->req_len[u] = w->ops->render_request(&w->t[u], w->req[u], sizeof(w->req[u]));
+        if (w->req_len[u] < 0) return w->req_len[u];
+    }
+    if (o->n_urls > 1) {
+        w->fo = calloc(w->n > 0 ? w->n : 1, sizeof(*w->fo));
+        if (w->fo == NULL) return -ENOMEM;
+    }
     w->conns = calloc(w->n + w->nf > 0 ? w->n + w->nf : 1, sizeof(*w->conns));
     w->scratch = malloc(SCRATCH_SIZE);
     w->ep = epoll_create1(EPOLL_CLOEXEC);
@@ -117,6 +139,10 @@ static void worker_fini(struct worker *w)
         if (w->conns[i].fd >= 0) close(w->conns[i].fd);
     free(w->conns);
     w->conns = NULL;
+    free(w->fo);
+    w->fo = NULL;
+    free(w->fo_us);
+    w->fo_us = NULL;
     free(w->scratch);
     w->scratch = NULL;
     if (w->ep >= 0) close(w->ep);
@@ -163,14 +189,23 @@ static const struct client_ops *ops_of(const struct worker *w, uint32_t slot)
     return is_flood_slot(w, slot) ? &flood_ops : w->ops;
 }
 
+/* The target number slot `slot` connects to now: a listener's place in its
+ * URL list (--failover), the positional URL otherwise. */
+static uint32_t url_of(const struct worker *w, uint32_t slot)
+{
+    if (w->fo == NULL || is_flood_slot(w, slot)) return 0;
+    return failover_url(w->conns[slot].index, w->fo[slot].pos, w->o->n_urls);
+}
+
 /* Source address of a connection: listener k binds 127.0.0.1 + k % src_addrs,
  * flood connections their own range (attack.h). IPv6 targets use ::1 only. */
-static int bind_source(const struct worker *w, int fd, const struct load_conn *c)
+static int bind_source(const struct worker *w, int fd, const struct load_conn *c,
+                       const struct load_target *t)
 {
     struct sockaddr_in src = {.sin_family = AF_INET};
     int one = 1;
 
-    if (w->t->addr.ss_family != AF_INET) return 0;
+    if (t->addr.ss_family != AF_INET) return 0;
     if (c->flags & CONN_F_FLOOD)
         src.sin_addr.s_addr = htonl(attack_flood_source(w->o, c->index));
     else
@@ -179,13 +214,32 @@ static int bind_source(const struct worker *w, int fd, const struct load_conn *c
     return bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0 ? -errno : 0;
 }
 
-/* --retry: listener `c` has just closed. Counts its run of 503s and, when the
- * mode and the failure call for it, schedules its next attempt (retry.h). */
-static void listener_closed(struct worker *w, struct load_conn *c, int64_t now_us)
+/* --failover: the stream of listener `slot` died (failover.h): it moves to
+ * the next URL of its list, and its outage starts unless one is running. */
+static void fail_over(struct worker *w, uint32_t slot, int64_t now_us)
 {
+    struct fo_state *fo = &w->fo[slot];
+
+    fo->pos = (uint8_t)((fo->pos + 1) % w->o->n_urls);
+    if (fo->moves < UINT16_MAX) fo->moves++;
+    if (fo->down_us != 0) return;
+    fo->down_us = now_us;
+    fo->has_heard = false;
+    if (fo->outages < UINT16_MAX) fo->outages++;
+}
+
+/* --retry: listener `slot` has just closed. Counts its run of 503s and, when
+ * the mode and the failure call for it, schedules its next attempt (retry.h);
+ * with --failover, a dead stream's next attempt goes to the next URL. */
+static void end_outage(struct worker *w, uint32_t slot);
+
+static void listener_closed(struct worker *w, uint32_t slot, int64_t now_us)
+{
+    struct load_conn *c = &w->conns[slot];
     bool is_503 = c->reason == CLOSE_REFUSED && c->status == 503;
-    bool is_failure =
-        is_503 || c->reason == CLOSE_CONNECT || c->reason == CLOSE_RESET || c->reason == CLOSE_EOF;
+    bool is_death = w->fo != NULL && failover_is_death(c->reason, c->status);
+    bool is_failure = is_503 || is_death || c->reason == CLOSE_CONNECT ||
+                      c->reason == CLOSE_RESET || c->reason == CLOSE_EOF;
     int32_t after_s = w->ops->retry_after_s != NULL ? w->ops->retry_after_s(c) : -1;
     int64_t delay_ms, at_us;
 
@@ -196,6 +250,8 @@ static void listener_closed(struct worker *w, struct load_conn *c, int64_t now_u
     if (is_503 && c->run_503 < UINT8_MAX) c->run_503++;
     if (c->run_503 > c->max_503) c->max_503 = c->run_503;
     if (!is_failure) return;
+    if (is_death) end_outage(w, slot); /* it may have heard before dying */
+    if (is_death) fail_over(w, slot, now_us);
     if (c->fails < UINT8_MAX) c->fails++;
     delay_ms = retry_delay_ms(w->o->attack.retry, c->fails, after_s, retry_rand(&w->rng));
     at_us = now_us + delay_ms * 1000;
@@ -209,13 +265,14 @@ static void listener_closed(struct worker *w, struct load_conn *c, int64_t now_u
 static void conn_open(struct worker *w, struct load_conn *c, uint32_t slot)
 {
     struct epoll_event ev = {.events = EPOLLOUT, .data.u32 = slot};
+    const struct load_target *t = &w->t[url_of(w, slot)];
     int rc;
 
-    c->fd = socket(w->t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    c->fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0) return connect_failed(w, c, errno);
-    rc = bind_source(w, c->fd, c);
+    rc = bind_source(w, c->fd, c, t);
     if (rc == 0 && (c->flags & CONN_F_STOPPER)) rc = attack_tune_stopper(c->fd);
-    if (rc == 0 && connect(c->fd, (const struct sockaddr *)&w->t->addr, w->t->addr_len) < 0 &&
+    if (rc == 0 && connect(c->fd, (const struct sockaddr *)&t->addr, t->addr_len) < 0 &&
         errno != EINPROGRESS)
         rc = -errno;
     if (rc == 0 && epoll_ctl(w->ep, EPOLL_CTL_ADD, c->fd, &ev) < 0) rc = -errno;
@@ -242,18 +299,20 @@ static void conn_start(struct worker *w, uint32_t slot, int64_t now_us)
     c->req_off = 0;
     c->status = 0;
     ops_of(w, slot)->on_open(c);
+    if (w->fo != NULL && !is_flood_slot(w, slot)) w->fo[slot].last_rx_us = now_us;
     conn_open(w, c, slot);
-    if (c->state == CONN_CLOSED && !is_flood_slot(w, slot)) listener_closed(w, c, now_us);
+    if (c->state == CONN_CLOSED && !is_flood_slot(w, slot)) listener_closed(w, slot, now_us);
 }
 
 /* Writes what is left of the request; switches to reading once it is out. */
 static void send_request(struct worker *w, struct load_conn *c, uint32_t slot)
 {
     struct epoll_event ev = {.events = EPOLLIN, .data.u32 = slot};
+    uint32_t u = url_of(w, slot);
 
-    while (c->req_off < w->req_len) {
+    while (c->req_off < w->req_len[u]) {
         ssize_t n =
-            send(c->fd, w->req + c->req_off, (size_t)(w->req_len - c->req_off), MSG_NOSIGNAL);
+            send(c->fd, w->req[u] + c->req_off, (size_t)(w->req_len[u] - c->req_off), MSG_NOSIGNAL);
         if (n < 0 && errno == EAGAIN) return;
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return conn_close(c, CLOSE_RESET, errno);
@@ -291,9 +350,11 @@ static void on_writable(struct worker *w, struct load_conn *c, uint32_t slot, in
     send_request(w, c, slot);
 }
 
-static void on_readable(struct worker *w, struct load_conn *c, const struct client_ops *ops,
+static void on_readable(struct worker *w, uint32_t slot, const struct client_ops *ops,
                         int64_t now_us)
 {
+    struct load_conn *c = &w->conns[slot];
+
     for (int i = 0; i < READS_PER_WAKE; i++) {
         ssize_t n = read(c->fd, w->scratch, SCRATCH_SIZE);
         int reason;
@@ -302,6 +363,7 @@ static void on_readable(struct worker *w, struct load_conn *c, const struct clie
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
         if (n < 0) return conn_close(c, CLOSE_RESET, errno);
         w->bytes += (uint64_t)n;
+        if (w->fo != NULL && !is_flood_slot(w, slot)) w->fo[slot].last_rx_us = now_us;
         reason = ops->on_data(c, w->scratch, (size_t)n, now_us);
         if (reason != CLOSE_NONE) return conn_close(c, reason, 0);
         if (n < SCRATCH_SIZE) return;
@@ -316,10 +378,10 @@ static void on_event(struct worker *w, const struct epoll_event *ev, int64_t now
     if (is_flood_slot(w, slot) ? slot >= w->n + w->flood_started : slot >= w->started) return;
     if (c->state == CONN_CLOSED || (c->flags & CONN_F_STOPPED)) return;
     if (c->state == CONN_READING)
-        on_readable(w, c, ops_of(w, slot), now_us);
+        on_readable(w, slot, ops_of(w, slot), now_us);
     else
         on_writable(w, c, slot, now_us);
-    if (c->state == CONN_CLOSED && !is_flood_slot(w, slot)) listener_closed(w, c, now_us);
+    if (c->state == CONN_CLOSED && !is_flood_slot(w, slot)) listener_closed(w, slot, now_us);
 }
 
 /* Starts the joins due by `now_us`; returns true if more are already due. */
@@ -385,6 +447,7 @@ static void tally_conn(const struct load_conn *c, struct load_counts *k)
     if (c->reason == CLOSE_RESET) k->failed_reset++;
     if (c->reason == CLOSE_EOF) k->failed_eof++;
     if (c->reason == CLOSE_PROTO) k->failed_proto++;
+    if (c->reason == CLOSE_IDLE) k->failed_idle++;
     if (c->reason != CLOSE_REFUSED) return;
     k->refused++;
     if (c->status >= LOAD_STATUS_MIN && c->status <= LOAD_STATUS_MAX)
@@ -403,6 +466,22 @@ static void tally_retry(const struct load_conn *c, struct load_counts *k, bool i
     if (c->max_503 > 0) k->hist_503[c->max_503 > 3 ? 3 : c->max_503 - 1]++;
 }
 
+/* --failover: listener `fo` failed over. The client counted it from its
+ * current attempt (k's figures before that were `before`): its gap was a
+ * stall, so it is never counted hearing since warm-up (hearing_clean), always
+ * stalled ever; hearing now, if it hears again. */
+static void tally_failover(const struct fo_state *fo, struct load_counts *k,
+                           const struct load_counts *before)
+{
+    k->failed_over++;
+    k->failovers += fo->moves;
+    if (k->hearing_clean > before->hearing_clean) k->hearing_clean--;
+    if (k->ever_stalled == before->ever_stalled) k->ever_stalled++;
+    if (k->hearing > before->hearing) k->failover_hearing++;
+    if (fo->has_heard) k->failover_heard++;
+    if (fo->down_us != 0) k->failover_down++;
+}
+
 static void tally_all(const struct worker *w, struct load_counts *k, int64_t now_us)
 {
     memset(k, 0, sizeof(*k));
@@ -415,10 +494,13 @@ static void tally_all(const struct worker *w, struct load_counts *k, int64_t now
     k->flood_life_max_ms = flood_life_max_ms;
     for (uint32_t i = 0; i < w->started; i++) {
         const struct load_conn *c = &w->conns[i];
-        uint32_t clean = k->hearing_clean;
+        struct load_counts before = {.hearing_clean = k->hearing_clean,
+                                     .ever_stalled = k->ever_stalled,
+                                     .hearing = k->hearing};
         tally_conn(c, k);
         w->ops->tally(c, k, now_us);
-        tally_retry(c, k, k->hearing_clean > clean);
+        if (w->fo != NULL && w->fo[i].outages > 0) tally_failover(&w->fo[i], k, &before);
+        tally_retry(c, k, k->hearing_clean > before.hearing_clean);
         if (!(c->flags & CONN_F_STOPPED)) continue;
         k->stopped_ever++;
         if (c->state == CONN_READING) k->stopped++;
@@ -444,7 +526,11 @@ static int write_full(int fd, const void *buf, size_t len)
 static int send_counts(const struct worker *w, uint32_t kind, uint32_t n_joins, uint32_t n_loud,
                        int64_t now_us)
 {
-    struct load_msg msg = {.kind = kind, .worker = w->id, .n_joins = n_joins, .n_loud = n_loud};
+    struct load_msg msg = {.kind = kind,
+                           .worker = w->id,
+                           .n_joins = n_joins,
+                           .n_loud = n_loud,
+                           .n_failover = kind == LOAD_MSG_FINAL ? w->n_fo_us : 0};
 
     tally_all(w, &msg.counts, now_us);
     return write_full(w->pipe_fd, &msg, sizeof(msg));
@@ -487,6 +573,8 @@ static int send_final(const struct worker *w, int64_t now_us)
     rc = send_counts(w, LOAD_MSG_FINAL, n, n_loud, now_us);
     if (rc == 0) rc = write_full(w->pipe_fd, joins, sizeof(*joins) * n);
     if (rc == 0) rc = write_full(w->pipe_fd, loud, sizeof(*loud) * n_loud);
+    if (rc == 0 && w->n_fo_us > 0)
+        rc = write_full(w->pipe_fd, w->fo_us, sizeof(*w->fo_us) * w->n_fo_us);
     free(joins);
     free(loud);
     return rc;
@@ -503,10 +591,65 @@ static void stop_reading(struct worker *w, struct load_conn *c, int64_t now_us)
     w->stop_last_us = now_us - w->t0_us;
 }
 
+/* --failover: keeps one death-to-audio time (dropped beyond the cap). */
+static void note_failover(struct worker *w, int64_t us)
+{
+    if (w->n_fo_us == w->cap_fo_us) {
+        uint32_t cap = w->cap_fo_us > 0 ? w->cap_fo_us * 2 : 1024;
+        uint32_t *p = cap <= FAILOVER_SAMPLES_MAX ? realloc(w->fo_us, cap * sizeof(*p)) : NULL;
+        if (p == NULL) return;
+        w->fo_us = p;
+        w->cap_fo_us = cap;
+    }
+    w->fo_us[w->n_fo_us++] = us > UINT32_MAX ? UINT32_MAX : us < 0 ? 0 : (uint32_t)us;
+}
+
+/* --failover: listener `slot`'s outage ends at the first audio of its
+ * current attempt. */
+static void end_outage(struct worker *w, uint32_t slot)
+{
+    struct load_conn *c = &w->conns[slot];
+    struct fo_state *fo = &w->fo[slot];
+    int64_t audio_us = c->state != CONN_IDLE ? w->ops->join_us(c) : -1;
+
+    /* an attempt started before the death is the one that died */
+    if (fo->down_us == 0 || c->start_us < fo->down_us || audio_us < 0) return;
+    note_failover(w, c->start_us + audio_us - fo->down_us);
+    fo->down_us = 0;
+}
+
+/* --failover: whether listener `slot`'s client counts it hearing now. */
+static bool is_hearing(const struct worker *w, uint32_t slot, int64_t now_us)
+{
+    struct load_counts k = {.worst_pm = LOAD_WORST_NONE};
+
+    w->ops->tally(&w->conns[slot], &k, now_us);
+    return k.hearing > 0;
+}
+
+/* --failover: ends the outage of listener `slot` at its first audio, notes
+ * when it hears again (a full span meeting the bar: the meter's verdict); a
+ * stream silent for --failover-idle (or an attempt that got nothing for that
+ * long) has died. */
+static void watch_failover(struct worker *w, uint32_t slot, int64_t now_us)
+{
+    struct load_conn *c = &w->conns[slot];
+    struct fo_state *fo = &w->fo[slot];
+
+    end_outage(w, slot);
+    if (fo->outages > 0 && fo->down_us == 0 && !fo->has_heard && c->state == CONN_READING)
+        fo->has_heard = is_hearing(w, slot, now_us);
+    if (c->state == CONN_CLOSED || c->state == CONN_IDLE || (c->flags & CONN_F_STOPPED)) return;
+    if (now_us - fo->last_rx_us < (int64_t)w->o->failover_idle_ms * 1000) return;
+    conn_close(c, CLOSE_IDLE, ETIMEDOUT);
+    listener_closed(w, slot, now_us);
+}
+
 static void tick_all(struct worker *w, int64_t now_us)
 {
     for (uint32_t i = 0; i < w->started; i++) {
         struct load_conn *c = &w->conns[i];
+        if (w->fo != NULL) watch_failover(w, i, now_us);
         if (c->state != CONN_READING || c->status == 0 || (c->flags & CONN_F_STOPPED)) continue;
         if ((c->flags & CONN_F_STOPPER) && w->ops->join_us(c) >= 0 &&
             attack_should_stop(w->o, c->start_us + w->ops->join_us(c), now_us)) {

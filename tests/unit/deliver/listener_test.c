@@ -513,6 +513,49 @@ START_TEST(changing_nbuckets_strands_nobody)
 }
 END_TEST
 
+/* Chunks held by listener i's sink so far (all of them in order, none cut). */
+static size_t chunks_held(struct sink *s)
+{
+    uint32_t tags[64];
+    size_t rest, off = RESP_LEN + HEADER_LEN;
+
+    sink_drain(s);
+    size_t n = parse_chunks(s->buf + off, s->len - off, tags, 64, &rest);
+    ck_assert_uint_eq(rest, 0);
+    for (size_t k = 0; k < n; k++)
+        ck_assert_uint_eq(tags[k], k);
+    return n;
+}
+
+/* feed_append writes nothing; feed_flush_pending then writes the whole run
+ * to the buckets whose turn one of its chunks is, and only to those. */
+START_TEST(a_run_of_appended_chunks_is_written_once)
+{
+    struct sink s[NB_LISTENERS];
+    feed.nbuckets = 4;
+    join_buckets(s);
+    feed_append(&feed, make_chunk(0));
+    feed_append(&feed, make_chunk(1));
+    for (int i = 0; i < NB_LISTENERS; i++)
+        ck_assert_uint_eq(chunks_held(&s[i]), 0);
+    feed_flush_pending(&feed); /* chunks 0 and 1: buckets 0 and 1 */
+    for (int i = 0; i < NB_LISTENERS; i++)
+        ck_assert_uint_eq(chunks_held(&s[i]), i % 4 < 2 ? 2 : 0);
+    feed_flush_pending(&feed); /* nothing pending: nothing written */
+    for (int i = 0; i < NB_LISTENERS; i++)
+        ck_assert_uint_eq(chunks_held(&s[i]), i % 4 < 2 ? 2 : 0);
+    for (uint32_t t = 2; t < 6; t++) /* a run as long as nbuckets reaches everyone */
+        feed_append(&feed, make_chunk(t));
+    feed_flush_pending(&feed);
+    for (int i = 0; i < NB_LISTENERS; i++)
+        ck_assert_uint_eq(chunks_held(&s[i]), 6);
+    ck_assert_uint_eq(feed.stats.skips, 0);
+    for (int i = 0; i < NB_LISTENERS; i++)
+        sink_fini(&s[i]);
+    finish();
+}
+END_TEST
+
 /* Listener states (feed.h): waiting before the header, hearing once audio
  * is written and caught up, lagging when blocked far behind or skipped, and
  * back to hearing only after FEED_HEAR_WINDOW_MS without lag; the gauges
@@ -791,6 +834,7 @@ static Suite *listener_suite(void)
     tcase_add_test(tc, listener_reading_input_closes_on_eof);
     tcase_add_test(tc, buckets_write_each_listener_every_nth_chunk);
     tcase_add_test(tc, changing_nbuckets_strands_nobody);
+    tcase_add_test(tc, a_run_of_appended_chunks_is_written_once);
     tcase_add_test(tc, states_follow_the_listener);
     tcase_add_test(tc, histograms_count_first_audio_and_sessions);
     tcase_add_test(tc, ws_control_frames_wait_for_a_chunk_boundary);
