@@ -45,8 +45,9 @@ struct chunk;
  *            it is not live (scheduled or green: it hears silence)
  *   hearing  audio written, caught up to within 2 s of live (lag_chunks),
  *            no skip and no lag for the last FEED_HEAR_WINDOW_MS
- *   lagging  skipped to live, or blocked more than 2 s behind, within the
- *            last FEED_HEAR_WINDOW_MS
+ *   lagging  skipped to live, or blocked more than 2 s behind, or fed chunks
+ *            that arrived more than 2 s late (feed_clock), within the last
+ *            FEED_HEAR_WINDOW_MS
  * HEAD requests are counted in `listeners` but in no state. */
 enum { FEED_HEAR_WINDOW_MS = 10000, FEED_LAG_MS = 2000 };
 
@@ -103,6 +104,27 @@ int feed_hist_get(const struct feed_hist *src, const struct hist_buckets *b, str
 
 enum { FEED_MAX_BUCKETS = 16 };
 
+/* How far behind live a feed's chunks arrive, on this process's clock: a
+ * chunk's granule says when its audio was due; its arrival minus that, less
+ * the smallest such difference seen (the feed's normal delay: packaging and
+ * the channel), is how late it is. A master or worker whose loop fell behind
+ * (CPU taken, a backlog drained) delivers every listener's audio that late, so
+ * its listeners are not hearing by the definition ("no more than 2 s behind
+ * live") even though each keeps up with the ring. A shift that lasts a whole
+ * FEED_HEAR_WINDOW_MS (a program whose granules restarted elsewhere) becomes
+ * the new normal; a granule going backwards starts over. */
+struct feed_clock {
+    int64_t base_ms;       /* smallest arrival - due seen (the normal delay) */
+    int64_t win_min_ms;    /* smallest in the current window */
+    uint64_t win_start_ms; /* start of the current window */
+    uint64_t last_granule;
+    bool is_set;
+};
+
+/* Notes a chunk whose audio ends at `granule` (48 kHz samples) arriving at
+ * `now_ms`; returns how many ms behind the feed's normal delay it is. Pure. */
+uint64_t feed_clock_observe(struct feed_clock *k, uint64_t now_ms, uint64_t granule);
+
 struct feed {
     struct ring ring;     /* read-only outside deliver/ */
     struct chunk *header; /* read-only: format header (Ogg: OpusHead+OpusTags pages) */
@@ -124,9 +146,11 @@ struct feed {
     int sndbuf;              /* SO_SNDBUF for listener sockets, 0 = leave */
     bool is_ws;              /* public: a WebSocket feed (listeners' client frames are read,
                                 ping/close answered, violations closed: http/ws.h) */
-    bool is_live;            /* read-only (feed_set_live): the space is on the air; default true */
-    bool is_ended;           /* read-only (feed_end): the space ended, joins are refused */
-    struct feed_stats stats; /* read-only */
+    struct feed_clock clock; /* private: lateness of arriving chunks */
+    uint64_t late_at_ms; /* read-only: when a chunk last arrived over FEED_LAG_MS late, 0 = never */
+    bool is_live;        /* read-only (feed_set_live): the space is on the air; default true */
+    bool is_ended;       /* read-only (feed_end): the space ended, joins are refused */
+    struct feed_stats stats;             /* read-only */
     struct hist join_hist, session_hist; /* private: mirrored into stats */
 };
 

@@ -126,8 +126,10 @@ static void mark_lagging(struct listener *l, uint64_t now)
 static void mark_caught_up(struct listener *l)
 {
     if (!l->has_cursor || l->state == LS_NONE) return;
-    uint64_t now = loop_now_ms(l->feed->loop);
-    bool is_recent = l->last_lag_ms && now - l->last_lag_ms < FEED_HEAR_WINDOW_MS;
+    struct feed *f = l->feed;
+    uint64_t now = loop_now_ms(f->loop);
+    bool is_recent = (l->last_lag_ms && now - l->last_lag_ms < FEED_HEAR_WINDOW_MS) ||
+                     (f->late_at_ms && now - f->late_at_ms < FEED_HEAR_WINDOW_MS);
     if (!l->feed->is_live)
         set_state(l, LS_WAITING); /* the space is not live: what it gets is silence */
     else
@@ -631,8 +633,41 @@ void feed_set_header(struct feed *f, struct chunk *header)
     flush_all(f);
 }
 
+uint64_t feed_clock_observe(struct feed_clock *k, uint64_t now_ms, uint64_t granule)
+{
+    int64_t off = (int64_t)now_ms - (int64_t)(granule / 48);
+    if (!k->is_set || granule < k->last_granule) {
+        *k = (struct feed_clock){.base_ms = off,
+                                 .win_min_ms = off,
+                                 .win_start_ms = now_ms,
+                                 .last_granule = granule,
+                                 .is_set = true};
+        return 0;
+    }
+    k->last_granule = granule;
+    if (off < k->base_ms) k->base_ms = off;
+    if (off < k->win_min_ms) k->win_min_ms = off;
+    if (now_ms - k->win_start_ms >= FEED_HEAR_WINDOW_MS) {
+        if (k->win_min_ms > k->base_ms + FEED_LAG_MS) k->base_ms = k->win_min_ms;
+        k->win_min_ms = off;
+        k->win_start_ms = now_ms;
+    }
+    return off > k->base_ms ? (uint64_t)(off - k->base_ms) : 0;
+}
+
 void feed_append(struct feed *f, struct chunk *c)
 {
+    if (c->granule) {
+        uint64_t now = loop_now_ms(f->loop);
+        uint64_t late = feed_clock_observe(&f->clock, now, c->granule);
+        if (late > FEED_LAG_MS) {
+            f->late_at_ms = now;
+            log_limited(LOG_WARN, 5,
+                        "audio reaches this process %llu ms behind live: its listeners count as "
+                        "lagging (CPU starved?)",
+                        (unsigned long long)late);
+        }
+    }
     ring_append(&f->ring, c); /* numbers the chunk */
     if (f->pending++ == 0) f->pending_seq = c->seq;
     if (f->on_chunk) f->on_chunk(f, c, 0);

@@ -213,16 +213,21 @@ static void sub_clamped(uint64_t *a, uint64_t b)
 }
 
 /* The edges' listeners in, their upstream connections (counted among ours: each is
- * a WebSocket listener here, waiting or hearing) out. */
+ * a WebSocket listener here, hearing, waiting or lagging) out. */
 static void add_edges(const struct space *s, struct feed_stats *out)
 {
     struct space_edge_totals et;
     space_edge_totals(s, &et);
     if (et.edges == 0) return;
     sub_clamped(&out->listeners, et.upstreams);
-    uint64_t from_hearing = out->hearing < et.upstreams ? out->hearing : et.upstreams;
-    sub_clamped(&out->hearing, from_hearing);
-    sub_clamped(&out->waiting, et.upstreams - from_hearing);
+    /* hearing first, then waiting, then lagging (a late origin makes them lagging) */
+    uint64_t left = et.upstreams;
+    uint64_t *by_state[] = {&out->hearing, &out->waiting, &out->lagging};
+    for (int i = 0; i < 3 && left; i++) {
+        uint64_t take = *by_state[i] < left ? *by_state[i] : left;
+        *by_state[i] -= take;
+        left -= take;
+    }
     out->listeners += et.connected;
     out->waiting += et.waiting;
     out->hearing += et.hearing;

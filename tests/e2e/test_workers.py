@@ -12,6 +12,11 @@ With three workers and 60 raw listeners on the demo space:
   - the killed worker's listeners rejoin and hear audio again.
 Then the admin address (`--admin_listen`), accepted by the master itself: with every worker
 stopped (SIGSTOP), the API answers there at once while the workers' port answers nothing.
+Finally, honest counts when the workers fall behind: every worker is stopped (SIGSTOP) for 3 s with
+all listeners connected, then continued: the audio they now deliver is more than 2 s behind live
+(feed_clock, src/deliver/feed.h), so the server counts every listener lagging, none hearing, within
+5 s, although each socket accepts every chunk; with the workers on time again they count hearing
+again once FEED_HEAR_WINDOW_MS (10 s) has passed without lateness.
 """
 import json
 import os
@@ -157,6 +162,7 @@ def main():
                "the API to count %d joins (the first %d and %d rejoins)" % (N + len(victims), N, len(victims)))
     log("%d listeners rejoined and hear" % len(again))
 
+    stalled_workers_count_lagging(srv, admin_port, N)
     for lst in ls + again:
         lst.stop(join=False)
     for lst in ls + again:
@@ -164,6 +170,49 @@ def main():
     admin_answers_while_workers_stop(srv, admin_port)
     srv.stop()
     srv.check_sanitizers()
+
+
+def get_json(port, path, timeout):
+    """GET path on 127.0.0.1:port: the JSON, or None when nothing answers 200 within timeout."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as c:
+            c.settimeout(timeout)
+            c.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
+            data = b""
+            while True:
+                x = c.recv(65536)
+                if not x:
+                    break
+                data += x
+    except OSError:
+        return None
+    head, _, body = data.partition(b"\r\n\r\n")
+    return json.loads(body) if head.startswith(b"HTTP/1.1 200") else None
+
+
+def stalled_workers_count_lagging(srv, admin_port, n):
+    def counts():
+        obj = get_json(admin_port, "/api/spaces/demo", 5)
+        check(obj is not None, "the admin address did not answer GET /api/spaces/demo")
+        return obj["listeners"]
+    wait_until(lambda: counts()["hearing"] == n, 15, "the server to count %d hearing before the stall" % n)
+    workers = children(srv.proc.pid)
+    for w in workers:
+        os.kill(w, signal.SIGSTOP)
+    t0 = time.monotonic()
+    try:
+        wait_until(lambda: time.monotonic() > t0 + 3, 5, "3 s of stopped workers")
+    finally:
+        for w in workers:
+            os.kill(w, signal.SIGCONT)
+    t_cont = time.monotonic()
+    wait_until(lambda: (lambda c: c["hearing"] == 0 and c["lagging"] == n)(counts()), 5,
+               "the server to count all %d listeners lagging after its workers fell 3 s behind" % n)
+    c = counts()
+    log("workers stopped 3 s: %.1f s after they continued the server counts hearing %d, lagging %d"
+        % (time.monotonic() - t_cont, c["hearing"], c["lagging"]))
+    wait_until(lambda: counts()["hearing"] == n, 20, "the %d listeners to count hearing again" % n)
+    log("hearing %d again %.1f s after the workers continued" % (n, time.monotonic() - t_cont))
 
 
 def get_node(port, timeout):

@@ -611,6 +611,54 @@ START_TEST(states_follow_the_listener)
 }
 END_TEST
 
+/* feed_clock: lateness is arrival minus due, over the feed's normal delay;
+ * a shift lasting a whole window becomes the normal; granules going
+ * backwards start over. */
+START_TEST(feed_clock_measures_lateness)
+{
+    struct feed_clock k = {0};
+    ck_assert_uint_eq(feed_clock_observe(&k, 1000, 48000), 0);        /* due 1000 ms: base 0 */
+    ck_assert_uint_eq(feed_clock_observe(&k, 1100, 48000 + 4800), 0); /* on time */
+    ck_assert_uint_eq(feed_clock_observe(&k, 1150, 48000 + 9600), 0); /* early: still 0 */
+    /* a stall: audio due at 1300 ms arrives at 4300 */
+    ck_assert_uint_eq(feed_clock_observe(&k, 4300, 48000 + 14400),
+                      3050); /* over the early base -50 */
+    ck_assert_uint_eq(feed_clock_observe(&k, 4310, 48000 + 19200), 2960); /* catching up */
+    /* still 3 s late for a whole window (more than FEED_LAG_MS): the new normal */
+    uint64_t g = 48000 + 19200, t = 4310;
+    for (int i = 0; i < 250; i++) { /* two windows: the first held the early base */
+        g += 4800;
+        t += 100;
+        feed_clock_observe(&k, t, g);
+    }
+    ck_assert_uint_eq(feed_clock_observe(&k, t + 100, g + 4800), 0);
+    /* granules restart: no lateness from the jump */
+    ck_assert_uint_eq(feed_clock_observe(&k, t + 200, 4800), 0);
+    ck_assert_uint_eq(feed_clock_observe(&k, t + 300, 9600), 0);
+}
+END_TEST
+
+/* A feed whose chunks arrived more than FEED_LAG_MS late (its process fell
+ * behind) counts its caught-up listeners lagging, not hearing, for
+ * FEED_HEAR_WINDOW_MS. */
+START_TEST(late_chunks_make_listeners_lagging)
+{
+    struct sink a;
+    join(&a, 0);
+    feed_set_header(&feed, make_header());
+    publish(0, 2);
+    expect_states(0, 1, 0);
+    feed.late_at_ms = loop_now_ms(loop); /* what feed_append sets for a late chunk */
+    a.want = 2;
+    publish(2, 3);
+    ck_assert(run_until(loop, has_tag, &a, 2000));
+    expect_states(0, 0, 1);
+    sink_fini(&a);
+    ck_assert(run_until(loop, no_listeners, NULL, 2000));
+    finish();
+}
+END_TEST
+
 START_TEST(histograms_count_first_audio_and_sessions)
 {
     struct sink a, h;
@@ -837,6 +885,8 @@ static Suite *listener_suite(void)
     tcase_add_test(tc, a_run_of_appended_chunks_is_written_once);
     tcase_add_test(tc, states_follow_the_listener);
     tcase_add_test(tc, histograms_count_first_audio_and_sessions);
+    tcase_add_test(tc, feed_clock_measures_lateness);
+    tcase_add_test(tc, late_chunks_make_listeners_lagging);
     tcase_add_test(tc, ws_control_frames_wait_for_a_chunk_boundary);
     tcase_add_test(tc, ws_violation_closes_only_that_listener);
     suite_add_tcase(s, tc);
