@@ -68,6 +68,9 @@ struct mixer_input {
     float peak_cur, peak_prev;
     int peak_frames;
     int jitter_ms, jitter_max_ms; /* the target, and how far underruns may grow it */
+    bool is_paced;                /* sent at its capture's pace (mixer_set_jitter): may catch up */
+    uint64_t low;                 /* the lowest level in the current drift window */
+    int catchup;                  /* drops still to make, one per frame, after this pending one */
     struct level level;
     struct mixer_input_stats st;
 };
@@ -180,6 +183,7 @@ static void window_reset(struct mixer_input *in)
 {
     in->window = 0;
     in->is_above = in->is_below = true;
+    in->low = UINT64_MAX;
 }
 
 static void unprime(struct mixer_input *in)
@@ -189,20 +193,29 @@ static void unprime(struct mixer_input *in)
     in->plc_run = 0;
     in->applied = 0;
     in->pending = DRIFT_NONE;
+    in->catchup = 0;
     window_reset(in);
 }
 
 /* Feeds the drift window with this frame's buffered level; at the end of a window
- * that stayed above (below) the target by SLACK, one drop (fill) becomes pending. */
+ * that stayed above (below) the target by SLACK, one drop (fill) becomes pending.
+ * A paced input (a browser speaker: it sends at its microphone's pace, so it is never
+ * ahead of time) whose level stayed more than two frames above the target all window
+ * holds a backlog from a stall (its sender's CPU, the network), not drift: it catches up
+ * by one drop per frame down to one frame above the target, instead of one per window
+ * (a 500 ms backlog would otherwise stay as delay for 25 s). */
 static void drift_track(struct mixer_input *in, uint64_t level)
 {
     uint64_t target = (uint64_t)in->jitter_ms * PER_MS;
     in->is_above &= level > target + SLACK;
     in->is_below &= level + SLACK < target;
+    in->low = level < in->low ? level : in->low;
     if (++in->window < WINDOW) return;
-    if (in->is_above)
+    if (in->is_above) {
         in->pending = DRIFT_DROP;
-    else if (in->is_below)
+        uint64_t surplus = (in->low - target) / MIXER_FRAME;
+        if (in->is_paced && surplus > 2) in->catchup = (int)surplus - 2;
+    } else if (in->is_below)
         in->pending = DRIFT_FILL;
     window_reset(in);
 }
@@ -252,7 +265,8 @@ static void take_dropping(struct mixer_input *in, float *out)
             out[i * ch + c] = a[i * ch + c] * (1 - w) + b[i * ch + c] * w;
     }
     fifo_consume(in, 2 * MIXER_FRAME);
-    in->pending = DRIFT_NONE;
+    in->pending = in->catchup > 0 ? DRIFT_DROP : DRIFT_NONE;
+    in->catchup -= in->catchup > 0;
     in->st.drift_drops++;
 }
 
@@ -650,6 +664,7 @@ void mixer_set_jitter(struct mixer_input *in, int ms, int max_ms)
     max_ms = max_ms < ms ? ms : max_ms > 2000 ? 2000 : max_ms;
     in->jitter_ms = ms;
     in->jitter_max_ms = max_ms;
+    in->is_paced = true;
 }
 
 void mixer_set_gain(struct mixer_input *in, float gain)

@@ -21,6 +21,7 @@
  * publisher and the program is absorbed by dropping (too much buffered for a
  * whole window) or concealing (too little) one 20 ms frame, at most one per
  * MIXER_DRIFT_WINDOW_MS, with short crossfades: delay never grows, no gap.
+ * A paced input (mixer_set_jitter) drops a backlog faster: see there.
  *
  * An input's jitter target is the mixer's jitter_ms unless mixer_set_jitter() gives it its
  * own (a WebSocket speaker: a small target that grows by one frame per underrun, up to a
@@ -100,7 +101,9 @@ void mixer_remove(struct mixer *m, struct mixer_input *in);
 /* Mute or unmute, effective at the next frame with a ramp of a few ms. */
 void mixer_set_muted(struct mixer_input *in, bool is_muted);
 /* Gives `in` its own jitter target: `ms` at first, one frame more after each underrun, up
- * to `max_ms` (both 0..2000; max_ms >= ms). Effective when it next primes. */
+ * to `max_ms` (both 0..2000; max_ms >= ms). Effective when it next primes. Such an input is
+ * taken to be paced by its sender's capture clock (a browser speaker): a backlog of more than
+ * two frames above its target for a whole drift window is dropped one frame per frame. */
 void mixer_set_jitter(struct mixer_input *in, int ms, int max_ms);
 /* Linear gain (0..4), effective at the next frame with a ramp. */
 void mixer_set_gain(struct mixer_input *in, float gain);
