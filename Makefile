@@ -114,11 +114,14 @@ fuzz: fuzz-build
 deps:
 	@./scripts/deps.sh
 
+# `make test` builds its three trees on every core (CI calls a plain `make test`).
+TEST_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
 test: deps
 	$(MAKE) format-check
-	$(MAKE) all units
-	$(MAKE) SAN=1 BUILD=build/asan all units
-	$(MAKE) fuzz-build
+	$(MAKE) -j$(TEST_JOBS) all units
+	$(MAKE) -j$(TEST_JOBS) SAN=1 BUILD=build/asan all units
+	$(MAKE) -j$(TEST_JOBS) fuzz-build
 	FUZZ_SHORT=$(FUZZ_SHORT) ./tests/run.sh
 
 demo: deps

@@ -11,11 +11,17 @@
 #   - every tests/browser/test_*.mjs once, with node, TRIBUNE_BIN=build/tribune (real Chromium)
 #
 # Usage: tests/run.sh [PATTERN]     PATTERN (a grep -E regex) selects entries by name.
-# Environment: E2E_JOBS (default 2) e2e tests run at once; TRIBUNE_E2E_KEEP=1 keeps temp dirs;
-# FUZZ_SHORT (default 10) seconds each libFuzzer target runs.
+# Environment: E2E_JOBS (default 2) entries run at once (unit tests, fuzzers, e2e tests);
+# TRIBUNE_E2E_KEEP=1 keeps temp dirs; FUZZ_SHORT (default 30) seconds each libFuzzer target runs.
 #
-# Output: one line per entry, `PASS name (1.2s)` or `FAIL name (reason, 1.2s)` followed by the
-# last 40 lines of its output; the very last line is `N passed, N failed`. Exit 1 if any failed.
+# Order: unit tests and fuzz replays, then libFuzzer runs, then the e2e pool, each E2E_JOBS at a
+# time; then the browser tests, one at a time. In the e2e pool the longest tests start first
+# (E2E_EXPECT), and a heavy test (one that takes tests/e2e/heavy.py's lock) is started only when no
+# other heavy test runs: it never sits in a slot waiting for the lock while a light test could run.
+#
+# Output: one line per entry as it finishes, `PASS name (1.2s)` or `FAIL name (reason, 1.2s)`
+# followed by the last 40 lines of its output; the very last line is `N passed, N failed`.
+# Exit 1 if any failed.
 set -u
 
 cd "$(dirname "$0")/.." || exit 2
@@ -81,6 +87,78 @@ retry_note() {
 	RETRIED=$((RETRIED + 1))
 }
 
+# ---- the pool: entries run E2E_JOBS at a time, each verdict printed as it finishes ---------------
+# pool_add NAME TIMEOUT HEAVY RETRY CMD...: queues an entry. HEAVY=1: never two at once (and one
+# such entry starts as soon as none runs); RETRY=1: a failure gets the second chance above, run
+# alone after the pool. pool_run starts the queue in its order (pool_sort first to reorder).
+p_names=()
+p_limits=()
+p_heavy=()
+p_retry=()
+p_cmds=()
+pool_add() {
+	p_names+=("$1")
+	p_limits+=("$2")
+	p_heavy+=("$3")
+	p_retry+=("$4")
+	shift 4
+	p_cmds+=("$(printf '%q ' "$@")")
+}
+
+# pool_run: runs the queue (indices in p_order, default: in the order added), then the retries.
+pool_run() {
+	[ ${#p_names[@]} -eq 0 ] && { p_order=(); return; }
+	local -a order=("${!p_names[@]}") retry_list=()
+	[ ${#p_order[@]} -gt 0 ] && order=("${p_order[@]}")
+	local -A pids=() starts=() logs=()
+	local running=0 heavy_running=0 i k pick fin_pid wrc
+	while [ ${#order[@]} -gt 0 ] || [ "$running" -gt 0 ]; do
+		while [ "$running" -lt "$E2E_JOBS" ] && [ ${#order[@]} -gt 0 ]; do
+			# the first heavy entry if none runs, else the first light one
+			pick=-1
+			if [ "$heavy_running" -eq 0 ]; then
+				for k in "${!order[@]}"; do
+					[ "${p_heavy[${order[$k]}]}" = 1 ] && { pick=$k; break; }
+				done
+			fi
+			if [ "$pick" -lt 0 ]; then
+				for k in "${!order[@]}"; do
+					[ "${p_heavy[${order[$k]}]}" = 1 ] || { pick=$k; break; }
+				done
+			fi
+			[ "$pick" -lt 0 ] && break # only heavy entries left, and one runs
+			i=${order[$pick]}
+			unset 'order[pick]'
+			order=("${order[@]}")
+			logs[$i]="$OUT/$(printf '%s' "${p_names[$i]}" | tr -c 'A-Za-z0-9._-' '_').log"
+			starts[$i]=$(now)
+			eval "timeout -k 5 ${p_limits[$i]} ${p_cmds[$i]}" >"${logs[$i]}" 2>&1 </dev/null &
+			pids[$i]=$!
+			running=$((running + 1))
+			[ "${p_heavy[$i]}" = 1 ] && heavy_running=1
+		done
+		wait -n -p fin_pid 2>/dev/null
+		wrc=$?
+		for i in "${!pids[@]}"; do
+			[ "${pids[$i]}" = "${fin_pid:-x}" ] || continue
+			unset 'pids[$i]'
+			running=$((running - 1))
+			[ "${p_heavy[$i]}" = 1 ] && heavy_running=0
+			if [ "$wrc" -ne 0 ] && [ "${p_retry[$i]}" = 1 ] && [ "$RETRIES" -gt 0 ]; then
+				retry_note "${p_names[$i]}" "$wrc" "$(elapsed "${starts[$i]}" "$(now)")" "${logs[$i]}"
+				retry_list+=("$i")
+			else
+				report "${p_names[$i]}" "$wrc" "$(elapsed "${starts[$i]}" "$(now)")" "${logs[$i]}"
+			fi
+		done
+	done
+	for i in "${retry_list[@]}"; do
+		eval "run_one \"\${p_names[$i]} (retried)\" ${p_limits[$i]} ${p_cmds[$i]}"
+	done
+	p_names=() p_limits=() p_heavy=() p_retry=() p_cmds=() p_order=()
+}
+p_order=()
+
 # ---- unit tests (Check binaries) ----------------------------------------------------------------
 for tree in build build/asan; do
 	[ -d "$tree/tests/unit" ] || continue
@@ -88,10 +166,10 @@ for tree in build build/asan; do
 		name="unit:${bin#build/}"
 		selected "$name" || continue
 		if [ "$tree" = build/asan ]; then
-			run_one "$name" "$UNIT_TIMEOUT" env ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+			pool_add "$name" "$UNIT_TIMEOUT" 0 0 env ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 				UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 "$bin"
 		else
-			run_one "$name" "$UNIT_TIMEOUT" "$bin"
+			pool_add "$name" "$UNIT_TIMEOUT" 0 0 "$bin"
 		fi
 	done < <(find "$tree/tests/unit" -type f -perm -u+x 2>/dev/null | sort)
 done
@@ -108,13 +186,14 @@ for tree in build build/asan; do
 		files=()
 		[ -d "$corpus" ] && files=("$corpus")
 		if [ "$tree" = build/asan ]; then
-			run_one "$name" "$UNIT_TIMEOUT" env ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+			pool_add "$name" "$UNIT_TIMEOUT" 0 0 env ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 				UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 "$bin" "${files[@]}"
 		else
-			run_one "$name" "$UNIT_TIMEOUT" "$bin" "${files[@]}"
+			pool_add "$name" "$UNIT_TIMEOUT" 0 0 "$bin" "${files[@]}"
 		fi
 	done
 done
+pool_run
 
 # ---- short libFuzzer runs -------------------------------------------------------------------------
 # Each target starts from its committed corpus and fuzzes FUZZ_RUNS inputs (at most FUZZ_SHORT
@@ -131,94 +210,52 @@ for bin in build/fuzz/*_fuzz; do
 	selected "$name" || continue
 	scratch="$OUT/corpus-${base%_fuzz}"
 	mkdir -p "$scratch" build/fuzz/artifacts
-	run_one "$name" $((FUZZ_SHORT + 60)) "$bin" -seed=1 -runs="$FUZZ_RUNS" -max_total_time="$FUZZ_SHORT" -timeout=10 \
+	pool_add "$name" $((FUZZ_SHORT + 60)) 0 0 "$bin" -seed=1 -runs="$FUZZ_RUNS" -max_total_time="$FUZZ_SHORT" -timeout=10 \
 		-artifact_prefix="build/fuzz/artifacts/${base%_fuzz}-" "$scratch" "tests/fuzz/corpus/${base%_fuzz}"
 done
+pool_run
 
 # ---- end-to-end tests -----------------------------------------------------------------------------
-# Each test is its own python process. Up to E2E_JOBS run at once (the machine has 2 cores); their
-# verdicts are printed in a fixed order (as each finishes, in launch order) so output never interleaves.
-e2e_names=()
-e2e_bins=()
-e2e_files=()
+# Each test is its own python process, E2E_JOBS at a time (the machine has 2 cores).
 # Tests whose subject is a figure at scale (throughput under attack, a cache's hit ratio, a relay
-# tree's counts) run with the normal build only: under ASan they measure the sanitizer, and the same
-# code paths run under ASan in the functional tests (test_guard, test_load_attacks,
-# test_slow_listener, test_tickets; test_hls; test_relay).
-E2E_NORMAL_ONLY=" test_guard_figures test_hls_cdn test_relay_tree "
+# tree's counts, exact counts under stress) run with the normal build only: under ASan they measure
+# the sanitizer, and the same code paths run under ASan in the functional tests (test_guard,
+# test_load_attacks, test_slow_listener, test_tickets; test_hls; test_relay; test_truth).
+E2E_NORMAL_ONLY=" test_guard_figures test_hls_cdn test_relay_tree test_truth_stress "
+# Seconds each long test took alone in a clean run (tag:name, or name for both builds), for the
+# launch order only: the longest start first, so that the pool does not end on one long test.
+# Tests not listed count as 10 s.
+declare -A E2E_EXPECT=([test_guard_figures]=125 [e2e:test_mixer_drift]=65 [e2e-asan:test_mixer_drift]=45
+	[e2e:test_record_crash]=64 [e2e-asan:test_record_crash]=38 [test_load_attacks]=45 [test_truth_stress]=46
+	[test_rooms]=44 [test_relay]=30 [test_hls_cdn]=27 [test_record_disk_full]=26 [test_relay_tree]=25
+	[test_publish_listen]=22 [test_truth]=21 [test_guard]=19 [test_slow_listener]=19 [test_bad_publish]=16
+	[e2e:test_load]=10 [e2e-asan:test_load]=14 [test_hls]=13 [test_record_replay]=11)
+e2e_env=(env PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
+# (The sanitizer options only matter to the asan binary; the normal build ignores them.)
+e2e_keys=()
 for bin in build/tribune build/asan/tribune; do
 	for t in tests/e2e/test_*.py; do
 		[ -f "$t" ] || continue
+		base=$(basename "$t" .py)
 		tag=e2e
 		[ "$bin" = build/asan/tribune ] && tag=e2e-asan
-		[ "$tag" = e2e-asan ] && [[ "$E2E_NORMAL_ONLY" == *" $(basename "$t" .py) "* ]] && continue
-		name="$tag:$(basename "$t" .py)"
+		[ "$tag" = e2e-asan ] && [[ "$E2E_NORMAL_ONLY" == *" $base "* ]] && continue
+		name="$tag:$base"
 		selected "$name" || continue
-		e2e_names+=("$name")
-		e2e_bins+=("$bin")
-		e2e_files+=("$t")
-	done
-done
-
-declare -A pids starts logs
-retry_list=()
-launch() {
-	local i=$1 name=${e2e_names[$1]} bin=${e2e_bins[$1]} file=${e2e_files[$1]}
-	local logf="$OUT/$(printf '%s' "$name" | tr -c 'A-Za-z0-9._-' '_').log"
-	logs[$i]=$logf
-	starts[$i]=$(now)
-	if [ ! -x "$bin" ]; then
-		echo "$bin is missing: build it first (make, make SAN=1 BUILD=build/asan)" >"$logf"
-		(exit 127) &
-	else
-		env TRIBUNE_BIN="$ROOT/$bin" PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
-			ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
-			UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-			timeout -k 5 "$E2E_TIMEOUT" python3 "$file" >"$logf" 2>&1 </dev/null &
-	fi
-	pids[$i]=$!
-}
-# The sanitizer options above only matter to the asan binary; the normal build ignores them.
-
-n=${#e2e_names[@]}
-next=0
-done_upto=0
-declare -A rcs ends
-running=0
-while [ "$done_upto" -lt "$n" ]; do
-	while [ "$next" -lt "$n" ] && [ "$running" -lt "$E2E_JOBS" ]; do
-		launch "$next"
-		next=$((next + 1))
-		running=$((running + 1))
-	done
-	# Reap whichever finished (wait -n), record its status.
-	wait -n -p fin_pid 2>/dev/null
-	wrc=$?
-	for ((i = 0; i < next; i++)); do
-		if [ "${pids[$i]:-}" = "${fin_pid:-x}" ] && [ -z "${rcs[$i]:-}" ]; then
-			rcs[$i]=$wrc
-			ends[$i]=$(now)
-			running=$((running - 1))
-		fi
-	done
-	# Print verdicts in launch order as far as they are known.
-	while [ "$done_upto" -lt "$next" ] && [ -n "${rcs[$done_upto]:-}" ]; do
-		if [ "${rcs[$done_upto]}" -ne 0 ] && [ "$RETRIES" -gt 0 ] && [ -x "${e2e_bins[$done_upto]}" ]; then
-			retry_note "${e2e_names[$done_upto]}" "${rcs[$done_upto]}" \
-				"$(elapsed "${starts[$done_upto]}" "${ends[$done_upto]}")" "${logs[$done_upto]}"
-			retry_list+=("$done_upto")
+		heavy=0
+		grep -q 'heavy.exclusive' "$t" && heavy=1
+		if [ ! -x "$bin" ]; then
+			pool_add "$name" "$E2E_TIMEOUT" 0 0 sh -c "echo '$bin is missing: build it first (make, make SAN=1 BUILD=build/asan)'; exit 127"
 		else
-			report "${e2e_names[$done_upto]}" "${rcs[$done_upto]}" \
-				"$(elapsed "${starts[$done_upto]}" "${ends[$done_upto]}")" "${logs[$done_upto]}"
+			pool_add "$name" "$E2E_TIMEOUT" "$heavy" 1 "${e2e_env[@]}" TRIBUNE_BIN="$ROOT/$bin" python3 "$t"
 		fi
-		done_upto=$((done_upto + 1))
+		e2e_keys+=("${E2E_EXPECT[$name]:-${E2E_EXPECT[$base]:-10}} ${#e2e_keys[@]}")
 	done
 done
-for i in "${retry_list[@]}"; do
-	run_one "${e2e_names[$i]} (retried)" "$E2E_TIMEOUT" env TRIBUNE_BIN="$ROOT/${e2e_bins[$i]}" \
-		PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
-		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 python3 "${e2e_files[$i]}"
-done
+# longest first (a stable sort: equal expectations keep their order)
+[ ${#e2e_keys[@]} -gt 0 ] && mapfile -t p_order < <(printf '%s\n' "${e2e_keys[@]}" | sort -s -k1,1nr | awk '{print $2}')
+pool_run
 
 # ---- browser tests --------------------------------------------------------------------------------
 # Each tests/browser/test_*.mjs drives Debian's chromium through playwright-core (scripts/deps.sh

@@ -14,6 +14,7 @@
  *   XFADE   the crossfade of a drift drop: 2.5 ms
  *   FIFO    decoded audio waiting: a 120 ms packet on top of a drop's 40 ms, and slack
  *   SLACK   the drift thresholds around the jitter target: 40 ms
+ *   SHRINK_FRAMES, SHRINK_MS   a paced input's target shrinks 10 ms per 10 s without underrun
  *   WINDOW  frames per drift window, PEAK_FRAMES frames per peak meter roll (1 s) */
 enum {
     RATE = 48000,
@@ -26,6 +27,8 @@ enum {
     PEAK_FRAMES = 50,
     MAX_PACKET = 1500,
     PREROLL = 4,
+    SHRINK_FRAMES = 500,
+    SHRINK_MS = 10,
 };
 
 /* The limiter: the envelope's ceiling, then a soft knee that no sample passes. The ceiling is
@@ -68,6 +71,11 @@ struct mixer_input {
     float peak_cur, peak_prev;
     int peak_frames;
     int jitter_ms, jitter_max_ms; /* the target, and how far underruns may grow it */
+    bool is_paced;                /* sent at its capture's pace (mixer_set_jitter): may catch up */
+    int jitter_min_ms;            /* a paced input's first target: the target shrinks back to it */
+    int clean_frames;             /* whole frames since the last underrun or shrink */
+    uint64_t low;                 /* the lowest level in the current drift window */
+    int catchup;                  /* drops still to make, one per frame, after this pending one */
     struct level level;
     struct mixer_input_stats st;
 };
@@ -180,6 +188,7 @@ static void window_reset(struct mixer_input *in)
 {
     in->window = 0;
     in->is_above = in->is_below = true;
+    in->low = UINT64_MAX;
 }
 
 static void unprime(struct mixer_input *in)
@@ -189,20 +198,29 @@ static void unprime(struct mixer_input *in)
     in->plc_run = 0;
     in->applied = 0;
     in->pending = DRIFT_NONE;
+    in->catchup = 0;
     window_reset(in);
 }
 
 /* Feeds the drift window with this frame's buffered level; at the end of a window
- * that stayed above (below) the target by SLACK, one drop (fill) becomes pending. */
+ * that stayed above (below) the target by SLACK, one drop (fill) becomes pending.
+ * A paced input (a browser speaker: it sends at its microphone's pace, so it is never
+ * ahead of time) whose level stayed more than two frames above the target all window
+ * holds a backlog from a stall (its sender's CPU, the network), not drift: it catches up
+ * by one drop per frame down to one frame above the target, instead of one per window
+ * (a 500 ms backlog would otherwise stay as delay for 25 s). */
 static void drift_track(struct mixer_input *in, uint64_t level)
 {
     uint64_t target = (uint64_t)in->jitter_ms * PER_MS;
     in->is_above &= level > target + SLACK;
     in->is_below &= level + SLACK < target;
+    in->low = level < in->low ? level : in->low;
     if (++in->window < WINDOW) return;
-    if (in->is_above)
+    if (in->is_above) {
         in->pending = DRIFT_DROP;
-    else if (in->is_below)
+        uint64_t surplus = (in->low - target) / MIXER_FRAME;
+        if (in->is_paced && surplus > 2) in->catchup = (int)surplus - 2;
+    } else if (in->is_below)
         in->pending = DRIFT_FILL;
     window_reset(in);
 }
@@ -252,8 +270,20 @@ static void take_dropping(struct mixer_input *in, float *out)
             out[i * ch + c] = a[i * ch + c] * (1 - w) + b[i * ch + c] * w;
     }
     fifo_consume(in, 2 * MIXER_FRAME);
-    in->pending = DRIFT_NONE;
+    in->pending = in->catchup > 0 ? DRIFT_DROP : DRIFT_NONE;
+    in->catchup -= in->catchup > 0;
     in->st.drift_drops++;
+}
+
+/* A paced input's target, grown by underruns, shrinks back by SHRINK_MS every SHRINK_FRAMES
+ * whole frames without an underrun (10 ms per 10 s: slowly, so that a jittery sender does not
+ * oscillate), down to its first target; the drift control then drains the surplus. */
+static void shrink_target(struct mixer_input *in)
+{
+    if (!in->is_paced || ++in->clean_frames < SHRINK_FRAMES) return;
+    in->clean_frames = 0;
+    in->jitter_ms = in->jitter_ms - SHRINK_MS > in->jitter_min_ms ? in->jitter_ms - SHRINK_MS
+                                                                  : in->jitter_min_ms;
 }
 
 /* Gets this frame's 960 decoded samples into `out`. Returns the fade-out flag: the
@@ -281,6 +311,7 @@ static bool input_take(struct mixer_input *in, float *out, bool is_ended)
         int missing = MIXER_FRAME - in->len;
         if (!is_ended && in->plc_run == 0) {
             in->st.underruns++;
+            in->clean_frames = 0;
             in->jitter_ms =
                 in->jitter_ms + 20 < in->jitter_max_ms ? in->jitter_ms + 20 : in->jitter_max_ms;
         }
@@ -291,6 +322,7 @@ static bool input_take(struct mixer_input *in, float *out, bool is_ended)
         in->pkt = NULL;
     } else {
         in->plc_run = 0;
+        shrink_target(in);
     }
     memcpy(out, in->fifo, (size_t)MIXER_FRAME * ch * sizeof(float));
     fifo_consume(in, MIXER_FRAME);
@@ -648,8 +680,10 @@ void mixer_set_jitter(struct mixer_input *in, int ms, int max_ms)
 {
     ms = ms < 0 ? 0 : ms > 2000 ? 2000 : ms;
     max_ms = max_ms < ms ? ms : max_ms > 2000 ? 2000 : max_ms;
-    in->jitter_ms = ms;
+    in->jitter_ms = in->jitter_min_ms = ms;
     in->jitter_max_ms = max_ms;
+    in->is_paced = true;
+    in->clean_frames = 0;
 }
 
 void mixer_set_gain(struct mixer_input *in, float gain)

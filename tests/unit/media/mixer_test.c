@@ -651,6 +651,75 @@ START_TEST(own_jitter_target_grows_on_underrun)
 }
 END_TEST
 
+/* The same target shrinks back by 10 ms per 10 s without an underrun, to its first value. */
+START_TEST(own_jitter_target_shrinks_back)
+{
+    start(1, 300);
+    struct fake *f = fake_new(1, 440, AMP, FRAME);
+    fake_meter(f, 1.0, 0);
+    struct mixer_input *in = add(f);
+    mixer_set_jitter(in, 80, 300);
+    steps(10);
+    f->is_gated = true; /* one underrun: 100 */
+    f->credit = 0;
+    step();
+    f->is_gated = false;
+    f->credit += 3 * FRAME;
+    struct mixer_input_stats st;
+    mixer_input_get_stats(in, &st);
+    ck_assert_uint_eq(st.underruns, 1);
+    ck_assert_uint_eq(st.jitter_ms, 100);
+    steps(490); /* under 10 s: unchanged */
+    mixer_input_get_stats(in, &st);
+    ck_assert_uint_eq(st.jitter_ms, 100);
+    steps(20);
+    mixer_input_get_stats(in, &st);
+    ck_assert_uint_eq(st.jitter_ms, 90);
+    steps(1500); /* floor: 80 */
+    mixer_input_get_stats(in, &st);
+    ck_assert_uint_eq(st.jitter_ms, 80);
+    ck_assert_uint_eq(st.underruns, 1);
+    finish();
+}
+END_TEST
+
+/* A backlog (500 ms arriving at once after a stall of its sender): a paced input (its own
+ * target, a browser speaker) drops it one frame per frame within about two windows, the tone
+ * in every frame; an input on the mixer's target (a publisher, which may drift) drops one
+ * frame per window, so the backlog is still there. */
+static uint32_t backlog_after(bool is_paced, int frames, int *drops)
+{
+    start(1, 80);
+    struct fake *f = fake_new(1, 440, AMP, FRAME);
+    fake_meter(f, 1.0, 0);
+    struct mixer_input *in = add(f);
+    if (is_paced) mixer_set_jitter(in, 80, 300);
+    steps(30);
+    f->credit += 500 * 48;
+    for (int i = 0; i < frames; i++) {
+        step();
+        ck_assert_msg(tone_db(440) > AMP_DB - 10, "frame %d: tone at %.1f dB", i, tone_db(440));
+    }
+    struct mixer_input_stats st;
+    mixer_input_get_stats(in, &st);
+    ck_assert_uint_eq(st.underruns, 0);
+    *drops = (int)st.drift_drops;
+    finish();
+    return st.buffered_ms;
+}
+
+START_TEST(paced_input_catches_up_a_backlog)
+{
+    int drops;
+    uint32_t ms = backlog_after(true, 3 * (MIXER_DRIFT_WINDOW_MS / 20), &drops);
+    ck_assert_msg(ms <= 80 + 60, "paced: %u ms buffered after 3 windows (%d drops)", ms, drops);
+    ck_assert_int_ge(drops, 20);
+    ms = backlog_after(false, 3 * (MIXER_DRIFT_WINDOW_MS / 20), &drops);
+    ck_assert_msg(ms >= 80 + 400, "unpaced: %u ms buffered after 3 windows (%d drops)", ms, drops);
+    ck_assert_int_le(drops, 3);
+}
+END_TEST
+
 /* A packet of length 0 is a lost one: concealed in place (no underrun, no gap in the tone). */
 START_TEST(lost_packet_is_concealed)
 {
@@ -910,6 +979,8 @@ static Suite *mixer_suite(void)
     tcase_add_test(tc, packet_sizes_10_40_60_ms);
     tcase_add_test(tc, drift_fast_publisher_drops);
     tcase_add_test(tc, drift_slow_publisher_fills);
+    tcase_add_test(tc, paced_input_catches_up_a_backlog);
+    tcase_add_test(tc, own_jitter_target_shrinks_back);
     tcase_add_test(tc, removal_fades_without_click);
     tcase_add_test(tc, short_dry_spell_is_concealed);
     tcase_add_test(tc, long_dry_spell_fades_and_primes_again);
