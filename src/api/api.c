@@ -71,14 +71,7 @@ static void add_node(struct node *n, const char *url, size_t len)
 static void add_edges(struct node *n)
 {
     struct steer_edge e[STEER_EDGES_MAX];
-    size_t ne = steer_parse(n->cfg.edges, e, STEER_EDGES_MAX);
-    struct list *pos, *tmp;
-    list_for_each_safe(pos, tmp, &n->spaces.all)
-    {
-        struct space *s = list_entry(pos, struct space, node);
-        for (size_t i = 0; i < ne; i++)
-            space_edge_load(s, &e[i]);
-    }
+    size_t ne = node_edges(n, e);
     for (int best; (best = steer_pick(e, ne)) >= 0;) {
         add_node(n, e[best].url, e[best].url_len);
         e[best].is_fresh = false;

@@ -214,14 +214,8 @@ static void send_steer(struct node *n, int w)
         fleet_send(&n->fleet, w, &m, n->steer_url, -1);
 }
 
-/* Once a second, with `edges` set: the edge that joins refused for capacity go to
- * (relay/steer.h), from the edges' fresh reports over every space; the workers are
- * told only when it changes. */
-static void on_steer(struct timer *t)
+size_t node_edges(struct node *n, struct steer_edge *e)
 {
-    struct node *n = list_entry(t, struct node, steer);
-    timer_start(n->loop, t, loop_now_ms(n->loop) + STEER_MS);
-    struct steer_edge e[STEER_EDGES_MAX];
     size_t ne = steer_parse(n->cfg.edges, e, STEER_EDGES_MAX);
     struct list *pos, *tmp;
     list_for_each_safe(pos, tmp, &n->spaces.all)
@@ -230,6 +224,18 @@ static void on_steer(struct timer *t)
         for (size_t i = 0; i < ne; i++)
             space_edge_load(s, &e[i]);
     }
+    return ne;
+}
+
+/* Once a second, with `edges` set: the edge that joins refused for capacity go to
+ * (relay/steer.h), from the edges' fresh reports over every space; the workers are
+ * told only when it changes. */
+static void on_steer(struct timer *t)
+{
+    struct node *n = list_entry(t, struct node, steer);
+    timer_start(n->loop, t, loop_now_ms(n->loop) + STEER_MS);
+    struct steer_edge e[STEER_EDGES_MAX];
+    size_t ne = node_edges(n, e);
     int best = steer_pick(e, ne);
     char url[STEER_URL_MAX + 1] = "";
     if (best >= 0) {

@@ -87,5 +87,8 @@ void node_key_failed(struct node *n, struct conn *c);
 
 /* HTTP entry point (router.c). */
 void node_on_request(struct conn *c);
+/* The configured `edges` (steer_parse) with their load from every space's fresh
+ * reports (space_edge_load): e has room for STEER_EDGES_MAX. Returns how many. */
+size_t node_edges(struct node *n, struct steer_edge *e);
 
 #endif

@@ -631,3 +631,28 @@ export async function analyserSnapshots({ freqs, count = 40, everyMs = 100 }) {
     }
     return out;
 }
+
+// The demo's notes (src/media/demo.c) and off-note bins for analyser checks.
+export const DEMO_NOTES = [261.63, 329.63, 392.0, 523.25];
+
+// Checks snapshots of the analyser (analyserSnapshots with freqs [...DEMO_NOTES, ...off bins]):
+// a note dominates the off bins in at least half of them, and at least 3 notes are heard.
+export function checkNotes(snaps, what) {
+    check(snaps.length >= 10, `${what}: only ${snaps.length} analyser snapshots`);
+    const nn = DEMO_NOTES.length;
+    let dominated = 0;
+    const heard = new Set();
+    for (const s of snaps) {
+        const notes = s.powers.slice(0, nn);
+        const off = Math.max(...s.powers.slice(nn));
+        const best = notes.indexOf(Math.max(...notes));
+        if (notes[best] > 10 * off && s.rms > 0.01) {
+            dominated++;
+            heard.add(best);
+        }
+    }
+    const rmsMax = Math.max(...snaps.map((s) => s.rms));
+    log(`${what}: a note dominates in ${dominated}/${snaps.length} snapshots, notes heard ${[...heard].map((i) => DEMO_NOTES[i]).join(', ')} Hz, rms max ${rmsMax.toFixed(3)}`);
+    check(dominated >= 0.5 * snaps.length, `${what}: the demo's notes dominate only ${dominated}/${snaps.length} analyser snapshots (rms max ${rmsMax.toFixed(4)})`);
+    check(heard.size >= 3, `${what}: only ${heard.size} of the demo's notes heard`);
+}

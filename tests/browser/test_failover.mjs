@@ -13,30 +13,12 @@
 //     other edge) with the other edge reporting it; the page's #count follows its new node;
 //   - the time from the kill to playing again is printed;
 //   - the victim starts again on its port (the next mode uses the other edge as its victim).
-import { Server, analyserSnapshots, check, freePort, http, launchBrowser, log, newPage, rooms, runTest, waitUntil } from './lib.mjs';
+import { Server, analyserSnapshots, check, freePort, http, launchBrowser, log, newPage, rooms, runTest, waitUntil, DEMO_NOTES, checkNotes } from './lib.mjs';
 
-const NOTES = [261.63, 329.63, 392.0, 523.25];
+const NOTES = DEMO_NOTES;
 const OFF = [200, 295, 361, 450, 600, 700];
 const DEADLINE_MS = 15000;
 const MODES = (process.env.FAILOVER_MODES || 'progressive,ws,hls').split(','); // HLS last (see below)
-
-function checkNotes(snaps, what) {
-    check(snaps.length >= 10, `${what}: only ${snaps.length} analyser snapshots`);
-    let dominated = 0;
-    const heard = new Set();
-    for (const s of snaps) {
-        const notes = s.powers.slice(0, NOTES.length);
-        const off = Math.max(...s.powers.slice(NOTES.length));
-        const best = notes.indexOf(Math.max(...notes));
-        if (notes[best] > 10 * off && s.rms > 0.01) {
-            dominated++;
-            heard.add(best);
-        }
-    }
-    log(`${what}: a note dominates in ${dominated}/${snaps.length} snapshots, notes heard ${[...heard].map((i) => NOTES[i]).join(', ')} Hz`);
-    check(dominated >= 0.5 * snaps.length, `${what}: the demo's notes dominate only ${dominated}/${snaps.length} analyser snapshots`);
-    check(heard.size >= 3, `${what}: only ${heard.size} of the demo's notes heard`);
-}
 
 // What the page plays: its node, the player's stream URL, state, clock and packet count.
 function pageState() {

@@ -9,28 +9,10 @@
 //     from the origin's #EXT-X-PROGRAM-DATE-TIME, wall clock at the sample) against Date.now(),
 //     read by the page every 250 ms (stats.latencyMs), sampled here over a few seconds.
 // The vendor file (web/node_modules/hls.js, `npm ci` by scripts/deps.sh) must be in the build.
-import { Server, analyserSnapshots, check, http, launchBrowser, log, newPage, percentile, runTest, waitUntil } from './lib.mjs';
+import { Server, analyserSnapshots, check, http, launchBrowser, log, newPage, percentile, runTest, waitUntil, DEMO_NOTES, checkNotes } from './lib.mjs';
 
-const NOTES = [261.63, 329.63, 392.0, 523.25];
+const NOTES = DEMO_NOTES;
 const OFF = [200, 295, 361, 450, 600, 700];
-
-function checkNotes(snaps) {
-    check(snaps.length >= 10, `only ${snaps.length} analyser snapshots`);
-    let dominated = 0;
-    const heard = new Set();
-    for (const s of snaps) {
-        const notes = s.powers.slice(0, NOTES.length);
-        const off = Math.max(...s.powers.slice(NOTES.length));
-        const best = notes.indexOf(Math.max(...notes));
-        if (notes[best] > 10 * off && s.rms > 0.01) {
-            dominated++;
-            heard.add(best);
-        }
-    }
-    log(`hls: a note dominates in ${dominated}/${snaps.length} snapshots, notes heard ${[...heard].map((i) => NOTES[i]).join(', ')} Hz`);
-    check(dominated >= 0.5 * snaps.length, `the demo's notes dominate only ${dominated}/${snaps.length} analyser snapshots`);
-    check(heard.size >= 3, `only ${heard.size} of the demo's notes heard`);
-}
 
 // tribune_format_listeners{space="demo",format="hls",state=STATE} from /metrics (0 when absent).
 async function hlsListeners(srv, state) {
@@ -73,7 +55,7 @@ runTest('test_hls', async () => {
     log(`hls: currentTime ${t0[0].toFixed(2)} -> ${t1[0].toFixed(2)} s, ${rate.toFixed(2)}x the wall clock`);
     check(rate > 0.8 && rate < 1.25, `currentTime advances at ${rate.toFixed(2)}x the wall clock`);
 
-    checkNotes(await page.evaluate(analyserSnapshots, { freqs: [...NOTES, ...OFF], count: 30, everyMs: 100 }));
+    checkNotes(await page.evaluate(analyserSnapshots, { freqs: [...NOTES, ...OFF], count: 30, everyMs: 100 }), 'hls');
 
     // beacons: one at start, one once audible (then every 10 s)
     const hearing = await waitUntil(async () => {

@@ -10,30 +10,10 @@
 //   - #count shows the API's listeners.hearing (the page itself is one of them);
 //   - the low-latency switch (#lowlatency, Space): mode becomes 'ws', packets arrive in sequence with
 //     few losses, and the analyser hears the same notes.
-import { Server, analyserSnapshots, check, launchBrowser, log, newPage, rooms, runTest, waitUntil } from './lib.mjs';
+import { Server, analyserSnapshots, check, launchBrowser, log, newPage, rooms, runTest, waitUntil, DEMO_NOTES, checkNotes } from './lib.mjs';
 
-const NOTES = [261.63, 329.63, 392.0, 523.25];
+const NOTES = DEMO_NOTES;
 const OFF = [200, 295, 361, 450, 600, 700];
-
-// Checks snapshots of the analyser: notes dominate, several notes heard.
-function checkNotes(snaps, what) {
-    check(snaps.length >= 10, `${what}: only ${snaps.length} analyser snapshots`);
-    let dominated = 0;
-    const heard = new Set();
-    for (const s of snaps) {
-        const notes = s.powers.slice(0, NOTES.length);
-        const off = Math.max(...s.powers.slice(NOTES.length));
-        const best = notes.indexOf(Math.max(...notes));
-        if (notes[best] > 10 * off && s.rms > 0.01) {
-            dominated++;
-            heard.add(best);
-        }
-    }
-    const rmsMax = Math.max(...snaps.map((s) => s.rms));
-    log(`${what}: a note dominates in ${dominated}/${snaps.length} snapshots, notes heard ${[...heard].map((i) => NOTES[i]).join(', ')} Hz, rms max ${rmsMax.toFixed(3)}`);
-    check(dominated >= 0.5 * snaps.length, `${what}: the demo's notes dominate only ${dominated}/${snaps.length} analyser snapshots (rms max ${rmsMax.toFixed(4)})`);
-    check(heard.size >= 3, `${what}: only ${heard.size} of the demo's notes heard`);
-}
 
 runTest('test_listen', async () => {
     const srv = await new Server({ cmd: 'demo' }).start();

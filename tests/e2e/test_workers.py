@@ -217,20 +217,7 @@ def stalled_workers_count_lagging(srv, admin_port, n):
 
 def get_node(port, timeout):
     """GET /api/node on 127.0.0.1:port: the JSON, or None when nothing answers within timeout."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as c:
-            c.settimeout(timeout)
-            c.sendall(b"GET /api/node HTTP/1.1\r\nHost: x\r\n\r\n")
-            data = b""
-            while True:
-                x = c.recv(65536)
-                if not x:
-                    break
-                data += x
-    except OSError:
-        return None
-    head, _, body = data.partition(b"\r\n\r\n")
-    return json.loads(body) if head.startswith(b"HTTP/1.1 200") else None
+    return get_json(port, "/api/node", timeout)
 
 
 def admin_answers_while_workers_stop(srv, admin_port):
