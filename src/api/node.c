@@ -87,12 +87,21 @@ static void on_worker_stats(struct fleet *f, int w, const char *id, unsigned fmt
     if (s && w >= 0 && w < FLEET_MAX) (fmt == CHAN_FMT_WS ? s->ws_wstats : s->wstats)[w] = *st;
 }
 
+static void on_edge_gone(struct fleet *f, int w, const char *id, const char *edge, size_t len,
+                         void *arg)
+{
+    struct node *n = arg;
+    struct space *s = spaces_peek(&n->spaces, id, strlen(id));
+    if (s) space_edge_forget(s, edge, len);
+}
+
 static int start_fleet(struct node *n)
 {
     struct fleet_events ev = {.on_up = on_worker_up,
                               .on_down = on_worker_down,
                               .on_handoff = on_handoff,
                               .on_stats = on_worker_stats,
+                              .on_edge_gone = on_edge_gone,
                               .arg = n};
     int err = fleet_start(&n->fleet, n->loop, &n->cfg, node_worker_exe, fleet_size(&n->cfg), &ev);
     n->has_fleet = true; /* even when partly started: fleet_stop cleans up */

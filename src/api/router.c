@@ -17,6 +17,7 @@
 #include "api/web.h"
 #include "core/log.h"
 #include "deliver/feed.h"
+#include "deliver/worker.h"
 #include "guard/ticket.h"
 #include "http/route.h"
 #include "http/ws.h"
@@ -155,11 +156,17 @@ static void handle_listen(struct node *n, struct conn *c, const struct route_mat
     char rest[1];
     size_t rest_len;
     int is_head = c->method == ROUTE_HEAD;
+    size_t elen = 0;
+    const char *edge = is_ws ? conn_header(c, "X-Tribune-Edge", &elen) : NULL;
+    char edge_id[WORKER_EDGE_ID_MAX];
+    if (!edge || elen > sizeof(edge_id)) elen = 0;
+    if (elen) memcpy(edge_id, edge, elen);
     int fd = conn_detach(c, rest, 0, &rest_len);
     if (n->has_fleet) {
-        /* a WebSocket listener's 101 is sent by the worker, after its admission */
-        if (fleet_give_listener(&n->fleet, c->tag, s->rec.id, fd, is_head, is_ws ? accept : NULL) <
-            0)
+        /* a WebSocket listener's 101 is sent by the worker, after its admission; an
+         * edge's upstream keeps its id (CHAN_EDGE_GONE when it closes) */
+        if (fleet_give_listener(&n->fleet, c->tag, s->rec.id, fd, is_head, is_ws ? accept : NULL,
+                                edge_id, elen) < 0)
             log_limited(LOG_WARN, 1, "no worker to serve a listener of %s", s->rec.id);
         close(fd);
         return;

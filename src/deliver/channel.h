@@ -3,7 +3,7 @@
  *
  *   master --CONFIG, TICKET_KEY, then SPACE, HEADER, CHUNK (every chunk once
  *            per worker), LISTENER+fd------------------------------------->  worker
- *   master <--HANDOFF+fd (a request that is not for listening), STATS----------- worker
+ *   master <--HANDOFF+fd (a request that is not for listening), STATS, EDGE_GONE--- worker
  *
  * A message is a fixed head (struct chan_msg) then `len` payload bytes. The
  * same framing will carry an edge relay's upstream later. Chunks never cross
@@ -31,6 +31,8 @@ enum chan_type {
                         sent right after CONFIG, before any SPACE; never logged */
     CHAN_STEER,      /* m->w: payload is the base URL of the edge to steer joins refused for
                         capacity to (relay/steer.h), empty: none (503 as usual) */
+    CHAN_EDGE_GONE,  /* w->m: the upstream connection of edge `payload` (its X-Tribune-Edge id)
+                        for `space` closed: that edge's report no longer counts */
 };
 
 /* Flags of a CHAN_SPACE message (its `a`). */

@@ -137,7 +137,10 @@ struct feed {
     /* public: called for the header and every chunk published (the master
      * forwards them to its workers); the chunk is borrowed. */
     void (*on_chunk)(struct feed *f, struct chunk *c, int is_header);
-    void *owner;               /* public: for on_chunk */
+    void *owner; /* public: for on_chunk */
+    /* public: called with a listener's socket just before it is closed, or NULL */
+    void (*on_close)(struct feed *f, int fd);
+    void *close_arg;           /* public: for on_close */
     struct loop *loop;         /* private */
     const char *response_head; /* private: the HTTP response head, static */
     size_t response_head_len;

@@ -16,6 +16,7 @@
 #include "deliver/chunk.h"
 #include "deliver/feed.h"
 #include "deliver/worker.h"
+#include "deliver/worker.h"
 
 enum { BACKOFF_MIN_MS = 100, BACKOFF_MAX_MS = 5000, STABLE_MS = 10000, STOP_GRACE_MS = 5000 };
 
@@ -95,6 +96,8 @@ static void on_message(struct fleet_worker *fw, const struct chan_msg *m, const 
         memcpy(&fw->refusals, p, sizeof(fw->refusals));
     else if (m->type == CHAN_STATS && m->len == sizeof(struct feed_stats) && f->ev.on_stats)
         f->ev.on_stats(f, fw->idx, m->space, m->flags, p, f->ev.arg);
+    else if (m->type == CHAN_EDGE_GONE && f->ev.on_edge_gone)
+        f->ev.on_edge_gone(f, fw->idx, m->space, p, m->len, f->ev.arg);
     if (fd >= 0) close(fd);
 }
 
@@ -399,7 +402,7 @@ bool fleet_is_up(const struct fleet *f)
 }
 
 int fleet_give_listener(struct fleet *f, int w, const char *id, int fd, int is_head,
-                        const char *ws_accept)
+                        const char *ws_accept, const char *edge, size_t edge_len)
 {
     if (w < 0 || w >= f->n || !f->w[w].is_up) {
         w = -1;
@@ -408,9 +411,16 @@ int fleet_give_listener(struct fleet *f, int w, const char *id, int fd, int is_h
         if (w < 0) return -EAGAIN;
     }
     struct chan_msg m;
+    char payload[28 + WORKER_EDGE_ID_MAX];
     size_t alen = ws_accept ? strlen(ws_accept) : 0;
+    if (alen > 28) return -EINVAL;
+    if (alen) memcpy(payload, ws_accept, alen);
+    if (alen == 28 && edge && edge_len && edge_len <= WORKER_EDGE_ID_MAX) {
+        memcpy(payload + alen, edge, edge_len); /* an edge's upstream: after the accept value */
+        alen += edge_len;
+    }
     chan_msg_init(&m, CHAN_LISTENER, id, (uint32_t)alen);
     m.a = is_head ? 1 : 0;
     m.flags = ws_accept ? CHAN_FMT_WS : CHAN_FMT_OGG;
-    return fleet_send(f, w, &m, ws_accept, fd);
+    return fleet_send(f, w, &m, payload, fd);
 }

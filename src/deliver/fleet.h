@@ -49,6 +49,10 @@ struct fleet_events {
     /* Counters of one space's feed in worker w. */
     void (*on_stats)(struct fleet *f, int w, const char *space, unsigned fmt,
                      const struct feed_stats *st, void *arg);
+    /* Edge `edge` (len bytes, not NUL-terminated) lost its upstream connection to
+     * space `space` in worker w (CHAN_EDGE_GONE). */
+    void (*on_edge_gone)(struct fleet *f, int w, const char *space, const char *edge, size_t len,
+                         void *arg);
     void *arg;
 };
 
@@ -116,9 +120,11 @@ void fleet_broadcast_space(struct fleet *f, const char *id, uint64_t flags);
 /* Hands listener `fd` of space `id` to worker w (or the first running one
  * when w is not running). With `ws_accept` (28 characters) it is a
  * WebSocket listener whose handshake was checked: the worker admits it, then
- * sends the 101 head with that accept value. The caller closes its fd afterwards. 0 or negative
- * errno (-EAGAIN: no worker is running). */
+ * sends the 101 head with that accept value; `edge` (edge_len bytes, or NULL) is
+ * the X-Tribune-Edge id of an edge's upstream connection (CHAN_EDGE_GONE when it
+ * closes). The caller closes its fd afterwards. 0 or negative errno (-EAGAIN: no
+ * worker is running). */
 int fleet_give_listener(struct fleet *f, int w, const char *id, int fd, int is_head,
-                        const char *ws_accept);
+                        const char *ws_accept, const char *edge, size_t edge_len);
 
 #endif

@@ -170,6 +170,7 @@ static void listener_close(struct listener *l)
         if (ms >= FEED_LISTEN_MS) f->stats.listens++;
     }
     loop_del(f->loop, &l->io);
+    if (f->on_close) f->on_close(f, l->io.fd);
     close(l->io.fd);
     l->io.fd = -1;
     list_remove(&l->node);

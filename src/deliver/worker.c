@@ -60,9 +60,58 @@ struct worker {
     bool has_ticket_key;     /* CHAN_TICKET_KEY came (it does before any space) */
     struct ticket_key ticket_key;
     char steer[STEER_URL_MAX + 1]; /* CHAN_STEER: the edge joins refused for capacity go to */
+    /* WebSocket listeners that are edges' upstream connections (X-Tribune-Edge):
+     * when one closes, the master forgets that edge's report at once (CHAN_EDGE_GONE)
+     * instead of counting its listeners until the report expires */
+    struct edge_up {
+        int fd;
+        char space[CHAN_SPACE_MAX];
+        char edge[WORKER_EDGE_ID_MAX + 1];
+    } edges[WORKER_EDGES_MAX];
+    unsigned nedges;
 };
 
 enum { R_OGG, R_WS };
+
+/* Drops socket fd from the edges' table; true when it was there (and *out got it). */
+static bool forget_edge_as(struct worker *w, int fd, struct edge_up *out)
+{
+    for (unsigned i = 0; i < w->nedges; i++) {
+        if (w->edges[i].fd != fd) continue;
+        if (out) *out = w->edges[i];
+        w->edges[i] = w->edges[--w->nedges];
+        return true;
+    }
+    return false;
+}
+
+static void forget_edge(struct worker *w, int fd)
+{
+    forget_edge_as(w, fd, NULL);
+}
+
+/* A listener of feed f closes: if it was an edge's upstream, tell the master. */
+static void on_listener_close(struct feed *f, int fd)
+{
+    struct worker *w = f->close_arg;
+    struct edge_up e;
+    if (!w->nedges || !forget_edge_as(w, fd, &e)) return;
+    struct chan_msg m = {.type = CHAN_EDGE_GONE, .len = (uint32_t)strlen(e.edge)};
+    memcpy(m.space, e.space, sizeof(m.space));
+    chan_send(w->chan.fd, &m, e.edge, -1);
+}
+
+/* Remembers listener `fd` of space `id` as edge `edge`'s upstream (a bounded table:
+ * beyond it, that edge's report simply expires as before). */
+static void remember_edge(struct worker *w, int fd, const char *id, const char *edge, size_t len)
+{
+    if (w->nedges == WORKER_EDGES_MAX || len == 0 || len > WORKER_EDGE_ID_MAX) return;
+    struct edge_up *e = &w->edges[w->nedges++];
+    e->fd = fd;
+    snprintf(e->space, sizeof(e->space), "%s", id);
+    memcpy(e->edge, edge, len);
+    e->edge[len] = '\0';
+}
 
 static const struct route routes[] = {
     {"/spaces/{}/live.opus", ROUTE_GET | ROUTE_HEAD, R_OGG},
@@ -112,6 +161,8 @@ static struct wfeed *add_feed(struct worker *w, const char *id)
         return NULL;
     }
     wf->ws.is_ws = true;
+    wf->ws.on_close = on_listener_close;
+    wf->ws.close_arg = w;
     struct feed *both[2] = {&wf->feed, &wf->ws};
     for (int i = 0; i < 2; i++) {
         both[i]->stall_timeout_ms = (uint64_t)cfg->stall_timeout_ms;
@@ -247,6 +298,11 @@ static void on_request(struct conn *c)
         return;
     }
     int is_head = c->method == ROUTE_HEAD;
+    size_t elen = 0;
+    const char *edge = is_ws ? conn_header(c, "X-Tribune-Edge", &elen) : NULL;
+    char edge_id[WORKER_EDGE_ID_MAX + 1];
+    if (!edge || elen > WORKER_EDGE_ID_MAX) elen = 0;
+    if (elen) memcpy(edge_id, edge, elen);
     size_t none;
     int fd = conn_detach(c, NULL, 0, &none);
     if (!admit_listener(w, fd, wf, is_ws)) {
@@ -257,10 +313,14 @@ static void on_request(struct conn *c)
         close(fd);
         return;
     }
-    if (listener_start(is_ws ? &wf->ws : &wf->feed, fd, is_head) < 0)
+    /* remembered first: a listener closed during its start is forgotten by on_close */
+    if (elen) remember_edge(w, fd, wf->id, edge_id, elen);
+    if (listener_start(is_ws ? &wf->ws : &wf->feed, fd, is_head) < 0) {
+        forget_edge(w, fd);
         close(fd);
-    else
-        w->listeners++;
+        return;
+    }
+    w->listeners++;
 }
 
 /* No descriptor left for accept(): the oldest connections still in their
@@ -356,15 +416,19 @@ static void on_message(struct worker *w, const struct chan_msg *m, const void *p
         if (fd >= 0 && !admit_listener(w, fd, wf, m->flags == CHAN_FMT_WS)) break;
         if (m->flags == CHAN_FMT_WS) { /* the master checked the handshake; the 101 is ours */
             char accept[29];
-            if (fd < 0 || !wf || m->len != 28) break;
+            if (fd < 0 || !wf || m->len < 28 || m->len > 28 + WORKER_EDGE_ID_MAX) break;
             memcpy(accept, p, 28);
             accept[28] = '\0';
             if (ws_send_head(fd, accept) < 0) break;
+            /* an edge's upstream: its id follows the accept value */
+            if (m->len > 28) remember_edge(w, fd, wf->id, (const char *)p + 28, m->len - 28);
         }
         if (fd >= 0 && wf &&
             listener_start(m->flags == CHAN_FMT_WS ? &wf->ws : &wf->feed, fd, m->a != 0) == 0) {
             w->listeners++;
             fd = -1;
+        } else if (fd >= 0) {
+            forget_edge(w, fd);
         }
         break;
     default:

@@ -22,6 +22,8 @@ enum {
     WORKER_MAX_LISTENERS = 19000,
     WORKER_COALESCE_ABOVE = 4000, /* node listeners: write every write_interval_ms from here */
     WORKER_COALESCE_BELOW = 2000, /* ... and every chunk again below this */
+    WORKER_EDGES_MAX = 64,        /* edges' upstream connections a worker tracks */
+    WORKER_EDGE_ID_MAX = 64,      /* bytes of an X-Tribune-Edge id (SPACE_EDGE_ID_MAX) */
 };
 
 /* Runs a worker on channel `fd` until it is told to stop. Returns the exit

@@ -162,6 +162,19 @@ static bool edge_is_fresh(const struct space *s, const struct space_edge *e)
     return e->id[0] && e->at_ms + SPACE_EDGE_EXPIRE_MS > loop_now_ms(s->owner->loop);
 }
 
+void space_edge_forget(struct space *s, const char *edge_id, size_t len)
+{
+    for (int i = 0; i < SPACE_EDGES_MAX; i++) {
+        struct space_edge *e = &s->edges[i];
+        if (strlen(e->id) == len && len && memcmp(e->id, edge_id, len) == 0) {
+            log_info("space %s: edge %s lost its upstream here: its %llu listeners leave the count",
+                     s->rec.id, e->id, (unsigned long long)e->connected);
+            memset(e, 0, sizeof(*e));
+            return;
+        }
+    }
+}
+
 int space_edge_report(struct space *s, const char *edge_id, const struct space_edge *r)
 {
     struct space_edge *slot = NULL;

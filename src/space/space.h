@@ -183,6 +183,10 @@ void space_stats(const struct space *s, struct feed_stats *out);
 /* Records edge `edge_id`'s report (connected, waiting, hearing, lagging, upstream in
  * `r`, id ignored). 0, or -ENOSPC when SPACE_EDGES_MAX live edges report already. */
 int space_edge_report(struct space *s, const char *edge_id, const struct space_edge *r);
+/* Edge `edge_id` (len bytes) lost its upstream connection to this node: its report
+ * stops counting now, not when it expires (its listeners are failing over, and would
+ * otherwise be counted twice meanwhile). Its next report counts again. */
+void space_edge_forget(struct space *s, const char *edge_id, size_t len);
 /* Adds the fresh reports of the edges that steer edge `e` names (relay/steer.h) to its
  * load: listeners += their connected, capacity = the largest reported, is_fresh set. */
 struct steer_edge;

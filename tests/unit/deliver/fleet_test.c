@@ -78,7 +78,8 @@ static void on_stats(struct fleet *f, int w, const char *space, unsigned fmt,
     ev.stats_listeners[w] = st->listeners;
 }
 
-static const struct fleet_events events = {on_up, on_down, on_handoff, on_stats, NULL};
+static const struct fleet_events events = {
+    .on_up = on_up, .on_down = on_down, .on_handoff = on_handoff, .on_stats = on_stats};
 
 static void on_sigchld(struct io *io, uint32_t e)
 {
@@ -197,7 +198,7 @@ static void give_listener(struct sink *s, int w, int is_head)
 {
     int sv[2];
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
-    ck_assert_int_eq(fleet_give_listener(&fleet, w, "s1", sv[0], is_head, NULL), 0);
+    ck_assert_int_eq(fleet_give_listener(&fleet, w, "s1", sv[0], is_head, NULL, NULL, 0), 0);
     close(sv[0]);
     sink_start(s, loop, sv[1]);
 }
@@ -449,7 +450,7 @@ START_TEST(listener_for_a_missing_worker_goes_elsewhere)
     int sv[2];
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
     /* Out of range: the first running worker takes it. */
-    ck_assert_int_eq(fleet_give_listener(&fleet, 17, "s1", sv[0], 1, NULL), 0);
+    ck_assert_int_eq(fleet_give_listener(&fleet, 17, "s1", sv[0], 1, NULL, NULL, 0), 0);
     close(sv[0]);
     struct sink s;
     sink_start(&s, loop, sv[1]);
@@ -462,7 +463,7 @@ START_TEST(listener_for_a_missing_worker_goes_elsewhere)
     ck_assert_int_eq(fleet_send(&fleet, -1, &m, NULL, -1), -EINVAL);
     /* With nobody running there is nobody to take it. */
     stop_fleet();
-    ck_assert_int_eq(fleet_give_listener(&fleet, 0, "s1", 0, 0, NULL), -EAGAIN);
+    ck_assert_int_eq(fleet_give_listener(&fleet, 0, "s1", 0, 0, NULL, NULL, 0), -EAGAIN);
 }
 END_TEST
 

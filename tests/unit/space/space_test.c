@@ -345,7 +345,7 @@ END_TEST
 
 /* Edge relays' reports (POST /api/edges): their listeners count here, their upstream
  * connections (listeners of this node) do not, and a report expires after 3 s. */
-START_TEST(edge_reports_count_and_expire)
+START_TEST(edge_reports_count_forget_and_expire)
 {
     struct space *s = spaces_get(&spaces, "alpha", 5);
     ck_assert_ptr_nonnull(s);
@@ -366,6 +366,21 @@ START_TEST(edge_reports_count_and_expire)
     ck_assert_uint_eq(st.listeners, 16);
     ck_assert_uint_eq(st.hearing, 14);
     ck_assert_uint_eq(st.waiting, 2);
+    /* e2 lost its upstream here (CHAN_EDGE_GONE): its report leaves at once; a
+     * prefix of an id or an unknown id forgets nothing */
+    space_edge_forget(s, "e", 1);
+    space_edge_forget(s, "e3", 2);
+    space_edge_totals(s, &et);
+    ck_assert_uint_eq(et.edges, 2);
+    space_edge_forget(s, "e2", 2);
+    space_edge_totals(s, &et);
+    ck_assert_uint_eq(et.edges, 1);
+    ck_assert_uint_eq(et.connected, 10);
+    ck_assert_uint_eq(et.hearing, 8);
+    r = (struct space_edge){.connected = 6, .hearing = 6};
+    ck_assert_int_eq(space_edge_report(s, "e2", &r), 0); /* its next report counts again */
+    space_edge_totals(s, &et);
+    ck_assert_uint_eq(et.edges, 2);
     run_for(loop, SPACE_EDGE_EXPIRE_MS + 100);
     space_edge_totals(s, &et);
     ck_assert_uint_eq(et.edges, 0);
@@ -387,7 +402,7 @@ static Suite *space_suite(void)
     tcase_add_test(tc, second_publisher_is_busy);
     tcase_add_test(tc, silent_publisher_dropped_by_sweep);
     tcase_add_test(tc, speakers_mute_remove_and_lifecycle);
-    tcase_add_test(tc, edge_reports_count_and_expire);
+    tcase_add_test(tc, edge_reports_count_forget_and_expire);
     suite_add_tcase(s, tc);
     return s;
 }
