@@ -92,7 +92,11 @@ static void on_edge_gone(struct fleet *f, int w, const char *id, const char *edg
 {
     struct node *n = arg;
     struct space *s = spaces_peek(&n->spaces, id, strlen(id));
-    if (s) space_edge_forget(s, edge, len);
+    if (!s) return;
+    space_edge_forget(s, edge, len);
+    /* steering and the failover list stop naming it now, not at their next second */
+    n->nodes_at_ms = 0;
+    if (n->is_steering) timer_start(n->loop, &n->steer, loop_now_ms(n->loop));
 }
 
 static int start_fleet(struct node *n)

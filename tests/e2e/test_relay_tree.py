@@ -248,9 +248,8 @@ def main():
         # its own N, E4's N and half of E3's)
         held = fill(origin, 3)
         log("%d listener(s) took the origin's free slots" % len(held))
-        # the origin picks its steering target once a second, from fresh reports: until its next pick
-        # after E3's report expired, it may still name E3 (an open gap: a dead edge is steered to for up
-        # to SPACE_EDGE_EXPIRE_MS + 1 s)
+        # the origin picks its steering target once a second from fresh reports, and at once when an
+        # edge's upstream closes (E3's report is forgotten then)
         t = time.monotonic()
         to_e2 = ("HTTP/1.1 302 Found", edges["E2"].url + "/spaces/demo/live.opus")
         wait_until(lambda: steered_to(origin) == to_e2, 2.5, "the full origin to steer to E2 (%s)" % edges["E2"].url,
