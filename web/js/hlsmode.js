@@ -8,7 +8,8 @@
 // counts itself: POST /api/spaces/{id}/beacon {session, playing, buffered_s,
 // stalls} once at start, once audible, and every 10 s while the mode plays. The session id is
 // random, one per page load; stalls counts 'waiting' events once audible.
-import { Retrier, probe } from './backoff.js';
+import { Retrier } from './backoff.js';
+import { probeAndRetry, watchClock } from './element.js';
 import { api, spacePath } from './api.js';
 import { nodes } from './nodes.js';
 
@@ -113,39 +114,17 @@ export class HlsPlayer {
   }
 
   // A fatal hls.js error, the stream ended, or no progress: ask the server why, then retry.
-  async fail() {
-    if (!this.playing || this.retrier.pending || this.probing) return;
-    this.probing = true;
-    this.close();
-    const p = await probe(this.url);
-    this.probing = false;
-    if (!this.playing) return;
-    if (p.status === 410) return this.onState('ended');
-    this.stats.reconnects++;
-    nodes.failed(this, this.base, p.status);
-    this.retrier.failed(p.retryAfterMs);
+  fail() {
+    return probeAndRetry(this, () => this.close());
   }
 
   // Four times a second: buffer ahead, latency (the play position's
   // PROGRAM-DATE-TIME against the clock), audible, stalled.
   watch() {
-    const a = this.audio, t = a.currentTime, now = performance.now();
-    const end = a.buffered.length ? a.buffered.end(a.buffered.length - 1) : t;
-    this.stats.bufferMs = Math.max(0, Math.round((end - t) * 1000));
+    const now = performance.now();
     const date = this.hls && this.hls.playingDate;
     if (date) this.stats.latencyMs = Math.round(Date.now() - date.getTime());
-    if (this.baseline === null && t > 0) this.baseline = this.lastTime = t;
-    if (t !== this.lastTime) {
-      this.lastTime = t;
-      this.lastProgress = now;
-      if (!this.isAudible && t - this.baseline >= 0.2) {
-        this.isAudible = true;
-        this.retrier.connected();
-        nodes.ok(this);
-        this.onState('playing');
-        this.beacon(); // hearing now, not in up to 10 s
-      }
-    }
+    if (watchClock(this, now)) this.beacon(); // hearing now, not in up to 10 s
     if (!this.hls || this.retrier.pending) return;
     if (now - this.lastProgress > (this.isAudible ? STALL_MS : START_MS)) {
       this.lastProgress = now;

@@ -2,7 +2,8 @@
 // (GET /spaces/{id}/live.opus), routed through the page's AudioContext so the
 // analyser sees what plays. The element reconnects with backoff.js's policy
 // when the stream fails, ends, or stops advancing for STALL_MS.
-import { Retrier, probe } from './backoff.js';
+import { Retrier } from './backoff.js';
+import { probeAndRetry, watchClock } from './element.js';
 import { api, spacePath } from './api.js';
 import { nodes } from './nodes.js';
 
@@ -107,21 +108,11 @@ export class ProgressivePlayer {
 
   // The element failed or the stream ended: ask the server why, then retry (on the next
   // node when this one stopped answering: nodes.js).
-  async fail() {
-    if (!this.playing || this.retrier.pending || this.probing) return;
-    this.probing = true;
-    this.audio.removeAttribute('src');
-    this.audio.load();
-    const p = await probe(this.url);
-    this.probing = false;
-    if (!this.playing) return;
-    if (p.status === 410) {
-      this.onState('ended');
-      return;
-    }
-    this.stats.reconnects++;
-    nodes.failed(this, this.base, p.status);
-    this.retrier.failed(p.retryAfterMs);
+  fail() {
+    return probeAndRetry(this, () => {
+      this.audio.removeAttribute('src');
+      this.audio.load();
+    });
   }
 
   // Four times a second: the buffer ahead of the play position, and stall and
@@ -129,20 +120,8 @@ export class ProgressivePlayer {
   // where the stream started (Chromium jumps to the start position first and
   // only then buffers for a few seconds).
   watch() {
-    const a = this.audio, t = a.currentTime, now = performance.now();
-    const end = a.buffered.length ? a.buffered.end(a.buffered.length - 1) : t;
-    this.stats.bufferMs = Math.max(0, Math.round((end - t) * 1000));
-    if (this.baseline === null && t > 0) this.baseline = this.lastTime = t;
-    if (t !== this.lastTime) {
-      this.lastTime = t;
-      this.lastProgress = now;
-      if (!this.isAudible && t - this.baseline >= 0.2) {
-        this.isAudible = true;
-        this.retrier.connected();
-        nodes.ok(this);
-        this.onState('playing');
-      }
-    }
+    const a = this.audio, now = performance.now();
+    watchClock(this, now);
     // a space that is not live yet holds its listeners silent: no stall then
     if (!this.spaceLive || !a.src || this.retrier.pending) return;
     const still = now - this.lastProgress;
